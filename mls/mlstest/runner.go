@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/switchboard-chat/switchboard/mls"
 )
@@ -215,5 +214,3 @@ func DefaultDir() (string, error) {
 func Summary(name string, r Result) string {
 	return fmt.Sprintf("%s: %d passed, %d failed, %d skipped", name, r.Passed, r.Failed, r.Skipped)
 }
-
-var _ = strings.TrimSpace
