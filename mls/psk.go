@@ -19,6 +19,7 @@ const (
 	PSKResumption PSKType = 2 // a resumption_psk of an earlier epoch
 )
 
+// String names the type as the RFC does, for error messages and logs.
 func (t PSKType) String() string {
 	switch t {
 	case PSKExternal:
@@ -41,6 +42,7 @@ const (
 	ResumptionBranch      ResumptionPSKUsage = 3
 )
 
+// String names the usage as the RFC does, for error messages and logs.
 func (u ResumptionPSKUsage) String() string {
 	switch u {
 	case ResumptionApplication:
