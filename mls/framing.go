@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -232,10 +233,8 @@ func (m *PublicMessage) VerifyMembershipTag(s *Suite, membershipKey []byte, ctx 
 	if err := checkMembershipKey(s, membershipKey); err != nil {
 		return err
 	}
-	w := NewWriter(framedContentSize(&m.Content) + 128 + len(m.Auth.Signature) + len(m.Auth.ConfirmationTag))
-	marshalTBS(w, WireFormatPublicMessage, &m.Content, ctx)
-	m.Auth.marshal(w, m.Content.ContentType)
-	if !s.VerifyMAC(membershipKey, w.Bytes(), m.MembershipTag) {
+	want := membershipTag(s, membershipKey, &m.Content, &m.Auth, ctx)
+	if !hmac.Equal(want, m.MembershipTag) { // constant time: timing tells a forger nothing
 		return fmt.Errorf("%w for leaf %d", ErrMembershipTag, m.Content.Sender.Leaf)
 	}
 	return nil
