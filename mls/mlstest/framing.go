@@ -66,7 +66,7 @@ func checkMessageProtection(c *messageProtectionCase) error {
 	if err != nil {
 		return err
 	}
-	priv, err := s.ParseSignaturePrivateKey(padScalar(s.ID, c.SignaturePriv))
+	priv, err := s.ParseSignaturePrivateKey(c.SignaturePriv)
 	if err != nil {
 		return fmt.Errorf("signature_priv: %w", err)
 	}
@@ -112,23 +112,6 @@ func checkMessageProtection(c *messageProtectionCase) error {
 		}
 	}
 	return nil
-}
-
-// padScalar left-pads an ECDSA private scalar to its curve's size. The
-// vectors write the scalar as a big-endian integer, and the suite-5 case of
-// message-protection.json has one whose top byte is zero and was dropped (65
-// bytes for P-521), while mls.Suite.ParseSignaturePrivateKey wants the fixed
-// size. Leading zeros do not change the integer, so padding is exact.
-func padScalar(id mls.CipherSuite, raw []byte) []byte {
-	size := map[mls.CipherSuite]int{
-		mls.P256AES128GCMSHA256P256: 32,
-		mls.P384AES256GCMSHA384P384: 48,
-		mls.P521AES256GCMSHA512P521: 66,
-	}[id]
-	if len(raw) >= size {
-		return raw
-	}
-	return append(make([]byte, size-len(raw)), raw...)
 }
 
 // body returns the wire encoding of the content's proposal, commit or
