@@ -378,6 +378,11 @@ func (s *Suite) ParseSignaturePrivateKey(raw []byte) (*SignaturePrivateKey, erro
 		}
 		return s.newSignatureKey(ed25519.NewKeyFromSeed(raw), nil)
 	}
+	// Some implementations drop leading zero bytes of the scalar; restore
+	// the fixed width the standard library expects.
+	if size := (s.curve().Params().BitSize + 7) / 8; len(raw) < size {
+		raw = append(make([]byte, size-len(raw)), raw...)
+	}
 	priv, err := ecdsa.ParseRawPrivateKey(s.curve(), raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA private key: %v", ErrCrypto, err)
