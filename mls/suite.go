@@ -250,6 +250,13 @@ func (s *Suite) DeriveHPKEKey(ikm []byte) (HPKEPrivateKey, []byte, error) {
 
 // ParseHPKEPrivateKey decodes a private key in SerializePrivateKey form.
 func (s *Suite) ParseHPKEPrivateKey(raw []byte) (HPKEPrivateKey, error) {
+	// NIST-curve scalars are fixed-width big-endian integers; accept them
+	// from implementations that drop leading zero bytes.
+	if c := s.curve(); c != nil {
+		if size := (c.Params().BitSize + 7) / 8; len(raw) < size {
+			raw = append(make([]byte, size-len(raw)), raw...)
+		}
+	}
 	k, err := s.kem.NewPrivateKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrCrypto, err)
