@@ -34,7 +34,7 @@ type Group struct {
 	pending *pendingCommit // this member's own commit, until it is merged
 	// updateKeys holds the private keys of this member's Update proposals.
 	updateKeys map[string]updateKey
-	config  GroupConfig
+	config     GroupConfig
 
 	// removed is set when a commit removed this member: the group can no
 	// longer be used. reinit is set after a commit with a ReInit proposal.
