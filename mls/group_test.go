@@ -1,0 +1,408 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// These tests play groups of clients through the life of a group: creating
+// it, adding and removing people, updating keys, joining from outside, and
+// talking. After every commit all members must agree on the epoch
+// authenticator, which proves they derived the same key schedule.
+
+type member struct {
+	name string
+	g    *Group
+	sig  *SignaturePrivateKey
+}
+
+type scenario struct {
+	t       *testing.T
+	s       *Suite
+	config  GroupConfig
+	members map[string]*member
+}
+
+func newScenario(t *testing.T, id CipherSuite, config GroupConfig) *scenario {
+	t.Helper()
+	s, err := SuiteFor(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &scenario{t: t, s: s, config: config, members: map[string]*member{}}
+}
+
+func (sc *scenario) identity(name string) (Identity, *SignaturePrivateKey) {
+	sig, err := sc.s.GenerateSignatureKey()
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	return Identity{Signer: sig, Credential: Credential{Type: CredentialBasic, Identity: []byte(name)}}, sig
+}
+
+// create makes name the founder of a group.
+func (sc *scenario) create(name string, exts Extensions) *member {
+	sc.t.Helper()
+	id, sig := sc.identity(name)
+	g, err := CreateGroup(sc.s, []byte("room-"+name), id, exts, sc.config)
+	if err != nil {
+		sc.t.Fatalf("%s creates the group: %v", name, err)
+	}
+	m := &member{name: name, g: g, sig: sig}
+	sc.members[name] = m
+	return m
+}
+
+// keyPackage makes a KeyPackage for a client who is not yet a member.
+func (sc *scenario) keyPackage(name string) *KeyPackagePrivate {
+	sc.t.Helper()
+	_, sig := sc.identity(name)
+	kp, err := NewKeyPackage(sc.s, sig, Credential{Type: CredentialBasic, Identity: []byte(name)}, KeyPackageOptions{})
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	return kp
+}
+
+// commit has committer commit with o, delivers the commit to every other
+// member, merges it for the committer, and welcomes the new members.
+func (sc *scenario) commit(committer string, o CommitOptions, joiners map[string]*KeyPackagePrivate) *CommitResult {
+	sc.t.Helper()
+	c := sc.members[committer]
+	res, err := c.g.Commit(o)
+	if err != nil {
+		sc.t.Fatalf("%s commits: %v", committer, err)
+	}
+	sc.broadcast(committer, res.Commit)
+	if _, err := c.g.MergePendingCommit(); err != nil {
+		sc.t.Fatalf("%s merges its commit: %v", committer, err)
+	}
+	for name, kp := range joiners {
+		if res.Welcome == nil {
+			sc.t.Fatalf("no Welcome for %s", name)
+		}
+		var tree TreeNodes
+		if !o.InlineTree {
+			tree = c.g.Tree().TreeNodes()
+		}
+		g, err := JoinFromWelcome(res.Welcome.Welcome, kp, tree, sc.config)
+		if err != nil {
+			sc.t.Fatalf("%s joins: %v", name, err)
+		}
+		sc.members[name] = &member{name: name, g: g, sig: kp.SignatureKey}
+	}
+	sc.agree()
+	return res
+}
+
+// broadcast delivers msg (after a round trip through its wire encoding) to
+// every member but the sender and returns what each received.
+func (sc *scenario) broadcast(sender string, msg *MLSMessage) map[string]*Received {
+	sc.t.Helper()
+	wire := Marshal(msg)
+	out := map[string]*Received{}
+	for name, m := range sc.members {
+		if name == sender || m.g.Removed() {
+			continue
+		}
+		parsed, err := ParseMLSMessage(wire)
+		if err != nil {
+			sc.t.Fatalf("%s parses a message from %s: %v", name, sender, err)
+		}
+		r, err := m.g.ProcessMessage(parsed)
+		if err != nil {
+			sc.t.Fatalf("%s processes a message from %s: %v", name, sender, err)
+		}
+		out[name] = r
+	}
+	return out
+}
+
+// agree checks that every remaining member is in the same epoch with the
+// same authenticator, tree and exported secret.
+func (sc *scenario) agree() {
+	sc.t.Helper()
+	var first *member
+	for _, m := range sc.members {
+		if m.g.Removed() {
+			continue
+		}
+		if first == nil {
+			first = m
+			continue
+		}
+		a, b := first.g, m.g
+		if a.Epoch() != b.Epoch() {
+			sc.t.Fatalf("%s is in epoch %d, %s in epoch %d", first.name, a.Epoch(), m.name, b.Epoch())
+		}
+		if !bytes.Equal(a.EpochAuthenticator(), b.EpochAuthenticator()) {
+			sc.t.Fatalf("%s and %s disagree on the epoch authenticator of epoch %d", first.name, m.name, a.Epoch())
+		}
+		if !bytes.Equal(a.Tree().TreeHash(), b.Tree().TreeHash()) {
+			sc.t.Fatalf("%s and %s disagree on the tree", first.name, m.name)
+		}
+		ea, _ := a.Export("test", nil, 32)
+		eb, _ := b.Export("test", nil, 32)
+		if !bytes.Equal(ea, eb) {
+			sc.t.Fatalf("%s and %s export different secrets", first.name, m.name)
+		}
+	}
+}
+
+// say has sender send text and checks every other member reads it.
+func (sc *scenario) say(sender, text string) {
+	sc.t.Helper()
+	msg, err := sc.members[sender].g.Encrypt([]byte(text), []byte("aad"))
+	if err != nil {
+		sc.t.Fatalf("%s encrypts: %v", sender, err)
+	}
+	for name, r := range sc.broadcast(sender, msg) {
+		if string(r.ApplicationData) != text || r.ContentType != ContentApplication {
+			sc.t.Fatalf("%s read %q from %s, want %q", name, r.ApplicationData, sender, text)
+		}
+	}
+}
+
+func add(kps ...*KeyPackagePrivate) []*Proposal {
+	var ps []*Proposal
+	for _, kp := range kps {
+		ps = append(ps, &Proposal{Type: ProposalAdd, Add: kp.KeyPackage})
+	}
+	return ps
+}
+
+func TestTwoPeopleChatInEverySuite(t *testing.T) {
+	for _, id := range SupportedSuites {
+		t.Run(id.String(), func(t *testing.T) {
+			sc := newScenario(t, id, GroupConfig{})
+			sc.create("alice", nil)
+			bob := sc.keyPackage("bob")
+			sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+			sc.say("alice", "hi bob")
+			sc.say("bob", "hi alice")
+			sc.commit("bob", CommitOptions{}, nil) // an empty commit refreshes bob's path
+			sc.say("alice", "still here")
+		})
+	}
+}
+
+func TestGroupGrowsChangesKeysAndShrinks(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted-handshake=%v", encrypt), func(t *testing.T) {
+			sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{EncryptHandshake: encrypt, PaddingBlock: 32})
+			sc.create("alice", nil)
+			bob, carol, dave := sc.keyPackage("bob"), sc.keyPackage("carol"), sc.keyPackage("dave")
+			// The tree goes to the joiners out of band here.
+			sc.commit("alice", CommitOptions{Proposals: add(bob, carol, dave)}, map[string]*KeyPackagePrivate{"bob": bob, "carol": carol, "dave": dave})
+			sc.say("carol", "hello all")
+
+			// Bob refreshes his leaf by proposal; Carol commits it by reference.
+			up, err := sc.members["bob"].g.NewUpdateProposal(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _, err := sc.members["bob"].g.Propose(up, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc.broadcast("bob", msg)
+			sc.commit("carol", CommitOptions{}, nil)
+			sc.say("bob", "new keys")
+
+			// Alice removes Dave; Dave learns it and can no longer send.
+			daveLeaf := sc.members["dave"].g.OwnLeaf()
+			res, err := sc.members["alice"].g.Commit(CommitOptions{Proposals: []*Proposal{{Type: ProposalRemove, Remove: daveLeaf}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sc.broadcast("alice", res.Commit)
+			if !got["dave"].Commit.RemovedSelf {
+				t.Fatal("dave was not told he was removed")
+			}
+			if _, err := sc.members["alice"].g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sc.members["dave"].g.Encrypt([]byte("let me in"), nil); !errors.Is(err, ErrGroupClosed) {
+				t.Fatalf("removed dave could still encrypt: %v", err)
+			}
+			delete(sc.members, "dave")
+			sc.agree()
+			sc.say("alice", "dave has left")
+			if n := len(sc.members["bob"].g.Members()); n != 3 {
+				t.Fatalf("bob sees %d members, want 3", n)
+			}
+		})
+	}
+}
+
+func TestSomeoneJoinsFromOutside(t *testing.T) {
+	for _, id := range SupportedSuites {
+		t.Run(id.String(), func(t *testing.T) {
+			sc := newScenario(t, id, GroupConfig{})
+			sc.create("alice", nil)
+			bob := sc.keyPackage("bob")
+			sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+
+			info, err := sc.members["bob"].g.GroupInfo(true, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := ParseMLSMessage(Marshal(info))
+			if err != nil {
+				t.Fatal(err)
+			}
+			eveID, eveSig := sc.identity("eve")
+			eve, commit, err := JoinExternal(parsed.GroupInfo, eveID, ExternalJoinOptions{}, sc.config)
+			if err != nil {
+				t.Fatalf("eve joins from outside: %v", err)
+			}
+			got := sc.broadcast("eve", commit)
+			if got["alice"].Commit.Joined == nil || *got["alice"].Commit.Joined != eve.OwnLeaf() {
+				t.Fatalf("alice did not see eve join at leaf %d", eve.OwnLeaf())
+			}
+			sc.members["eve"] = &member{name: "eve", g: eve, sig: eveSig}
+			sc.agree()
+			sc.say("eve", "hello from outside")
+			sc.commit("alice", CommitOptions{}, nil)
+			sc.say("bob", "welcome eve")
+		})
+	}
+}
+
+func TestHubProposesAsExternalSender(t *testing.T) {
+	sc := newScenario(t, P256AES128GCMSHA256P256, GroupConfig{})
+	hubSig, err := sc.s.GenerateSignatureKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	senders := ExternalSenders{{SignatureKey: hubSig.PublicKey(), Credential: Credential{Type: CredentialBasic, Identity: []byte("hub.example")}}}
+	sc.create("alice", Extensions{{Type: ExtExternalSenders, Data: Marshal(senders)}})
+	bob, carol := sc.keyPackage("bob"), sc.keyPackage("carol")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+
+	// The hub proposes adding Carol; Bob commits; Carol is welcomed.
+	a := sc.members["alice"].g
+	msg, err := ExternalProposal(sc.s, a.GroupID(), a.Epoch(), 0, hubSig, &Proposal{Type: ProposalAdd, Add: carol.KeyPackage}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range sc.broadcast("hub", msg) {
+		if r.Sender.Type != SenderExternal {
+			t.Fatalf("%s saw sender %v", name, r.Sender)
+		}
+	}
+	sc.commit("bob", CommitOptions{InlineTree: true}, map[string]*KeyPackagePrivate{"carol": carol})
+
+	// An impostor with another key is refused.
+	mallory, _ := sc.s.GenerateSignatureKey()
+	forged, err := ExternalProposal(sc.s, a.GroupID(), a.Epoch(), 0, mallory, &Proposal{Type: ProposalRemove, Remove: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.members["alice"].g.ProcessMessage(forged); !errors.Is(err, ErrSignature) {
+		t.Fatalf("forged hub proposal: %v", err)
+	}
+	// A hub may not propose updates at all.
+	if _, err := ExternalProposal(sc.s, a.GroupID(), a.Epoch(), 0, hubSig, &Proposal{Type: ProposalUpdate}, nil); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("external update proposal: %v", err)
+	}
+}
+
+func TestPreSharedKeysEnterTheKeySchedule(t *testing.T) {
+	psks := &PSKMap{}
+	psks.AddExternal([]byte("shared-secret"), []byte("0123456789abcdef"))
+	sc := newScenario(t, X25519ChaCha20Poly1305SHA256Ed25519, GroupConfig{PSKs: psks})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+
+	ext := NewExternalPSKID(sc.s, []byte("shared-secret"))
+	res := NewResumptionPSKID(sc.s, ResumptionApplication, sc.members["alice"].g.GroupID(), sc.members["alice"].g.Epoch())
+	sc.commit("bob", CommitOptions{Proposals: []*Proposal{{Type: ProposalPSK, PSK: &ext}, {Type: ProposalPSK, PSK: &res}}}, nil)
+	sc.say("alice", "keyed with psks")
+
+	// A member without the PSK cannot follow.
+	carol := sc.keyPackage("carol")
+	unknown := NewExternalPSKID(sc.s, []byte("nobody-has-this"))
+	if _, err := sc.members["alice"].g.Commit(CommitOptions{Proposals: append(add(carol), &Proposal{Type: ProposalPSK, PSK: &unknown})}); !errors.Is(err, ErrMissingPSK) {
+		t.Fatalf("commit with an unknown PSK: %v", err)
+	}
+}
+
+func TestStaleAndDuelingCommits(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+
+	// Alice and Bob commit at once; the delivery service takes Alice's.
+	ra, err := sc.members["alice"].g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := sc.members["bob"].g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.members["bob"].g.ProcessMessage(ra.Commit); err != nil {
+		t.Fatalf("bob processes the winning commit: %v", err)
+	}
+	if sc.members["bob"].g.HasPendingCommit() {
+		t.Fatal("bob still holds his losing commit")
+	}
+	if _, err := sc.members["alice"].g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	sc.agree()
+	_, err = sc.members["alice"].g.ProcessMessage(rb.Commit)
+	if !errors.Is(err, ErrWrongEpoch) || !strings.Contains(err.Error(), "commit for epoch 1 in epoch 2") {
+		t.Fatalf("the losing commit: %v", err)
+	}
+	// A commit delivered twice is refused the second time.
+	if _, err := sc.members["bob"].g.ProcessMessage(ra.Commit); !errors.Is(err, ErrWrongEpoch) {
+		t.Fatalf("replayed commit: %v", err)
+	}
+}
+
+func TestTamperedCommitChangesNothing(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	res, err := sc.members["alice"].g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sc.members["bob"].g.EpochAuthenticator()
+	res.Commit.Public.Auth.ConfirmationTag[0] ^= 1
+	if _, err := sc.members["bob"].g.ProcessMessage(res.Commit); err == nil {
+		t.Fatal("tampered commit accepted")
+	}
+	if sc.members["bob"].g.Epoch() != 1 || !bytes.Equal(before, sc.members["bob"].g.EpochAuthenticator()) {
+		t.Fatal("a refused commit changed bob's state")
+	}
+	res.Commit.Public.Auth.ConfirmationTag[0] ^= 1
+	if _, err := sc.members["bob"].g.ProcessMessage(res.Commit); err != nil {
+		t.Fatalf("the genuine commit after a tampered copy: %v", err)
+	}
+}
+
+func TestReInitClosesTheGroup(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	reinit := &ReInit{GroupID: []byte("room-alice-v2"), Version: MLS10, CipherSuite: P256AES128GCMSHA256P256}
+	sc.commit("bob", CommitOptions{Proposals: []*Proposal{{Type: ProposalReInit, ReInit: reinit}}}, nil)
+	for name, m := range sc.members {
+		if r := m.g.PendingReInit(); r == nil || !bytes.Equal(r.GroupID, reinit.GroupID) {
+			t.Fatalf("%s did not note the reinit", name)
+		}
+		if _, err := m.g.Encrypt([]byte("x"), nil); !errors.Is(err, ErrGroupClosed) {
+			t.Fatalf("%s could still send after reinit: %v", name, err)
+		}
+	}
+}
