@@ -472,13 +472,15 @@ func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
 	return nil
 }
 
-// truncate halves the tree while the right subtree of the root is all blank.
-// The left half keeps its indices and cached hashes.
+// truncate halves the tree while the right subtree of the root has no
+// non-blank leaf (§12.1.3 counts leaves only; its parents are blank anyway in
+// a valid tree, since removing a leaf blanks its direct path). The left half
+// keeps its indices and cached hashes.
 func (t *RatchetTree) truncate() {
 	for len(t.nodes) > 1 {
 		half := len(t.nodes) / 2
-		for _, n := range t.nodes[half:] {
-			if !n.blank() {
+		for i := half + 1; i < len(t.nodes); i += 2 {
+			if t.nodes[i].leaf != nil {
 				return
 			}
 		}

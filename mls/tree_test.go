@@ -185,6 +185,102 @@ func (g *testGroup) commit(t testing.TB, committer LeafIndex, add int, remove ..
 	return added
 }
 
+// addWithoutPath adds n members by a commit without a path: they stay
+// unmerged at every non-blank node above them, and get only their leaf keys.
+func (g *testGroup) addWithoutPath(t testing.TB, n int) []LeafIndex {
+	t.Helper()
+	var added []LeafIndex
+	for k := 0; k < n; k++ {
+		leaf, priv, sig := newTestLeaf(t, g.s, fmt.Sprintf("m%d", g.names))
+		g.names++
+		var at LeafIndex
+		first := true
+		for l, m := range g.members {
+			got, err := m.tree.AddLeaf(leaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !first && got != at {
+				t.Fatalf("member %d placed the new leaf at %d, others at %d", l, got, at)
+			}
+			at, first = got, false
+		}
+		var any *testMember
+		for _, m := range g.members {
+			any = m
+			break
+		}
+		jt, err := ParseRatchetTree(g.s, Marshal(any.tree))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jt.VerifyParentHashes(); err != nil {
+			t.Fatalf("joiner %d: %v", at, err)
+		}
+		g.members[at] = &testMember{sig: sig, tree: jt, state: NewTreePrivateState(at, priv)}
+		added = append(added, at)
+	}
+	return added
+}
+
+// update replaces member l's leaf by an Update proposal, applied by all.
+func (g *testGroup) update(t testing.TB, l LeafIndex) {
+	t.Helper()
+	m := g.members[l]
+	leaf := cloneLeafNode(m.tree.Leaf(l))
+	priv, pub, err := g.s.GenerateHPKEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf.EncryptionKey, leaf.Source, leaf.ParentHash = pub, SourceUpdate, nil
+	if err := leaf.Sign(g.s, m.sig, g.groupID, l); err != nil {
+		t.Fatal(err)
+	}
+	for k, o := range g.members {
+		check := LeafNodeCheck{GroupID: g.groupID, Leaf: l, Source: SourceUpdate, Tree: o.tree}
+		if err := ValidateLeafNode(g.s, leaf, &check); err != nil {
+			t.Fatalf("member %d: %v", k, err)
+		}
+		if err := o.tree.UpdateLeaf(l, leaf); err != nil {
+			t.Fatal(err)
+		}
+		o.state = o.state.Pruned(o.tree)
+	}
+	m.state = NewTreePrivateState(l, priv).Pruned(m.tree)
+}
+
+func TestTreeUnmergedLeavesAndUpdates(t *testing.T) {
+	g := newTestGroup(t)
+	g.commit(t, 0, 5) // leaves 0..5, all parents on paths set
+	added := g.addWithoutPath(t, 2)
+	if fmt.Sprint(added) != "[6 7]" {
+		t.Fatalf("added at %v", added)
+	}
+	tr := g.members[0].tree
+	if root := tr.Parent(7); root == nil || fmt.Sprint(root.UnmergedLeaves) != "[6 7]" {
+		t.Fatalf("root unmerged leaves: %+v", root)
+	}
+	// Leaf 1 commits: its copath at the root is node 11, whose resolution
+	// includes the unmerged leaves 6 and 7; they decrypt with leaf keys.
+	g.commit(t, 1, 0)
+	if n := len(g.members[0].tree.Parent(7).UnmergedLeaves); n != 0 {
+		t.Fatalf("root still has %d unmerged leaves after a path through it", n)
+	}
+	if err := g.members[6].tree.VerifyParentHashes(); err != nil {
+		t.Fatal(err)
+	}
+	// Member 4 updates, blanking its direct path; member 7 commits.
+	g.update(t, 4)
+	if g.members[0].tree.Parent(9) != nil {
+		t.Fatal("update did not blank the direct path")
+	}
+	g.commit(t, 7, 1)
+	g.commit(t, 4, 0, 1)
+	if err := g.members[0].tree.VerifyParentHashes(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestTreeGroupGrowsToEight(t *testing.T) {
 	g := newTestGroup(t)
 	// As the vectors' get_tree(n): leaf i commits adding leaf i+1.
