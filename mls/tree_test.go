@@ -11,9 +11,9 @@ import (
 	"testing"
 )
 
-// testSuite is the suite of the scenario tests and benchmarks: X25519 and
+// treeTestSuite is the suite of the scenario tests and benchmarks: X25519 and
 // Ed25519 keep key generation cheap.
-func testSuite(tb testing.TB) *Suite {
+func treeTestSuite(tb testing.TB) *Suite {
 	s, err := SuiteFor(X25519AES128GCMSHA256Ed25519)
 	if err != nil {
 		tb.Fatal(err)
@@ -21,8 +21,8 @@ func testSuite(tb testing.TB) *Suite {
 	return s
 }
 
-// newTestLeaf makes a real KeyPackage leaf with fresh keys.
-func newTestLeaf(tb testing.TB, s *Suite, name string) (*LeafNode, HPKEPrivateKey, *SignaturePrivateKey) {
+// newTreeTestLeaf makes a real KeyPackage leaf with fresh keys.
+func newTreeTestLeaf(tb testing.TB, s *Suite, name string) (*LeafNode, HPKEPrivateKey, *SignaturePrivateKey) {
 	tb.Helper()
 	priv, pub, err := s.GenerateHPKEKey()
 	if err != nil {
@@ -50,32 +50,32 @@ func newTestLeaf(tb testing.TB, s *Suite, name string) (*LeafNode, HPKEPrivateKe
 	return leaf, priv, sig
 }
 
-type testMember struct {
+type treeTestMember struct {
 	sig   *SignaturePrivateKey
 	tree  *RatchetTree
 	state *TreePrivateState
 }
 
-// testGroup drives real commits between members who each keep their own
+// treeTestGroup drives real commits between members who each keep their own
 // tree and private state, checking after every commit that all agree.
-type testGroup struct {
+type treeTestGroup struct {
 	s       *Suite
 	groupID []byte
 	epoch   uint64
-	members map[LeafIndex]*testMember
+	members map[LeafIndex]*treeTestMember
 	names   int
 }
 
-func newTestGroup(t testing.TB) *testGroup {
-	s := testSuite(t)
-	leaf, priv, sig := newTestLeaf(t, s, "m0")
-	g := &testGroup{s: s, groupID: []byte("test group"), members: map[LeafIndex]*testMember{}, names: 1}
-	g.members[0] = &testMember{sig: sig, tree: NewRatchetTreeWithLeaf(s, leaf), state: NewTreePrivateState(0, priv)}
+func newTreeTestGroup(t testing.TB) *treeTestGroup {
+	s := treeTestSuite(t)
+	leaf, priv, sig := newTreeTestLeaf(t, s, "m0")
+	g := &treeTestGroup{s: s, groupID: []byte("test group"), members: map[LeafIndex]*treeTestMember{}, names: 1}
+	g.members[0] = &treeTestMember{sig: sig, tree: NewRatchetTreeWithLeaf(s, leaf), state: NewTreePrivateState(0, priv)}
 	return g
 }
 
 // commit has committer remove some members and add n new ones, with a path.
-func (g *testGroup) commit(t testing.TB, committer LeafIndex, add int, remove ...LeafIndex) []LeafIndex {
+func (g *treeTestGroup) commit(t testing.TB, committer LeafIndex, add int, remove ...LeafIndex) []LeafIndex {
 	t.Helper()
 	cm := g.members[committer]
 	prov := cm.tree.Clone()
@@ -92,7 +92,7 @@ func (g *testGroup) commit(t testing.TB, committer LeafIndex, add int, remove ..
 	var added []LeafIndex
 	var fresh []newcomer
 	for k := 0; k < add; k++ {
-		leaf, priv, sig := newTestLeaf(t, g.s, fmt.Sprintf("m%d", g.names))
+		leaf, priv, sig := newTreeTestLeaf(t, g.s, fmt.Sprintf("m%d", g.names))
 		g.names++
 		l, err := prov.AddLeaf(leaf)
 		if err != nil {
@@ -174,7 +174,7 @@ func (g *testGroup) commit(t testing.TB, committer LeafIndex, add int, remove ..
 		if !bytes.Equal(cs, gen.CommitSecret) {
 			t.Fatalf("joiner %d: commit secret differs", l)
 		}
-		g.members[l] = &testMember{sig: f.sig, tree: jt, state: st}
+		g.members[l] = &treeTestMember{sig: f.sig, tree: jt, state: st}
 	}
 	g.epoch++
 	for l, m := range g.members {
@@ -187,11 +187,11 @@ func (g *testGroup) commit(t testing.TB, committer LeafIndex, add int, remove ..
 
 // addWithoutPath adds n members by a commit without a path: they stay
 // unmerged at every non-blank node above them, and get only their leaf keys.
-func (g *testGroup) addWithoutPath(t testing.TB, n int) []LeafIndex {
+func (g *treeTestGroup) addWithoutPath(t testing.TB, n int) []LeafIndex {
 	t.Helper()
 	var added []LeafIndex
 	for k := 0; k < n; k++ {
-		leaf, priv, sig := newTestLeaf(t, g.s, fmt.Sprintf("m%d", g.names))
+		leaf, priv, sig := newTreeTestLeaf(t, g.s, fmt.Sprintf("m%d", g.names))
 		g.names++
 		var at LeafIndex
 		first := true
@@ -205,7 +205,7 @@ func (g *testGroup) addWithoutPath(t testing.TB, n int) []LeafIndex {
 			}
 			at, first = got, false
 		}
-		var any *testMember
+		var any *treeTestMember
 		for _, m := range g.members {
 			any = m
 			break
@@ -217,14 +217,14 @@ func (g *testGroup) addWithoutPath(t testing.TB, n int) []LeafIndex {
 		if err := jt.VerifyParentHashes(); err != nil {
 			t.Fatalf("joiner %d: %v", at, err)
 		}
-		g.members[at] = &testMember{sig: sig, tree: jt, state: NewTreePrivateState(at, priv)}
+		g.members[at] = &treeTestMember{sig: sig, tree: jt, state: NewTreePrivateState(at, priv)}
 		added = append(added, at)
 	}
 	return added
 }
 
 // update replaces member l's leaf by an Update proposal, applied by all.
-func (g *testGroup) update(t testing.TB, l LeafIndex) {
+func (g *treeTestGroup) update(t testing.TB, l LeafIndex) {
 	t.Helper()
 	m := g.members[l]
 	leaf := cloneLeafNode(m.tree.Leaf(l))
@@ -250,7 +250,7 @@ func (g *testGroup) update(t testing.TB, l LeafIndex) {
 }
 
 func TestTreeUnmergedLeavesAndUpdates(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	g.commit(t, 0, 5) // leaves 0..5, all parents on paths set
 	added := g.addWithoutPath(t, 2)
 	if fmt.Sprint(added) != "[6 7]" {
@@ -282,7 +282,7 @@ func TestTreeUnmergedLeavesAndUpdates(t *testing.T) {
 }
 
 func TestTreeGroupGrowsToEight(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	// As the vectors' get_tree(n): leaf i commits adding leaf i+1.
 	for i := 0; i < 7; i++ {
 		added := g.commit(t, LeafIndex(i), 1)
@@ -305,7 +305,7 @@ func TestTreeGroupGrowsToEight(t *testing.T) {
 }
 
 func TestTreeRemoveTruncates(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	g.commit(t, 0, 7)
 	if w := g.members[0].tree.Width(); w != 15 {
 		t.Fatalf("width %d", w)
@@ -340,7 +340,7 @@ func TestTreeRemoveTruncates(t *testing.T) {
 }
 
 func TestTreeTamperedParentHash(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	for i := 0; i < 7; i++ {
 		g.commit(t, LeafIndex(i), 1)
 	}
@@ -398,8 +398,8 @@ func TestTreeTamperedParentHash(t *testing.T) {
 }
 
 func TestTreeMalformed(t *testing.T) {
-	s := testSuite(t)
-	leaf, _, _ := newTestLeaf(t, s, "a")
+	s := treeTestSuite(t)
+	leaf, _, _ := newTreeTestLeaf(t, s, "a")
 	l := &Node{Leaf: leaf}
 	p := &Node{Parent: &ParentNode{EncryptionKey: leaf.EncryptionKey}}
 	cases := map[string]TreeNodes{
@@ -426,11 +426,11 @@ func TestTreeMalformed(t *testing.T) {
 }
 
 func TestTreeLeafValidation(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	g.commit(t, 0, 4)
 	tr := g.members[0].tree
 	s := g.s
-	dup, _, sig := newTestLeaf(t, s, "dup")
+	dup, _, sig := newTreeTestLeaf(t, s, "dup")
 	dup.EncryptionKey = tr.Leaf(3).EncryptionKey
 	if err := dup.Sign(s, sig, nil, 0); err != nil {
 		t.Fatal(err)
@@ -439,7 +439,7 @@ func TestTreeLeafValidation(t *testing.T) {
 	if !errors.Is(err, ErrInvalidLeafNode) || !strings.Contains(err.Error(), "leaf 5: encryption key already in the tree at leaf 3") {
 		t.Fatalf("duplicate encryption key: %v", err)
 	}
-	ok, _, _ := newTestLeaf(t, s, "ok")
+	ok, _, _ := newTreeTestLeaf(t, s, "ok")
 	if err := ValidateLeafNode(s, ok, &LeafNodeCheck{Leaf: 5, Source: SourceKeyPackage, Tree: tr, Now: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +480,7 @@ func TestTreeLeafValidation(t *testing.T) {
 // TestTreeCaches checks that incremental hashing and the member index after
 // each kind of change agree with a fresh copy of the tree.
 func TestTreeCaches(t *testing.T) {
-	g := newTestGroup(t)
+	g := newTreeTestGroup(t)
 	for i := 0; i < 5; i++ {
 		g.commit(t, LeafIndex(i), 1)
 	}
@@ -505,12 +505,12 @@ func TestTreeCaches(t *testing.T) {
 	}
 	tr.index()
 	check("start")
-	leaf, _, _ := newTestLeaf(t, g.s, "x")
+	leaf, _, _ := newTreeTestLeaf(t, g.s, "x")
 	if _, err := tr.AddLeaf(leaf); err != nil {
 		t.Fatal(err)
 	}
 	check("add")
-	leaf2, _, _ := newTestLeaf(t, g.s, "y")
+	leaf2, _, _ := newTreeTestLeaf(t, g.s, "y")
 	if err := tr.UpdateLeaf(1, leaf2); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +526,7 @@ func TestTreeCaches(t *testing.T) {
 		check(fmt.Sprint("remove ", l))
 	}
 	for _, name := range []string{"p", "q", "r", "s"} {
-		leaf, _, _ := newTestLeaf(t, g.s, name)
+		leaf, _, _ := newTreeTestLeaf(t, g.s, name)
 		if _, err := tr.AddLeaf(leaf); err != nil {
 			t.Fatal(err)
 		}
@@ -541,7 +541,7 @@ func TestTreeCaches(t *testing.T) {
 	if err := sh.RemoveLeaf(0); err != nil {
 		t.Fatal(err)
 	}
-	leaf3, _, _ := newTestLeaf(t, g.s, "z")
+	leaf3, _, _ := newTreeTestLeaf(t, g.s, "z")
 	if _, err := sh.AddLeaf(leaf3); err != nil {
 		t.Fatal(err)
 	}
@@ -551,8 +551,8 @@ func TestTreeCaches(t *testing.T) {
 // FuzzParseRatchetTree checks that no input makes tree parsing, hashing or
 // verification panic.
 func FuzzParseRatchetTree(f *testing.F) {
-	s := testSuite(f)
-	leaf, _, _ := newTestLeaf(f, s, "a")
+	s := treeTestSuite(f)
+	leaf, _, _ := newTreeTestLeaf(f, s, "a")
 	tr := NewRatchetTreeWithLeaf(s, leaf)
 	if _, err := tr.AddLeaf(leaf); err != nil {
 		f.Fatal(err)
@@ -577,7 +577,7 @@ func FuzzParseRatchetTree(f *testing.F) {
 // merging or decrypting panic, and that a rejected path leaves the tree as
 // it was.
 func FuzzApplyUpdatePath(f *testing.F) {
-	g := newTestGroup(f)
+	g := newTreeTestGroup(f)
 	g.commit(f, 0, 4)
 	sender := g.members[1]
 	prov := sender.tree.Clone()
@@ -614,7 +614,7 @@ func FuzzApplyUpdatePath(f *testing.F) {
 // distinct pseudo-random keys (any 32 bytes is an X25519 public key), and
 // only the committer's and the receiver's leaves have real keys.
 
-type benchTree struct {
+type treeBench struct {
 	tree       *RatchetTree
 	committer  LeafIndex
 	signer     *SignaturePrivateKey
@@ -622,22 +622,22 @@ type benchTree struct {
 	parentPriv HPKEPrivateKey
 }
 
-func pseudoKey(tag string, i int) []byte {
+func treeBenchKey(tag string, i int) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(i))
 	h := sha256.Sum256(append([]byte(tag), b[:]...))
 	return h[:]
 }
 
-func buildBenchTree(tb testing.TB, n int) *benchTree {
-	s := testSuite(tb)
+func buildTreeBench(tb testing.TB, n int) *treeBench {
+	s := treeTestSuite(tb)
 	parentPriv, parentPub, err := s.DeriveHPKEKey([]byte("benchmark parent key seed......."))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	committerLeaf, _, signer := newTestLeaf(tb, s, "committer")
-	receiverLeaf, receiverPriv, _ := newTestLeaf(tb, s, "receiver")
-	template, _, _ := newTestLeaf(tb, s, "member")
+	committerLeaf, _, signer := newTreeTestLeaf(tb, s, "committer")
+	receiverLeaf, receiverPriv, _ := newTreeTestLeaf(tb, s, "receiver")
+	template, _, _ := newTreeTestLeaf(tb, s, "member")
 	leaves := uint32(1)
 	for leaves < uint32(n) {
 		leaves *= 2
@@ -653,8 +653,8 @@ func buildBenchTree(tb testing.TB, n int) *benchTree {
 			leaf = receiverLeaf
 		default:
 			c := *template
-			c.EncryptionKey = pseudoKey("enc", i)
-			c.SignatureKey = pseudoKey("sig", i)
+			c.EncryptionKey = treeBenchKey("enc", i)
+			c.SignatureKey = treeBenchKey("sig", i)
 			leaf = &c
 		}
 		nodes[2*i] = &Node{Leaf: leaf}
@@ -675,14 +675,14 @@ func buildBenchTree(tb testing.TB, n int) *benchTree {
 			recv.keys[x] = parentPriv
 		}
 	}
-	return &benchTree{tree: tree, committer: 0, signer: signer, receiver: recv, parentPriv: parentPriv}
+	return &treeBench{tree: tree, committer: 0, signer: signer, receiver: recv, parentPriv: parentPriv}
 }
 
-var benchSizes = []int{10, 100, 1000, 10000}
+var treeBenchSizes = []int{10, 100, 1000, 10000}
 
 func BenchmarkTreeHash(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		bt := buildBenchTree(b, n)
+		bt := buildTreeBench(b, n)
 		tr := bt.tree
 		b.Run(fmt.Sprintf("full/%d", n), func(b *testing.B) {
 			for b.Loop() {
@@ -712,8 +712,8 @@ func BenchmarkTreeHash(b *testing.B) {
 // BenchmarkCreateUpdatePath measures a committer refreshing its path: new
 // keys and parent hashes, the new tree hash, and encryption to the copath.
 func BenchmarkCreateUpdatePath(b *testing.B) {
-	for _, n := range benchSizes {
-		bt := buildBenchTree(b, n)
+	for _, n := range treeBenchSizes {
+		bt := buildTreeBench(b, n)
 		s := bt.tree.Suite()
 		gid := []byte("bench")
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -735,8 +735,8 @@ func BenchmarkCreateUpdatePath(b *testing.B) {
 // path, the new tree hash, and decrypting its path secret. Two paths made
 // from the same tree alternate, so each one replaces the other.
 func BenchmarkApplyUpdatePath(b *testing.B) {
-	for _, n := range benchSizes {
-		bt := buildBenchTree(b, n)
+	for _, n := range treeBenchSizes {
+		bt := buildTreeBench(b, n)
 		s := bt.tree.Suite()
 		gid := []byte("bench")
 		gc := &GroupContext{Version: MLS10, CipherSuite: s.ID, GroupID: gid, TreeHash: []byte("fixed for the benchmark")}
@@ -776,10 +776,10 @@ func BenchmarkApplyUpdatePath(b *testing.B) {
 // the tree hash and decryption.
 func BenchmarkAddMemberCommit(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		bt := buildBenchTree(b, n)
+		bt := buildTreeBench(b, n)
 		s := bt.tree.Suite()
 		gid := []byte("bench")
-		newcomer, _, _ := newTestLeaf(b, s, "newcomer")
+		newcomer, _, _ := newTreeTestLeaf(b, s, "newcomer")
 		// The group's tree has its hashes, blank-region flags and member
 		// index from earlier epochs; each commit's copy inherits them.
 		bt.tree.TreeHash()
@@ -842,7 +842,7 @@ func BenchmarkAddMemberCommit(b *testing.B) {
 
 func BenchmarkTreeClone(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		bt := buildBenchTree(b, n)
+		bt := buildTreeBench(b, n)
 		bt.tree.index()
 		b.Run(fmt.Sprintf("deep/%d", n), func(b *testing.B) {
 			for b.Loop() {

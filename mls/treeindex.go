@@ -40,7 +40,7 @@ func (m *memberIndex) clone() *memberIndex {
 	}
 }
 
-func bump[K comparable](m map[K]int, k K, d int) {
+func treeIndexBump[K comparable](m map[K]int, k K, d int) {
 	if n := m[k] + d; n > 0 {
 		m[k] = n
 	} else {
@@ -54,24 +54,24 @@ func (m *memberIndex) account(leaf *LeafNode, d int) {
 		return
 	}
 	m.members += d
-	bump(m.encKeys, keyHash(leaf.EncryptionKey), d)
-	bump(m.sigKeys, keyHash(leaf.SignatureKey), d)
-	bump(m.credInUse, leaf.Credential.Type, d)
+	treeIndexBump(m.encKeys, treeKeyHash(leaf.EncryptionKey), d)
+	treeIndexBump(m.sigKeys, treeKeyHash(leaf.SignatureKey), d)
+	treeIndexBump(m.credInUse, leaf.Credential.Type, d)
 	for i, ct := range leaf.Capabilities.Credentials {
 		// A type listed twice still counts once for this member.
 		if !slices.Contains(leaf.Capabilities.Credentials[:i], ct) {
-			bump(m.credSupports, ct, d)
+			treeIndexBump(m.credSupports, ct, d)
 		}
 	}
 }
 
-// keySeed seeds keyHash; the hashes never leave the process.
-var keySeed = maphash.MakeSeed()
+// treeKeySeed seeds treeKeyHash; the hashes never leave the process.
+var treeKeySeed = maphash.MakeSeed()
 
-func keyHash(key []byte) uint64 { return maphash.Bytes(keySeed, key) }
+func treeKeyHash(key []byte) uint64 { return maphash.Bytes(treeKeySeed, key) }
 
-// supports reports whether a leaf's capabilities list credential type ct.
-func supportsCredential(leaf *LeafNode, ct CredentialType) bool {
+// treeSupportsCredential reports whether a leaf's capabilities list credential type ct.
+func treeSupportsCredential(leaf *LeafNode, ct CredentialType) bool {
 	return slices.Contains(leaf.Capabilities.Credentials, ct)
 }
 

@@ -131,9 +131,9 @@ func (t *RatchetTree) checkAgainstMembers(leaf *LeafNode, c *LeafNodeCheck) erro
 	// conflict finds another member holding key, when the hashed count says
 	// there may be one (beyond the slot's own leaf when it is excluded).
 	conflict := func(counts map[uint64]int, key []byte, selfKey func(*LeafNode) []byte, excludeSelf bool) (LeafIndex, bool) {
-		h := keyHash(key)
+		h := treeKeyHash(key)
 		n := counts[h]
-		if excludeSelf && self != nil && keyHash(selfKey(self)) == h {
+		if excludeSelf && self != nil && treeKeyHash(selfKey(self)) == h {
 			n--
 		}
 		if n <= 0 {
@@ -153,18 +153,18 @@ func (t *RatchetTree) checkAgainstMembers(leaf *LeafNode, c *LeafNodeCheck) erro
 
 	ct := leaf.Credential.Type
 	supporters := m.credSupports[ct]
-	if self != nil && supportsCredential(self, ct) {
+	if self != nil && treeSupportsCredential(self, ct) {
 		supporters--
 	}
 	if supporters < others {
-		o, _ := t.findLeaf(c.Leaf, func(x *LeafNode) bool { return !supportsCredential(x, ct) })
+		o, _ := t.findLeaf(c.Leaf, func(x *LeafNode) bool { return !treeSupportsCredential(x, ct) })
 		return fmt.Errorf("%w: leaf %d: credential type 0x%04x not supported by leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(ct), o)
 	}
 	for used, n := range m.credInUse {
 		if self != nil && self.Credential.Type == used {
 			n--
 		}
-		if n > 0 && !supportsCredential(leaf, used) {
+		if n > 0 && !treeSupportsCredential(leaf, used) {
 			o, _ := t.findLeaf(c.Leaf, func(x *LeafNode) bool { return x.Credential.Type == used })
 			return fmt.Errorf("%w: leaf %d: does not support credential type 0x%04x of leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(used), o)
 		}
