@@ -46,15 +46,26 @@ type treeSlot struct {
 	leaf   *LeafNode   // set only at leaf positions
 	parent *ParentNode // set only at parent positions
 	hash   []byte      // cached tree hash; nil when not yet computed or stale
+	// occupied caches whether the subtree under this node has a non-blank
+	// node (occUnknown when stale), so that resolutions skip blank regions,
+	// such as the padding right of the last member, without walking them.
+	occupied uint8
 }
+
+const (
+	occUnknown uint8 = iota
+	occEmpty
+	occNonEmpty
+)
 
 func (n *treeSlot) blank() bool { return n.leaf == nil && n.parent == nil }
 
 // RatchetTree is the public state of a group's ratchet tree for one cipher
 // suite. It is not safe for concurrent use: even reads fill the hash cache.
 type RatchetTree struct {
-	suite *Suite
-	nodes []treeSlot // len = 2*LeafCount()-1, LeafCount a power of two
+	suite   *Suite
+	nodes   []treeSlot   // len = 2*LeafCount()-1, LeafCount a power of two
+	members *memberIndex // built on first use, then kept up to date
 }
 
 // NewRatchetTree builds a tree from its wire form (§12.4.3.3), padding it on
@@ -235,17 +246,33 @@ func (t *RatchetTree) MarshalMLS(w *Writer) { t.TreeNodes().MarshalMLS(w) }
 // Clone returns a deep copy of the tree: no node value is shared.
 func (t *RatchetTree) Clone() *RatchetTree {
 	c := &RatchetTree{suite: t.suite, nodes: make([]treeSlot, len(t.nodes))}
+	if t.members != nil {
+		c.members = t.members.clone()
+	}
 	for i := range t.nodes {
 		n := &t.nodes[i]
 		// Cached hashes are never written in place, only replaced, so the
 		// copy may share them.
-		c.nodes[i].hash = n.hash
+		c.nodes[i].hash, c.nodes[i].occupied = n.hash, n.occupied
 		if n.leaf != nil {
 			c.nodes[i].leaf = cloneLeafNode(n.leaf)
 		}
 		if n.parent != nil {
 			c.nodes[i].parent = n.parent.Clone()
 		}
+	}
+	return c
+}
+
+// CloneShared returns a copy of the tree that shares its node values with t.
+// That is safe because the tree never modifies a node value in place (a
+// change replaces it), so a change to either tree never shows in the other.
+// It is much cheaper than Clone for the provisional tree of each commit; use
+// Clone when the copy's nodes may be handed to code that modifies them.
+func (t *RatchetTree) CloneShared() *RatchetTree {
+	c := &RatchetTree{suite: t.suite, nodes: slices.Clone(t.nodes)}
+	if t.members != nil {
+		c.members = t.members.clone()
 	}
 	return c
 }
@@ -285,15 +312,19 @@ func cloneLeafNode(l *LeafNode) *LeafNode {
 func (t *RatchetTree) touch(x NodeIndex) {
 	n := t.LeafCount()
 	r := rootOf(n)
-	t.nodes[x].hash = nil
+	t.nodes[x].hash, t.nodes[x].occupied = nil, occUnknown
 	for x != r {
 		x = parentOf(x)
-		t.nodes[x].hash = nil
+		t.nodes[x].hash, t.nodes[x].occupied = nil, occUnknown
 	}
 }
 
 func (t *RatchetTree) setLeaf(l LeafIndex, leaf *LeafNode) {
 	x := l.Node()
+	if t.members != nil {
+		t.members.account(t.nodes[x].leaf, -1)
+		t.members.account(leaf, 1)
+	}
 	t.nodes[x].leaf = leaf
 	t.touch(x)
 }
@@ -307,7 +338,7 @@ func (t *RatchetTree) setParent(x NodeIndex, p *ParentNode) {
 func (t *RatchetTree) blankPath(l LeafIndex) {
 	for _, x := range directPath(l.Node(), t.LeafCount()) {
 		t.nodes[x].parent = nil
-		t.nodes[x].hash = nil
+		t.nodes[x].hash, t.nodes[x].occupied = nil, occUnknown
 	}
 }
 
@@ -332,7 +363,7 @@ func (t *RatchetTree) appendResolution(out []NodeIndex, x NodeIndex) []NodeIndex
 			out = append(out, l.Node())
 		}
 		return out
-	case x.IsLeaf():
+	case x.IsLeaf() || t.emptyResolution(x):
 		return out
 	}
 	out = t.appendResolution(out, left(x))
@@ -340,15 +371,28 @@ func (t *RatchetTree) appendResolution(out []NodeIndex, x NodeIndex) []NodeIndex
 }
 
 // emptyResolution reports whether the subtree under x is all blank. It stops
-// at the first non-blank node, so for the copath of a full tree it is O(1).
+// at the first non-blank node and caches its answer for blank parents, so
+// after the first call it is O(1) until a change below x.
 func (t *RatchetTree) emptyResolution(x NodeIndex) bool {
-	if !t.nodes[x].blank() {
+	n := &t.nodes[x]
+	if !n.blank() {
 		return false
 	}
 	if x.IsLeaf() {
 		return true
 	}
-	return t.emptyResolution(left(x)) && t.emptyResolution(right(x))
+	switch n.occupied {
+	case occEmpty:
+		return true
+	case occNonEmpty:
+		return false
+	}
+	empty := t.emptyResolution(left(x)) && t.emptyResolution(right(x))
+	n.occupied = occNonEmpty
+	if empty {
+		n.occupied = occEmpty
+	}
+	return empty
 }
 
 // FilteredDirectPath returns the filtered direct path of leaf l (§4.1.2),
@@ -428,13 +472,15 @@ func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
 	return nil
 }
 
-// truncate halves the tree while the right subtree of the root is all blank.
-// The left half keeps its indices and cached hashes.
+// truncate halves the tree while the right subtree of the root has no
+// non-blank leaf (§12.1.3 counts leaves only; its parents are blank anyway in
+// a valid tree, since removing a leaf blanks its direct path). The left half
+// keeps its indices and cached hashes.
 func (t *RatchetTree) truncate() {
 	for len(t.nodes) > 1 {
 		half := len(t.nodes) / 2
-		for _, n := range t.nodes[half:] {
-			if !n.blank() {
+		for i := half + 1; i < len(t.nodes); i += 2 {
+			if t.nodes[i].leaf != nil {
 				return
 			}
 		}

@@ -174,7 +174,7 @@ func (t *RatchetTree) VerifyParentHashes() error {
 		case valid == 0 && len(tried) == 0:
 			return fmt.Errorf("%w at node %d: no descendant could have set it", ErrParentHash, p)
 		case valid == 0:
-			return fmt.Errorf("%w at node %d: parent_hash of node %s does not match it", ErrParentHash, p, joinNodes(tried))
+			return fmt.Errorf("%w at node %d: parent_hash of node %s does not match it", ErrParentHash, p, treeNodeList(tried))
 		case valid > 1:
 			return fmt.Errorf("%w at node %d: both children chain to it", ErrParentHash, p)
 		}
@@ -211,7 +211,7 @@ func (t *RatchetTree) linkCandidate(p NodeIndex, pn *ParentNode, c NodeIndex) (N
 	return d, found
 }
 
-func joinNodes(xs []NodeIndex) string {
+func treeNodeList(xs []NodeIndex) string {
 	var b bytes.Buffer
 	for i, x := range xs {
 		if i > 0 {

@@ -114,6 +114,22 @@ func (p *TreePrivateState) CheckConsistent(t *RatchetTree) error {
 	return nil
 }
 
+// Pruned returns a copy of the state without the keys that no longer fit t:
+// those of nodes that are blank (blanked by a Remove or an Update), outside
+// the tree (after truncation), not above the member's leaf, or whose public
+// key has changed. Call it after a commit without a path; DecryptPath and
+// ImplantPathSecret prune on their own.
+func (p *TreePrivateState) Pruned(t *RatchetTree) *TreePrivateState {
+	c := NewTreePrivateState(p.Leaf, p.LeafKey)
+	for x, k := range p.keys {
+		pub := t.EncryptionKey(x)
+		if pub != nil && isAncestor(x, p.Leaf.Node()) && bytes.Equal(k.PublicKey().Bytes(), pub) {
+			c.keys[x] = k
+		}
+	}
+	return c
+}
+
 // PathOptions says how a committer refreshes its direct path.
 type PathOptions struct {
 	// GroupID and the committer's leaf index are signed into the new leaf.
@@ -390,7 +406,7 @@ func (p *TreePrivateState) DecryptPath(t *RatchetTree, sender LeafIndex, up *Upd
 // them in place of the keys of the sender's (now replaced) direct path.
 func (p *TreePrivateState) deriveUp(t *RatchetTree, sender LeafIndex, path []NodeIndex, pathSecret []byte) (*TreePrivateState, []byte, error) {
 	s := t.suite
-	next := p.Clone()
+	next := p.Pruned(t)
 	for _, x := range directPath(sender.Node(), t.LeafCount()) {
 		delete(next.keys, x)
 	}

@@ -1,7 +1,6 @@
 package mls
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 )
@@ -112,38 +111,62 @@ func ValidateLeafNode(s *Suite, leaf *LeafNode, c *LeafNodeCheck) error {
 }
 
 // checkAgainstMembers compares the leaf with every other member: unique keys
-// and mutually supported credential types. One pass over the leaves; no
-// signature is checked, so it stays cheap for large groups.
+// and mutually supported credential types. It uses the tree's member index,
+// so it costs a few map look-ups however large the group; no signature is
+// checked.
 func (t *RatchetTree) checkAgainstMembers(leaf *LeafNode, c *LeafNodeCheck) error {
-	for i := 0; i < len(t.nodes); i += 2 {
-		m := t.nodes[i].leaf
-		if m == nil {
-			continue
+	m := t.index()
+	// self is the leaf now at the position, whose contributions to the
+	// counts are not those of "another member".
+	self := t.Leaf(c.Leaf)
+	others := m.members
+	if self != nil {
+		others--
+	}
+	sameKey := func(a, b []byte) bool { return string(a) == string(b) }
+
+	if self != nil && sameKey(self.EncryptionKey, leaf.EncryptionKey) && !c.InTree {
+		return fmt.Errorf("%w: leaf %d: encryption key is not new", ErrInvalidLeafNode, c.Leaf)
+	}
+	// conflict finds another member holding key, when the hashed count says
+	// there may be one (beyond the slot's own leaf when it is excluded).
+	conflict := func(counts map[uint64]int, key []byte, selfKey func(*LeafNode) []byte, excludeSelf bool) (LeafIndex, bool) {
+		h := treeKeyHash(key)
+		n := counts[h]
+		if excludeSelf && self != nil && treeKeyHash(selfKey(self)) == h {
+			n--
 		}
-		l := NodeIndex(i).Leaf()
-		self := l == c.Leaf
-		if self && c.InTree {
-			continue
+		if n <= 0 {
+			return 0, false
 		}
-		if bytes.Equal(m.EncryptionKey, leaf.EncryptionKey) {
-			if self {
-				return fmt.Errorf("%w: leaf %d: encryption key is not new", ErrInvalidLeafNode, c.Leaf)
-			}
-			return fmt.Errorf("%w: leaf %d: encryption key already in the tree at leaf %d", ErrInvalidLeafNode, c.Leaf, l)
+		return t.findLeaf(c.Leaf, func(x *LeafNode) bool { return sameKey(selfKey(x), key) })
+	}
+	encKey := func(x *LeafNode) []byte { return x.EncryptionKey }
+	sigKey := func(x *LeafNode) []byte { return x.SignatureKey }
+	if o, dup := conflict(m.encKeys, leaf.EncryptionKey, encKey, c.InTree); dup {
+		return fmt.Errorf("%w: leaf %d: encryption key already in the tree at leaf %d", ErrInvalidLeafNode, c.Leaf, o)
+	}
+	// The member being replaced may keep its signature key.
+	if o, dup := conflict(m.sigKeys, leaf.SignatureKey, sigKey, true); dup {
+		return fmt.Errorf("%w: leaf %d: signature key already in the tree at leaf %d", ErrInvalidLeafNode, c.Leaf, o)
+	}
+
+	ct := leaf.Credential.Type
+	supporters := m.credSupports[ct]
+	if self != nil && treeSupportsCredential(self, ct) {
+		supporters--
+	}
+	if supporters < others {
+		o, _ := t.findLeaf(c.Leaf, func(x *LeafNode) bool { return !treeSupportsCredential(x, ct) })
+		return fmt.Errorf("%w: leaf %d: credential type 0x%04x not supported by leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(ct), o)
+	}
+	for used, n := range m.credInUse {
+		if self != nil && self.Credential.Type == used {
+			n--
 		}
-		if self {
-			// The member being replaced may keep its signature key and its
-			// own credential type.
-			continue
-		}
-		if bytes.Equal(m.SignatureKey, leaf.SignatureKey) {
-			return fmt.Errorf("%w: leaf %d: signature key already in the tree at leaf %d", ErrInvalidLeafNode, c.Leaf, l)
-		}
-		if !slices.Contains(m.Capabilities.Credentials, leaf.Credential.Type) {
-			return fmt.Errorf("%w: leaf %d: credential type 0x%04x not supported by leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(leaf.Credential.Type), l)
-		}
-		if !slices.Contains(leaf.Capabilities.Credentials, m.Credential.Type) {
-			return fmt.Errorf("%w: leaf %d: does not support credential type 0x%04x of leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(m.Credential.Type), l)
+		if n > 0 && !treeSupportsCredential(leaf, used) {
+			o, _ := t.findLeaf(c.Leaf, func(x *LeafNode) bool { return x.Credential.Type == used })
+			return fmt.Errorf("%w: leaf %d: does not support credential type 0x%04x of leaf %d", ErrInvalidLeafNode, c.Leaf, uint16(used), o)
 		}
 	}
 	return nil
