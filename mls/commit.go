@@ -196,7 +196,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: p})
 		list = append(list, committedProposal{proposal: p, sender: self})
 	}
-	tree := g.tree.Clone()
+	tree := g.tree.CloneShared()
 	applied, err := g.applyProposals(tree, list, g.self, false)
 	if err != nil {
 		return nil, err
@@ -220,7 +220,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		commitSecret = path.CommitSecret
 		priv = path.State
 	}
-	priv = priv.pruned(tree)
+	priv = priv.Pruned(tree)
 
 	psks, _, err := resolvePSKs(s, applied.psks, g.config.PSKs, g.ownResumptionPSK, false)
 	if err != nil {

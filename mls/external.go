@@ -73,7 +73,7 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 		commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: p})
 		list[i] = committedProposal{proposal: p, sender: joiner}
 	}
-	next := tree.Clone()
+	next := tree.CloneShared()
 	applied, err := g.applyProposals(next, list, 0, true)
 	if err != nil {
 		return nil, nil, err
@@ -148,7 +148,7 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 	}
 	g.tree = next
 	g.ctx = nextCtx
-	g.priv = path.State.pruned(next)
+	g.priv = path.State.Pruned(next)
 	if err := g.enterEpoch(secrets, a.Auth.ConfirmationTag); err != nil {
 		return nil, nil, err
 	}

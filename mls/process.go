@@ -208,7 +208,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	tree := g.tree.Clone()
+	tree := g.tree.CloneShared()
 	applied, err := g.applyProposals(tree, list, c.Sender.Leaf, external)
 	if err != nil {
 		return nil, err
@@ -267,7 +267,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 			return nil, err
 		}
 	}
-	priv = priv.pruned(tree)
+	priv = priv.Pruned(tree)
 
 	confirmed, err := ConfirmedTranscriptHash(s, g.interimHash, a)
 	if err != nil {
@@ -339,21 +339,4 @@ func senderString(s Sender) string {
 		return "a new member's proposal"
 	}
 	return fmt.Sprintf("sender type %d", s.Type)
-}
-
-// pruned drops private keys of nodes that are now blank or hold another key:
-// they can never be used again and should not linger.
-func (p *TreePrivateState) pruned(t *RatchetTree) *TreePrivateState {
-	for x := range p.keys {
-		if t.Blank(x) {
-			q := p.Clone()
-			for y := range q.keys {
-				if t.Blank(y) {
-					delete(q.keys, y)
-				}
-			}
-			return q
-		}
-	}
-	return p
 }
