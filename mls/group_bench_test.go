@@ -92,6 +92,9 @@ func newFullTreeGroup(b *testing.B, n int) *benchGroup {
 			}
 		}
 	}
+	for _, g := range []*Group{bg.alice, bg.bob} {
+		g.ctx.TreeHash = g.tree.TreeHash() // as a real group caches after its merge
+	}
 	fullTreeGroups[n] = bg
 	return bg
 }
