@@ -351,8 +351,11 @@ func (g *Group) enterEpoch(secrets *EpochSecrets, confirmationTag []byte) error 
 		g.resumption = map[uint64][]byte{}
 	}
 	g.resumption[g.ctx.Epoch] = secrets.ResumptionPSK
-	if keep := uint64(g.config.resumptionEpochs()); g.ctx.Epoch >= keep {
-		delete(g.resumption, g.ctx.Epoch-keep)
+	keep := uint64(g.config.resumptionEpochs())
+	for e := range g.resumption {
+		if e+keep <= g.ctx.Epoch {
+			delete(g.resumption, e)
+		}
 	}
 	secrets.ForgetConsumed()
 	return nil

@@ -406,3 +406,22 @@ func TestReInitClosesTheGroup(t *testing.T) {
 		}
 	}
 }
+
+func TestEchoedProposalIsCachedOnce(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob, carol := sc.keyPackage("bob"), sc.keyPackage("carol")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	msg, _, err := sc.members["alice"].g.Propose(&Proposal{Type: ProposalAdd, Add: carol.KeyPackage}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The delivery service echoes alice's proposal to her and sends it to bob twice.
+	for _, name := range []string{"alice", "bob", "bob"} {
+		if _, err := sc.members[name].g.ProcessMessage(msg); err != nil {
+			t.Fatalf("%s processes the proposal: %v", name, err)
+		}
+	}
+	sc.commit("bob", CommitOptions{InlineTree: true}, map[string]*KeyPackagePrivate{"carol": carol})
+	sc.say("carol", "added once")
+}

@@ -35,7 +35,9 @@ type CommitSummary struct {
 
 // ProcessMessage handles a PublicMessage or PrivateMessage sent to the group:
 // it authenticates and decrypts it, caches a proposal, applies a commit, or
-// returns application data. On error the group is unchanged.
+// returns application data. On error the group is unchanged, except that
+// the key of a PrivateMessage that decrypted is used up even if the message
+// is then refused: the same bytes are not accepted a second time.
 func (g *Group) ProcessMessage(m *MLSMessage) (*Received, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
@@ -156,7 +158,12 @@ func (g *Group) handleContent(a *AuthenticatedContent) (*Received, error) {
 			return nil, err
 		}
 		ref := ProposalRef(g.suite, Marshal(a))
-		g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: c.Proposal, sender: c.Sender})
+		// A replayed proposal, or this member's own echoed back by the
+		// delivery service, is cached once: a second copy would make the
+		// next commit's proposal list invalid.
+		if !slices.ContainsFunc(g.proposals, func(p cachedProposal) bool { return bytes.Equal(p.ref, ref) }) {
+			g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: c.Proposal, sender: c.Sender})
+		}
 		r.Proposal, r.ProposalRef = c.Proposal, ref
 		return r, nil
 	case ContentCommit:
