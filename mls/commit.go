@@ -222,11 +222,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	priv = priv.Pruned(tree)
 
-	psks, _, err := resolvePSKs(s, applied.psks, g.config.PSKs, g.ownResumptionPSK, false)
-	if err != nil {
-		return nil, err
-	}
-	pskSecret, err := PSKSecret(s, psks)
+	pskSecret, err := g.pskSecret(applied.psks)
 	if err != nil {
 		return nil, err
 	}

@@ -112,11 +112,7 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 		return nil, nil, err
 	}
 
-	psks, _, err := resolvePSKs(s, applied.psks, config.PSKs, nil, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	pskSecret, err := PSKSecret(s, psks)
+	pskSecret, err := g.pskSecret(applied.psks)
 	if err != nil {
 		return nil, nil, err
 	}

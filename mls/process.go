@@ -260,15 +260,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 		if err := tree.ApplyUpdatePath(committer, commit.Path, applied.added, check); err != nil {
 			return nil, err
 		}
-		provisional := GroupContext{
-			Version:                 g.ctx.Version,
-			CipherSuite:             g.ctx.CipherSuite,
-			GroupID:                 g.ctx.GroupID,
-			Epoch:                   g.ctx.Epoch + 1,
-			TreeHash:                tree.TreeHash(),
-			ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash,
-			Extensions:              applied.extensions,
-		}
+		provisional := g.nextContext(tree, g.ctx.ConfirmedTranscriptHash, applied.extensions)
 		priv, _, commitSecret, err = priv.DecryptPath(tree, committer, commit.Path, &provisional, applied.added)
 		if err != nil {
 			return nil, err
@@ -280,20 +272,8 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := GroupContext{
-		Version:                 g.ctx.Version,
-		CipherSuite:             g.ctx.CipherSuite,
-		GroupID:                 g.ctx.GroupID,
-		Epoch:                   g.ctx.Epoch + 1,
-		TreeHash:                tree.TreeHash(),
-		ConfirmedTranscriptHash: confirmed,
-		Extensions:              applied.extensions,
-	}
-	psks, _, err := resolvePSKs(s, applied.psks, g.config.PSKs, g.ownResumptionPSK, false)
-	if err != nil {
-		return nil, err
-	}
-	pskSecret, err := PSKSecret(s, psks)
+	next := g.nextContext(tree, confirmed, applied.extensions)
+	pskSecret, err := g.pskSecret(applied.psks)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +289,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 		return nil, err
 	}
 	if err := VerifyConfirmationTag(s, secrets.ConfirmationKey, confirmed, a.Auth.ConfirmationTag); err != nil {
-		return nil, fmt.Errorf("%w: commit from %s: %w", ErrInvalidCommit, senderString(c.Sender), err)
+		return nil, fmt.Errorf("%w: commit from %s: %w", ErrInvalidCommit, c.Sender.describe(), err)
 	}
 
 	g.tree = tree
@@ -332,18 +312,4 @@ func (g *Group) externalInitSecret(kemOutput []byte) ([]byte, error) {
 		return nil, err
 	}
 	return g.suite.ExternalInitSecretOpen(priv, kemOutput)
-}
-
-func senderString(s Sender) string {
-	switch s.Type {
-	case SenderMember:
-		return fmt.Sprintf("leaf %d", s.Leaf)
-	case SenderExternal:
-		return fmt.Sprintf("external sender %d", s.Index)
-	case SenderNewMemberCommit:
-		return "a new member's commit"
-	case SenderNewMemberProposal:
-		return "a new member's proposal"
-	}
-	return fmt.Sprintf("sender type %d", s.Type)
 }

@@ -731,7 +731,7 @@ func (g *Group) checkPending(p *pendingCommit) error {
 	case c.ContentType != ContentCommit || c.Commit == nil:
 		return stateErrf("pending commit: content", "a %v, not a commit", c.ContentType)
 	case c.Sender != self:
-		return stateErrf("pending commit: content", "sent by %s, not this member", senderString(c.Sender))
+		return stateErrf("pending commit: content", "sent by %s, not this member", c.Sender.describe())
 	case !bytes.Equal(c.GroupID, g.ctx.GroupID) || c.Epoch != g.ctx.Epoch:
 		return stateErrf("pending commit: content", "for group %x epoch %d, the group is %x epoch %d", c.GroupID, c.Epoch, g.ctx.GroupID, g.ctx.Epoch)
 	case (p.private != nil) != (p.content.WireFormat == WireFormatPrivateMessage):
