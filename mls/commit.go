@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 )
 
 // Creating proposals, commits and application messages (RFC 9420 §12.4.1).
@@ -103,7 +104,11 @@ func (g *Group) Propose(p *Proposal, authenticatedData []byte) (*MLSMessage, []b
 		return nil, nil, err
 	}
 	ref := ProposalRef(g.suite, Marshal(a))
-	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: p, sender: self})
+	cached := cachedProposal{ref: ref, proposal: p, sender: self}
+	if msg.Private != nil {
+		cached.sent = Marshal(msg.Private)
+	}
+	g.proposals = append(g.proposals, cached)
 	return msg, ref, nil
 }
 
@@ -151,6 +156,9 @@ type CommitOptions struct {
 	Proposals []*Proposal
 	// OnlyByValue leaves out the cached proposals.
 	OnlyByValue bool
+	// ProposalRefs, if not nil, names the cached proposals to include
+	// (by their ProposalRef); the others stay cached for a later commit.
+	ProposalRefs [][]byte
 	// ForcePath includes an UpdatePath even when no proposal requires one.
 	ForcePath bool
 	// InlineTree puts the ratchet tree in the Welcome's GroupInfo; without
@@ -188,6 +196,9 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 			if c.sender.Type == SenderMember && c.sender.Leaf == g.self && c.proposal.Type == ProposalUpdate {
 				continue // a committer's own update is its path
 			}
+			if o.ProposalRefs != nil && !slices.ContainsFunc(o.ProposalRefs, func(r []byte) bool { return bytes.Equal(r, c.ref) }) {
+				continue
+			}
 			commit.Proposals = append(commit.Proposals, ProposalOrRef{Reference: c.ref})
 			list = append(list, committedProposal{proposal: c.proposal, sender: c.sender})
 		}
@@ -222,7 +233,16 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	}
 	priv = priv.Pruned(tree)
 
-	pskSecret, err := g.pskSecret(applied.psks)
+	var extra []PSKInput
+	if g.successorPSK != nil {
+		// The first commit of a reinitialized or branched group carries
+		// the resumption PSK that ties it to its predecessor (§11.2, §11.3);
+		// such PSKs are not allowed in ordinary proposals.
+		extra = []PSKInput{*g.successorPSK}
+		commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: &Proposal{Type: ProposalPSK, PSK: &g.successorPSK.ID}})
+		applied.psks = append(slices.Clone(applied.psks), g.successorPSK.ID)
+	}
+	pskSecret, err := g.pskSecret(applied.psks[:len(applied.psks)-len(extra)], extra...)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,10 @@ type Group struct {
 	// longer be used. reinit is set after a commit with a ReInit proposal.
 	removed bool
 	reinit  *ReInit
+
+	// successorPSK is set only while the first commit of a branched or
+	// reinitialized group is built.
+	successorPSK *PSKInput
 }
 
 // GroupConfig holds a member's choices that other members do not see.
@@ -120,6 +124,10 @@ type cachedProposal struct {
 	ref      []byte
 	proposal *Proposal
 	sender   Sender
+	// sent is the PrivateMessage of this member's own encrypted proposal,
+	// so that it is recognised when the delivery service echoes it back
+	// (this member cannot decrypt its own message: its key is used up).
+	sent []byte
 }
 
 // Errors about group operations. Every error returned by Group methods wraps

@@ -425,3 +425,68 @@ func TestEchoedProposalIsCachedOnce(t *testing.T) {
 	sc.commit("bob", CommitOptions{InlineTree: true}, map[string]*KeyPackagePrivate{"carol": carol})
 	sc.say("carol", "added once")
 }
+
+func TestReInitMovesTheGroupToANewSuite(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	reinit := &ReInit{GroupID: []byte("room-alice-p256"), Version: MLS10, CipherSuite: P256AES128GCMSHA256P256}
+	sc.commit("bob", CommitOptions{Proposals: []*Proposal{{Type: ProposalReInit, ReInit: reinit}}}, nil)
+
+	// Bob makes a KeyPackage in the new suite; Alice starts the new group.
+	old := sc.members
+	p256 := newScenario(t, P256AES128GCMSHA256P256, GroupConfig{})
+	bobNew := p256.keyPackage("bob")
+	aliceID, aliceSig := p256.identity("alice")
+	aliceNew, res, err := old["alice"].g.ReInitSuccessor(aliceID, []*KeyPackage{bobNew.KeyPackage}, CommitOptions{})
+	if err != nil {
+		t.Fatalf("alice starts the new group: %v", err)
+	}
+	psks := &PSKMap{}
+	oldBob := old["bob"].g
+	psk, ok := oldBob.ResumptionPSKOf(oldBob.Epoch())
+	if !ok {
+		t.Fatal("bob kept no resumption PSK")
+	}
+	psks.AddResumption(oldBob.GroupID(), oldBob.Epoch(), psk)
+	bobGroup, err := JoinFromWelcome(res.Welcome.Welcome, bobNew, aliceNew.Tree().TreeNodes(), GroupConfig{PSKs: psks})
+	if err != nil {
+		t.Fatalf("bob joins the new group: %v", err)
+	}
+	p256.members["alice"] = &member{name: "alice", g: aliceNew, sig: aliceSig}
+	p256.members["bob"] = &member{name: "bob", g: bobGroup, sig: bobNew.SignatureKey}
+	p256.agree()
+	p256.say("bob", "same people, new suite")
+
+	// Without the old group's PSK the Welcome is useless.
+	if _, err := JoinFromWelcome(res.Welcome.Welcome, bobNew, aliceNew.Tree().TreeNodes(), GroupConfig{}); !errors.Is(err, ErrMissingPSK) {
+		t.Fatalf("join without the reinit PSK: %v", err)
+	}
+}
+
+func TestBranchStartsASubgroup(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob, carol := sc.keyPackage("bob"), sc.keyPackage("carol")
+	sc.commit("alice", CommitOptions{Proposals: add(bob, carol), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob, "carol": carol})
+
+	bob2 := sc.keyPackage("bob")
+	alice := sc.members["alice"].g
+	sub, res, err := alice.Branch([]byte("side-room"), nil, []*KeyPackage{bob2.KeyPackage}, CommitOptions{InlineTree: true})
+	if err != nil {
+		t.Fatalf("alice branches: %v", err)
+	}
+	b := sc.members["bob"].g
+	psk, _ := b.ResumptionPSKOf(b.Epoch())
+	psks := &PSKMap{}
+	psks.AddResumption(b.GroupID(), b.Epoch(), psk)
+	bobSub, err := JoinFromWelcome(res.Welcome.Welcome, bob2, nil, GroupConfig{PSKs: psks})
+	if err != nil {
+		t.Fatalf("bob joins the branch: %v", err)
+	}
+	if !bytes.Equal(sub.EpochAuthenticator(), bobSub.EpochAuthenticator()) || sub.Epoch() != 1 {
+		t.Fatal("alice and bob disagree on the branch")
+	}
+	sc.say("carol", "the main room goes on") // the original group is untouched
+}

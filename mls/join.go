@@ -196,10 +196,10 @@ func (g *Group) ownResumptionPSK(groupID []byte, epoch uint64) ([]byte, bool) {
 // pskSecret resolves a commit's PSKs (external ones from the configured
 // store, resumption ones from this group's history or the store) and
 // chains them into the psk_secret.
-func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
+func (g *Group) pskSecret(ids []PreSharedKeyID, extra ...PSKInput) ([]byte, error) {
 	psks, _, err := resolvePSKs(g.suite, ids, g.config.PSKs, g.ownResumptionPSK, false)
 	if err != nil {
 		return nil, err
 	}
-	return PSKSecret(g.suite, psks)
+	return PSKSecret(g.suite, append(psks, extra...))
 }

@@ -49,8 +49,14 @@ func (g *Group) ProcessMessage(m *MLSMessage) (*Received, error) {
 	case WireFormatPublicMessage:
 		return g.processPublic(m.Public)
 	case WireFormatPrivateMessage:
-		if g.pending != nil && g.pending.private != nil && bytes.Equal(Marshal(m.Private), Marshal(g.pending.private)) {
+		wire := Marshal(m.Private)
+		if g.pending != nil && g.pending.private != nil && bytes.Equal(wire, Marshal(g.pending.private)) {
 			return g.MergePendingCommit()
+		}
+		for _, c := range g.proposals {
+			if c.sent != nil && bytes.Equal(c.sent, wire) {
+				return &Received{ContentType: ContentProposal, Sender: c.sender, Proposal: c.proposal, ProposalRef: c.ref}, nil
+			}
 		}
 		return g.processPrivate(m.Private)
 	}

@@ -37,7 +37,8 @@ import (
 //	  SecretTree secret_tree;                // its own storage format
 //	  opaque interim_transcript_hash<V>;
 //	  opaque confirmation_tag<V>;
-//	  struct { opaque ref<V>; Sender sender; Proposal proposal; } proposals<V>;
+//	  struct { opaque ref<V>; Sender sender; Proposal proposal;
+//	           opaque sent<V>; } proposals<V>;   // sent: own PrivateMessage
 //	  struct { uint64 epoch; opaque psk<V>; } resumption_psks<V>;    // ascending
 //	  struct { opaque public_key<V>; opaque private_key<V>;
 //	           opaque signature_private_key<V>; } update_keys<V>;   // ascending
@@ -142,6 +143,7 @@ func (g *Group) MarshalState() ([]byte, error) {
 			w.Opaque(c.ref)
 			c.sender.MarshalMLS(w)
 			c.proposal.MarshalMLS(w)
+			w.Opaque(c.sent)
 		}
 	})
 	w.Vector(func(w *Writer) {
@@ -474,6 +476,9 @@ func (d *stateDecoder) proposals() []cachedProposal {
 		c.sender.UnmarshalMLS(r)
 		c.proposal = new(Proposal)
 		c.proposal.UnmarshalMLS(r)
+		if sent := r.OpaqueCopy(); len(sent) > 0 {
+			c.sent = sent
+		}
 		if r.Err() == nil {
 			out = append(out, c)
 		}
