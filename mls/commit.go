@@ -177,6 +177,9 @@ type CommitResult struct {
 	Commit    *MLSMessage
 	Welcome   *MLSMessage // nil when no one was added
 	GroupInfo *MLSMessage
+	// RatchetTree is the new epoch's tree, for new members when the
+	// Welcome does not carry it.
+	RatchetTree TreeNodes
 }
 
 // Commit creates a commit of the epoch's proposals and the given ones. The
@@ -271,7 +274,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &CommitResult{Commit: msg, GroupInfo: &MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: info}}
+	res := &CommitResult{Commit: msg, GroupInfo: &MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: info}, RatchetTree: tree.TreeNodes()}
 	if len(applied.added) > 0 {
 		members := make([]NewMemberSecrets, len(applied.added))
 		for i, l := range applied.added {

@@ -192,6 +192,9 @@ func (g *Group) Export(label string, context []byte, length int) ([]byte, error)
 	return g.secrets.Export(label, context, length)
 }
 
+// Config returns the member's configuration of this group.
+func (g *Group) Config() GroupConfig { return g.config }
+
 // Removed reports whether a commit removed this member from the group.
 func (g *Group) Removed() bool { return g.removed }
 

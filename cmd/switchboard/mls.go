@@ -11,17 +11,23 @@ import (
 
 func init() {
 	commands["mls"] = command{
-		summary: "MLS tools: 'mls test-vectors PATH...' checks official MLS test-vector files",
+		summary: "MLS tools: 'mls test-vectors PATH...' checks test-vector files; 'mls interop-client --port N' serves the IETF interop service",
 		run:     runMLS,
 	}
 }
 
 func runMLS(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "test-vectors" {
-		fmt.Fprintln(stderr, "usage: switchboard mls test-vectors [-v] [PATH...]")
-		return 2
+	if len(args) > 0 {
+		switch args[0] {
+		case "test-vectors":
+			return runTestVectors(args[1:], stdout, stderr)
+		case "interop-client":
+			return runInteropClient(args[1:], stdout, stderr)
+		}
 	}
-	return runTestVectors(args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, "usage: switchboard mls test-vectors [-v] [PATH...]")
+	fmt.Fprintln(stderr, "       switchboard mls interop-client --port N [--host ADDR]")
+	return 2
 }
 
 // runTestVectors checks each vector file, recognised by its contents, and
