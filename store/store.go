@@ -1,0 +1,223 @@
+// Package store is the provider's system of record: accounts, devices,
+// sessions, the KeyPackage directory, rooms with their ordered message logs,
+// and every device's durable delivery queue. The provider talks to storage
+// only through the Store interface; store/sqlite implements it on the
+// embedded default and store/storetest is the conformance suite every
+// implementation must pass.
+//
+// The store never sees plaintext: message payloads are MLS messages,
+// encrypted end to end or (for handshake messages) public by design.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors. Implementations return these (possibly wrapped) so the provider
+// can map them to API error codes.
+var (
+	// ErrNotFound: no such user, device, session, room or key package.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a unique value (handle, phone, device name, auth key,
+	// key package ref, room id) is already taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrConflict: a room's state changed since the caller read it (another
+	// commit won the epoch).
+	ErrConflict = errors.New("store: conflict")
+	// ErrExpired: an enrollment code or session that is no longer valid.
+	ErrExpired = errors.New("store: expired")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// User is an account on this provider.
+type User struct {
+	ID      int64
+	Handle  string // unique, lower case
+	Phone   string // E.164, empty if none; unique when set
+	Created time.Time
+}
+
+// Device is one of a user's clients. It authenticates with AuthKey, an
+// Ed25519 public key; no device secret is ever stored.
+type Device struct {
+	ID      int64
+	UserID  int64
+	Name    string // unique per user
+	AuthKey []byte // Ed25519 public key, unique
+	Created time.Time
+}
+
+// Enrollment is a one-time code that lets a new device join an account.
+// Only a hash of the code is stored.
+type Enrollment struct {
+	CodeHash []byte
+	UserID   int64
+	Expires  time.Time
+}
+
+// Session is a device's bearer token, stored by hash.
+type Session struct {
+	TokenHash []byte
+	DeviceID  int64
+	Expires   time.Time
+}
+
+// KeyPackage is one KeyPackage in the directory. Ref is its KeyPackageRef;
+// Data its MLSMessage encoding. A last-resort KeyPackage is handed out
+// only when a device has no other, and is never used up.
+type KeyPackage struct {
+	Ref        []byte
+	DeviceID   int64
+	Suite      uint16
+	Data       []byte
+	LastResort bool
+}
+
+// Room is a group hosted by this provider (it is the room's hub). State is
+// the hub's public group state (mls.PublicGroup.MarshalState); Version
+// increases with every accepted handshake message so that concurrent
+// writers detect each other.
+type Room struct {
+	ID        string
+	CreatorID int64 // user
+	Epoch     uint64
+	Version   int64
+	State     []byte
+	Created   time.Time
+}
+
+// RoomMember is a user's role in a room. The provider derives membership
+// from the MLS group; roles are its policy.
+type RoomMember struct {
+	RoomID string
+	UserID int64
+	Role   Role
+}
+
+// Role is a user's power in a room.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Kind says what a logged message is.
+type Kind string
+
+const (
+	KindCommit      Kind = "commit"
+	KindProposal    Kind = "proposal"
+	KindApplication Kind = "application"
+	KindWelcome     Kind = "welcome"
+)
+
+// Message is an entry of a room's log, in hub order.
+type Message struct {
+	RoomID       string
+	Seq          int64 // position in the room's log, from 1
+	ClientID     string
+	SenderDevice int64
+	Kind         Kind
+	Epoch        uint64
+	Payload      []byte
+	Created      time.Time
+}
+
+// Submission asks the store to append one message to a room's log and to
+// queue it for delivery, atomically. A handshake message also moves the
+// room's state: the store applies it only if the room is still at
+// PrevVersion, else it returns ErrConflict and changes nothing.
+type Submission struct {
+	RoomID       string
+	ClientID     string // the sender's idempotency key, unique per room
+	SenderDevice int64
+	Kind         Kind
+	Epoch        uint64 // the epoch the message was sent in
+	Payload      []byte
+
+	// For handshake messages (commit, proposal): the room's new state.
+	PrevVersion int64
+	NewState    []byte
+	NewEpoch    uint64
+	// Members, if not nil, replaces the room's member list (after a commit).
+	Members []RoomMember
+
+	// Recipients are the devices whose queues get the message.
+	Recipients []int64
+}
+
+// SubmitResult tells where a submission landed. Duplicate is set when the
+// same ClientID was already accepted: nothing new was written and Seq is
+// the original message's.
+type SubmitResult struct {
+	Seq       int64
+	Duplicate bool
+}
+
+// Delivery is one entry of a device's queue: a message for it, in the
+// order it was queued. Cursor increases strictly per device.
+type Delivery struct {
+	Cursor  int64
+	Message Message
+}
+
+// Store is the provider's storage. All methods are safe for concurrent use.
+// A method that returns without error has made its change durable.
+type Store interface {
+	// Accounts.
+	CreateUser(ctx context.Context, handle, phone string) (User, error)
+	UserByID(ctx context.Context, id int64) (User, error)
+	UserByHandle(ctx context.Context, handle string) (User, error)
+	UserByPhone(ctx context.Context, phone string) (User, error)
+
+	// Devices and authentication.
+	CreateEnrollment(ctx context.Context, e Enrollment) error
+	// RegisterDevice uses up the enrollment code whose hash is given and
+	// adds the device to its user, atomically. An unknown code is
+	// ErrNotFound, an expired one ErrExpired.
+	RegisterDevice(ctx context.Context, codeHash []byte, name string, authKey []byte, now time.Time) (Device, error)
+	DeviceByID(ctx context.Context, id int64) (Device, error)
+	DeviceByAuthKey(ctx context.Context, authKey []byte) (Device, error)
+	DevicesOfUser(ctx context.Context, userID int64) ([]Device, error)
+	CreateSession(ctx context.Context, s Session) error
+	// SessionDevice returns the device of a live session.
+	SessionDevice(ctx context.Context, tokenHash []byte, now time.Time) (Device, error)
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+
+	// The KeyPackage directory.
+	AddKeyPackages(ctx context.Context, kps []KeyPackage) error
+	// ClaimKeyPackage hands out one of the device's KeyPackages of the
+	// suite: a fresh one, used up by this call, or else its last-resort
+	// one. It returns how many fresh ones remain.
+	ClaimKeyPackage(ctx context.Context, deviceID int64, suite uint16) (KeyPackage, int, error)
+	// KeyPackageDevice finds the device a handed-out (or still
+	// stored) KeyPackage belongs to, to route a Welcome.
+	KeyPackageDevice(ctx context.Context, ref []byte) (int64, error)
+	CountKeyPackages(ctx context.Context, deviceID int64, suite uint16) (int, error)
+
+	// Rooms.
+	CreateRoom(ctx context.Context, r Room, members []RoomMember) error
+	Room(ctx context.Context, id string) (Room, error)
+	RoomMembers(ctx context.Context, id string) ([]RoomMember, error)
+	// Submit appends a message to a room's log and queues it, durably,
+	// in one transaction.
+	Submit(ctx context.Context, s Submission) (SubmitResult, error)
+	// RoomMessages reads a room's log after seq.
+	RoomMessages(ctx context.Context, roomID string, after int64, limit int) ([]Message, error)
+
+	// Delivery queues.
+	// Deliveries returns up to limit entries of the device's queue after
+	// cursor, oldest first.
+	Deliveries(ctx context.Context, deviceID int64, after int64, limit int) ([]Delivery, error)
+	// Ack removes the device's entries up to and including cursor.
+	Ack(ctx context.Context, deviceID int64, cursor int64) error
+	// TrimQueues removes queue entries older than before (for devices that
+	// never came back) and returns how many were removed.
+	TrimQueues(ctx context.Context, before time.Time) (int64, error)
+
+	Close() error
+}
