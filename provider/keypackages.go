@@ -121,8 +121,8 @@ func (s *Server) checkKeyPackage(c *caller, data []byte) (*mls.KeyPackage, *mls.
 	if err != nil {
 		return nil, nil, err
 	}
-	if want := identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name); dev.Device != want {
-		return nil, nil, fmt.Errorf("the credential names %s, not this device (%s)", dev.Device, want)
+	if want := identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name); dev.URI != want {
+		return nil, nil, fmt.Errorf("the credential names %s, not this device (%s)", dev.URI, want)
 	}
 	return kp, suite, nil
 }

@@ -8,9 +8,10 @@ import (
 )
 
 // authorize applies the room policy (docs/api.md) to a checked handshake
-// message: the sender must be the calling device; adding or removing other
-// users' devices, changing the group's extensions and reinitializing are
-// for admins; anyone may manage their own devices, update and commit.
+// message. The sender must be the calling device. Each proposal is judged
+// by the rights of whoever proposed it: adding or removing other users'
+// devices, changing the group's extensions and reinitializing are for
+// admins; anyone may manage their own devices, update, and commit.
 func (s *Server) authorize(r *http.Request, rs *roomState, c *caller, u *mls.PublicUpdate) error {
 	if u.Sender.Type != mls.SenderMember {
 		return errForbidden("only member devices send handshake messages here (joining by external commit is not offered)")
@@ -19,52 +20,50 @@ func (s *Server) authorize(r *http.Request, rs *roomState, c *caller, u *mls.Pub
 	if !ok || m.device.ID != c.device.ID {
 		return errForbidden("the message is signed by leaf %d, which is not the calling device", u.Sender.Leaf)
 	}
-	admin, err := s.isAdmin(r, rs, c.user.ID)
+	roles, err := s.store.RoomMembers(r.Context(), rs.room.ID)
 	if err != nil {
 		return err
 	}
+	admins := map[int64]bool{}
+	for _, rm := range roles {
+		admins[rm.UserID] = rm.Role == store.RoleAdmin
+	}
+	if u.ContentType == mls.ContentProposal {
+		return s.allowProposal(r, rs, m.user, admins[m.user.ID], u.Proposal)
+	}
 	for _, p := range u.Proposals {
-		if err := s.allowProposal(r, rs, c, admin, p.Proposal); err != nil {
+		if p.Sender.Type != mls.SenderMember {
+			return errForbidden("proposals from outside the room are not accepted here")
+		}
+		proposer, ok := rs.members[p.Sender.Leaf]
+		if !ok {
+			return errForbidden("a proposal's sender (leaf %d) is not in the room", p.Sender.Leaf)
+		}
+		if err := s.allowProposal(r, rs, proposer.user, admins[proposer.user.ID], p.Proposal); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Server) isAdmin(r *http.Request, rs *roomState, user int64) (bool, error) {
-	roles, err := s.store.RoomMembers(r.Context(), rs.room.ID)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range roles {
-		if m.UserID == user {
-			return m.Role == store.RoleAdmin, nil
-		}
-	}
-	return false, nil
-}
-
-func (s *Server) allowProposal(r *http.Request, rs *roomState, c *caller, admin bool, p *mls.Proposal) error {
+func (s *Server) allowProposal(r *http.Request, rs *roomState, by store.User, admin bool, p *mls.Proposal) error {
 	switch p.Type {
 	case mls.ProposalUpdate, mls.ProposalPSK:
 		return nil
 	case mls.ProposalAdd:
-		if admin {
-			return nil
-		}
 		m, err := s.leafMember(r.Context(), rs.group.Suite(), &p.Add.LeafNode)
 		if err != nil {
 			return err
 		}
-		if m.user.ID != c.user.ID {
-			return errForbidden("only admins add other people to this room")
+		if admin || m.user.ID == by.ID {
+			return nil
 		}
-		return nil
+		return errForbidden("only admins add other people to this room")
 	case mls.ProposalRemove:
 		if admin {
 			return nil
 		}
-		if m, ok := rs.members[p.Remove]; ok && m.user.ID == c.user.ID {
+		if m, ok := rs.members[p.Remove]; ok && m.user.ID == by.ID {
 			return nil
 		}
 		return errForbidden("only admins remove other people from this room")

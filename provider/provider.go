@@ -120,12 +120,16 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	verifier, err := identity.NewVerifier(map[string]*x509.Certificate{cfg.Domain: ca.Certificate()})
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	s := &Server{
 		cfg:        cfg,
+		verifier:   verifier,
 		store:      st,
 		ca:         ca,
-		verifier:   identity.NewVerifier(map[string]*x509.Certificate{cfg.Domain: ca.Certificate()}),
 		log:        log,
 		metrics:    newMetrics(reg),
 		registry:   reg,

@@ -104,20 +104,20 @@ func (s *Server) leafMember(ctx context.Context, suite *mls.Suite, leaf *mls.Lea
 	if err != nil {
 		return member{}, errForbidden("a leaf's credential is not one of this provider's: %v (members of other providers join through federation)", err)
 	}
-	u, err := s.store.UserByHandle(ctx, dev.Device.User)
+	u, err := s.store.UserByHandle(ctx, dev.URI.User)
 	if err != nil {
-		return member{}, errForbidden("no user %q on this provider", dev.Device.User)
+		return member{}, errForbidden("no user %q on this provider", dev.URI.User)
 	}
 	ds, err := s.store.DevicesOfUser(ctx, u.ID)
 	if err != nil {
 		return member{}, err
 	}
 	for _, d := range ds {
-		if d.Name == dev.Device.Device {
+		if d.Name == dev.URI.Device {
 			return member{device: d, user: u}, nil
 		}
 	}
-	return member{}, errForbidden("no device %q of user %q", dev.Device.Device, u.Handle)
+	return member{}, errForbidden("no device %q of user %q", dev.URI.Device, u.Handle)
 }
 
 func roomID(groupID []byte) string { return base64.RawURLEncoding.EncodeToString(groupID) }
