@@ -386,8 +386,12 @@ func (c *Client) fetchCredential(ctx context.Context) error {
 	return c.store.saveDevice(c.dev)
 }
 
-// Close stops event delivery and closes the Events channel. It does not
-// end the provider session, which the device reuses on its next Open.
+// Close stops the client taking in events. Events already received are
+// still delivered on the Events channel, which is closed after the last
+// of them: they are saved as processed, so the provider will not send
+// them again, and dropping them would lose them. An application should
+// therefore read Events until the channel is closed. Close does not end
+// the provider session.
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil

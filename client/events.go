@@ -91,11 +91,10 @@ type eventQueue struct {
 	cond    *sync.Cond
 	queue   []Event
 	closing bool
-	done    chan struct{}
 }
 
 func newEventQueue() *eventQueue {
-	q := &eventQueue{out: make(chan Event), done: make(chan struct{})}
+	q := &eventQueue{out: make(chan Event)}
 	q.cond = sync.NewCond(&q.mu)
 	go q.pump()
 	return q
@@ -120,28 +119,24 @@ func (q *eventQueue) pump() {
 		for len(q.queue) == 0 && !q.closing {
 			q.cond.Wait()
 		}
-		if q.closing {
+		if len(q.queue) == 0 {
 			q.mu.Unlock()
-			return
+			return // closing, and everything was delivered
 		}
 		e := q.queue[0]
 		q.queue[0] = nil
 		q.queue = q.queue[1:]
 		q.mu.Unlock()
-		select {
-		case q.out <- e:
-		case <-q.done:
-			return
-		}
+		q.out <- e
 	}
 }
 
-// close stops delivery; events not yet read are dropped, and the channel
-// is closed.
+// close takes no more events. Those already queued are still delivered,
+// because they were saved as processed and the provider will not send
+// them again; the channel is closed after the last one.
 func (q *eventQueue) close() {
 	q.mu.Lock()
 	q.closing = true
 	q.cond.Signal()
 	q.mu.Unlock()
-	close(q.done)
 }
