@@ -206,6 +206,9 @@ type Store interface {
 	// Submit appends a message to a room's log and queues it, durably,
 	// in one transaction.
 	Submit(ctx context.Context, s Submission) (SubmitResult, error)
+	// MessageByClientID finds the message a sender submitted to a room
+	// with this idempotency key, so a retry gets the first answer.
+	MessageByClientID(ctx context.Context, roomID, clientID string) (Message, error)
 	// RoomMessages reads a room's log after seq.
 	RoomMessages(ctx context.Context, roomID string, after int64, limit int) ([]Message, error)
 

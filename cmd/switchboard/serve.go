@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store/sqlite"
+)
+
+func init() {
+	commands["serve"] = command{summary: "run a provider (defaults: SQLite in ./switchboard-data, http://127.0.0.1:8080)", run: runServe}
+}
+
+// serveConfig is the provider's configuration: defaults, then the config
+// file (JSON), then flags.
+type serveConfig struct {
+	Listen  string `json:"listen"`
+	Domain  string `json:"domain"`
+	DataDir string `json:"data_dir"`
+	// TLS: a certificate and key, or self-signed to generate a pair in the
+	// data directory. Without either, the provider serves plain HTTP and
+	// only on a loopback address.
+	TLSCert       string `json:"tls_cert"`
+	TLSKey        string `json:"tls_key"`
+	TLSSelfSigned bool   `json:"tls_self_signed"`
+	MaxBodyBytes  int64  `json:"max_body_bytes"`
+	LowWatermark  int    `json:"key_package_low_watermark"`
+	RetentionDays int    `json:"queue_retention_days"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{Listen: "127.0.0.1:8080", Domain: "localhost", DataDir: "switchboard-data"}
+}
+
+func (c *serveConfig) check() error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: %v", c.Listen, err)
+	}
+	if _, err := identity.ParseURI("mimi://" + c.Domain); err != nil {
+		return fmt.Errorf("domain %q: %v", c.Domain, err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert and tls_key go together")
+	}
+	tls := c.TLSCert != "" || c.TLSSelfSigned
+	if ip := net.ParseIP(host); !tls && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return fmt.Errorf("listen %q is not a loopback address: configure TLS (tls_cert and tls_key, or tls_self_signed)", c.Listen)
+	}
+	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 {
+		return errors.New("limits must not be negative")
+	}
+	return nil
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	cfg := defaultServeConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "JSON configuration file (flags override it)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	listen := fs.String("listen", "", "address to serve on (default "+cfg.Listen+")")
+	domain := fs.String("domain", "", "the provider's domain (default "+cfg.Domain+")")
+	dataDir := fs.String("data", "", "data directory (default "+cfg.DataDir+")")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
+	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
+	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *configFile != "" {
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "switchboard:", err)
+			return 2
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			fmt.Fprintf(stderr, "switchboard: %s: %v\n", *configFile, err)
+			return 2
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Listen, *listen)
+	set(&cfg.Domain, *domain)
+	set(&cfg.DataDir, *dataDir)
+	set(&cfg.TLSCert, *tlsCert)
+	set(&cfg.TLSKey, *tlsKey)
+	if *selfSigned {
+		cfg.TLSSelfSigned = true
+	}
+	if err := cfg.check(); err != nil {
+		fmt.Fprintln(stderr, "switchboard: configuration:", err)
+		return 2
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := serve(cfg, log, stdout); err != nil {
+		log.Error("provider stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// openProvider opens the data directory: the store and the provider's CA,
+// made on first use.
+func openProvider(cfg serveConfig) (*sqlite.Store, *identity.CA, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	ca, err := loadOrCreateCA(cfg.DataDir, cfg.Domain)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "provider.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, ca, nil
+}
+
+func loadOrCreateCA(dir, domain string) (*identity.CA, error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	certPEM, err1 := os.ReadFile(certFile)
+	keyPEM, err2 := os.ReadFile(keyFile)
+	if err1 == nil && err2 == nil {
+		ca, err := identity.LoadCA(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", certFile, err)
+		}
+		if ca.Domain() != domain {
+			return nil, fmt.Errorf("the data directory's CA is for %q, not %q", ca.Domain(), domain)
+		}
+		return ca, nil
+	}
+	ca, err := identity.NewCA(domain)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.PEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	st, ca, err := openProvider(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pcfg := provider.Config{Domain: cfg.Domain, MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark}
+	if cfg.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	}
+	p, err := provider.New(pcfg, st, ca, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" || cfg.TLSSelfSigned {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+		scheme = "https"
+	}
+	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go p.Maintain(ctx, time.Hour)
+	go func() {
+		<-ctx.Done()
+		log.Info("shutting down: draining connections")
+		p.Drain()
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stdout, "Switchboard provider %s serving %s://%s (data in %s)\n", cfg.Domain, scheme, ln.Addr(), cfg.DataDir)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func tlsConfig(cfg serveConfig) (*tls.Config, error) {
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" {
+		certFile, keyFile = filepath.Join(cfg.DataDir, "tls.pem"), filepath.Join(cfg.DataDir, "tls-key.pem")
+		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+			if err := selfSign(cfg.Domain, certFile, keyFile); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, nil
+}
+
+// selfSign makes a TLS pair for the domain, for development and tests.
+func selfSign(domain, certFile, keyFile string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames:     []string{domain, "localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}

@@ -1,0 +1,300 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/mls"
+)
+
+// maxChain bounds the certificates Verify parses from one credential, so a
+// hostile credential cannot make it parse hundreds. A device certificate,
+// its CA and room for one intermediate are all a chain needs.
+const maxChain = 4
+
+// Device is a verified device credential: who the member is.
+type Device struct {
+	URI         URI               // mimi://DOMAIN/d/USER/DEVICE
+	User        URI               // mimi://DOMAIN/u/USER
+	NotAfter    time.Time         // when the credential expires
+	Certificate *x509.Certificate // the device certificate
+}
+
+// Verifier checks MLS credentials against the providers' CA certificates.
+// It is immutable once made and safe for concurrent use.
+type Verifier struct {
+	anchors map[string]*anchor
+}
+
+type anchor struct {
+	domain string
+	cert   *x509.Certificate
+	pool   *x509.CertPool // holds only cert, made once
+}
+
+// NewVerifier returns a Verifier that trusts, for each provider domain, only
+// the CA certificate given for it (from federation trust configuration).
+// Every domain must be valid and every certificate a CA certificate allowed
+// to sign certificates. The map is copied.
+func NewVerifier(anchors map[string]*x509.Certificate) (*Verifier, error) {
+	v := &Verifier{anchors: make(map[string]*anchor, len(anchors))}
+	for domain, cert := range anchors {
+		if reason := checkDomain(domain); reason != "" {
+			return nil, newError(ErrCA, nil, "trust anchor domain %s: %s", quote(domain), reason)
+		}
+		if cert == nil || !cert.BasicConstraintsValid || !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, newError(ErrCA, nil, "trust anchor for %s is not a CA certificate allowed to sign certificates", domain)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(cert)
+		v.anchors[domain] = &anchor{domain: domain, cert: cert, pool: pool}
+	}
+	return v, nil
+}
+
+// Domains returns the provider domains the Verifier trusts, sorted.
+func (v *Verifier) Domains() []string { return slices.Sorted(maps.Keys(v.anchors)) }
+
+// Verify authenticates a member's credential as the Authentication Service
+// of RFC 9420 §5.3.1: it checks that cred is an X.509 device credential
+// issued by the CA of the provider its device URI names, for the MLS
+// signature key signatureKey (the LeafNode's signature_key), valid at now.
+// In detail:
+//
+//   - cred is an X.509 credential of 1 to 4 DER certificates, leaf first;
+//   - the leaf is an end-entity certificate (not CA:TRUE) whose key usage
+//     allows digital signatures;
+//   - its subjectAltName holds exactly two names, both URIs: one device URI
+//     and one user URI with the same domain and user;
+//   - the device URI's domain has a trust anchor;
+//   - the leaf is valid at now;
+//   - its public key is signatureKey, of the suite's signature algorithm;
+//   - the chain verifies with crypto/x509 to that domain's anchor alone
+//     (the credential's other certificates serve only as intermediates), at
+//     now, honouring the anchor's name constraints.
+//
+// Each failure is an *Error whose Kind says which check failed. To check a
+// message sent in the past (RFC 9420 §5.3.2), pass the time it was sent.
+func (v *Verifier) Verify(s *mls.Suite, cred mls.Credential, signatureKey []byte, now time.Time) (Device, error) {
+	leaf, intermediates, err := parseChain(cred)
+	if err != nil {
+		return Device{}, err
+	}
+	dev, err := deviceNames(leaf)
+	if err != nil {
+		return Device{}, err
+	}
+	a := v.anchors[dev.Domain]
+	if a == nil {
+		return Device{}, newError(ErrUnknownProvider, nil, "credential for %s is signed by an unknown provider %s", dev, dev.Domain)
+	}
+	if now.Before(leaf.NotBefore) {
+		return Device{}, newError(ErrExpired, nil, "credential for %s is not valid until %s", dev, stamp(leaf.NotBefore))
+	}
+	if now.After(leaf.NotAfter) {
+		return Device{}, newError(ErrExpired, nil, "credential for %s expired at %s", dev, stamp(leaf.NotAfter))
+	}
+	// The key check is cheap, so it goes before the signature checks.
+	want, err := publicKey(s, signatureKey)
+	if err != nil {
+		return Device{}, newError(ErrBadKey, err, "credential for %s: MLS signature key", dev)
+	}
+	if !sameKey(leaf.PublicKey, want) {
+		if got := keyAlgorithm(leaf.PublicKey); got != keyAlgorithm(want) {
+			return Device{}, newError(ErrKeyMismatch, nil, "credential for %s: certificate has an %s key but suite %v signs with %s",
+				dev, got, s.ID, signatureAlgorithm(s.ID))
+		}
+		return Device{}, newError(ErrKeyMismatch, nil, "credential for %s: certificate key does not match the MLS signature key", dev)
+	}
+	if err := v.verifyChain(a, leaf, intermediates, dev, now); err != nil {
+		return Device{}, err
+	}
+	return Device{URI: dev, User: dev.UserOf(), NotAfter: leaf.NotAfter, Certificate: leaf}, nil
+}
+
+// parseChain decodes a credential's certificates.
+func parseChain(cred mls.Credential) (*x509.Certificate, []*x509.Certificate, error) {
+	switch cred.Type {
+	case mls.CredentialX509:
+	case mls.CredentialBasic:
+		return nil, nil, newError(ErrNotX509, nil, "basic credential %s: members must present an X.509 credential from their provider", quote(string(cred.Identity)))
+	default:
+		return nil, nil, newError(ErrNotX509, nil, "credential type 0x%04x: members must present an X.509 credential from their provider", uint16(cred.Type))
+	}
+	if n := len(cred.Certificates); n == 0 || n > maxChain {
+		return nil, nil, newError(ErrMalformed, nil, "X.509 credential with %d certificates, want 1 to %d", n, maxChain)
+	}
+	certs := make([]*x509.Certificate, len(cred.Certificates))
+	for i, der := range cred.Certificates {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, nil, newError(ErrMalformed, err, "X.509 credential: certificate %d", i)
+		}
+		certs[i] = c
+	}
+	return certs[0], certs[1:], nil
+}
+
+// deviceNames checks the shape of a device certificate and returns its
+// device URI.
+func deviceNames(leaf *x509.Certificate) (URI, error) {
+	if leaf.IsCA {
+		return URI{}, newError(ErrMalformed, nil, "device certificate is a CA certificate")
+	}
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return URI{}, newError(ErrMalformed, nil, "device certificate's key usage does not allow digital signatures")
+	}
+	// Any other name would be an identity this package does not check and
+	// an application might trust; refuse rather than ignore it.
+	if n := len(leaf.DNSNames) + len(leaf.EmailAddresses) + len(leaf.IPAddresses); n > 0 {
+		return URI{}, newError(ErrNames, nil, "device certificate has %d names that are not URIs", n)
+	}
+	if len(leaf.URIs) != 2 {
+		return URI{}, newError(ErrNames, nil, "device certificate has %d URIs, want a device URI and a user URI", len(leaf.URIs))
+	}
+	var dev, user []URI
+	for _, raw := range leaf.URIs {
+		u, err := ParseURI(raw.String())
+		if err != nil {
+			return URI{}, newError(ErrNames, err, "device certificate")
+		}
+		switch u.Kind {
+		case KindDevice:
+			dev = append(dev, u)
+		case KindUser:
+			user = append(user, u)
+		default:
+			return URI{}, newError(ErrNames, nil, "device certificate names %s, a %v URI", u, u.Kind)
+		}
+	}
+	if len(dev) != 1 || len(user) != 1 {
+		return URI{}, newError(ErrNames, nil, "device certificate has %d device URIs and %d user URIs, want one of each", len(dev), len(user))
+	}
+	if user[0] != dev[0].UserOf() {
+		return URI{}, newError(ErrNames, nil, "device certificate names device %s but user %s", dev[0], user[0])
+	}
+	return dev[0], nil
+}
+
+// verifyChain checks that leaf chains to a's CA, and on failure works out
+// the most useful explanation.
+func (v *Verifier) verifyChain(a *anchor, leaf *x509.Certificate, intermediates []*x509.Certificate, dev URI, now time.Time) error {
+	opts := x509.VerifyOptions{
+		Roots:       a.pool,
+		CurrentTime: now,
+		// No extended key usage means any: there is no EKU for MLS, and
+		// crypto/x509 would otherwise demand serverAuth.
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}
+	if len(intermediates) > 0 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range intermediates {
+			if !bytes.Equal(c.Raw, a.cert.Raw) { // the usual [leaf, CA] chain has none
+				opts.Intermediates.AddCert(c)
+			}
+		}
+	}
+	_, err := leaf.Verify(opts)
+	if err == nil {
+		return nil
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+		return newError(ErrExpired, err, "credential for %s: the certificate chain is not valid at %s", dev, stamp(now))
+	}
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		return newError(ErrUntrusted, err, "credential for %s does not verify to the CA of %s", dev, dev.Domain)
+	}
+	// Not signed by the domain's CA. Say who did sign, if it is a provider
+	// we know: that is a provider issuing for a domain not its own, or a
+	// misconfigured anchor, and either way worth a precise message.
+	if other := v.signer(leaf, intermediates, dev.Domain, now); other != "" {
+		return newError(ErrWrongProvider, nil, "credential for %s is signed by provider %s, not by %s", dev, other, dev.Domain)
+	}
+	// Otherwise name the issuer the certificate claims, which is
+	// unauthenticated but tells an operator where to look.
+	if len(leaf.Issuer.Organization) == 1 {
+		if claimed := leaf.Issuer.Organization[0]; claimed != dev.Domain && checkDomain(claimed) == "" {
+			return newError(ErrUnknownProvider, nil, "credential for %s is signed by an unknown provider %s", dev, claimed)
+		}
+	}
+	return newError(ErrUntrusted, err, "credential for %s is not signed by the CA of %s", dev, dev.Domain)
+}
+
+// signer returns the trusted domain other than except whose CA the leaf
+// chains to, or "". It runs only after a failure, and crypto/x509 matches
+// names before it checks any signature, so unrelated anchors cost little.
+func (v *Verifier) signer(leaf *x509.Certificate, intermediates []*x509.Certificate, except string, now time.Time) string {
+	for _, d := range v.Domains() {
+		a := v.anchors[d]
+		if d == except {
+			continue
+		}
+		opts := x509.VerifyOptions{Roots: a.pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+		if len(intermediates) > 0 {
+			opts.Intermediates = x509.NewCertPool()
+			for _, c := range intermediates {
+				opts.Intermediates.AddCert(c)
+			}
+		}
+		// Name constraints would hide exactly the case we are looking for
+		// (another provider's CA signing our domain's URI), so match the
+		// signature alone for a direct child of the anchor too.
+		direct := bytes.Equal(leaf.RawIssuer, a.cert.RawSubject) && leaf.CheckSignatureFrom(a.cert) == nil
+		if _, err := leaf.Verify(opts); err == nil || direct {
+			return d
+		}
+	}
+	return ""
+}
+
+// VerifyMembers verifies the credentials of a group's members, given as
+// mls.Group.Members returns them, at now: each as Verify does, with the
+// group's suite, and no device twice (RFC 9420 §5.3.3 leaves uniqueness to
+// the application; two leaves for one device mean a stale or cloned
+// device). It returns each leaf's Device, or the first failure in leaf
+// order, naming the leaf. Use it when joining a group, where RFC 9420
+// §5.3.1 requires validating every credential in the tree.
+func (v *Verifier) VerifyMembers(s *mls.Suite, members map[mls.LeafIndex]*mls.LeafNode, now time.Time) (map[mls.LeafIndex]Device, error) {
+	out := make(map[mls.LeafIndex]Device, len(members))
+	seen := make(map[URI]mls.LeafIndex, len(members))
+	for _, i := range slices.Sorted(maps.Keys(members)) {
+		leaf := members[i]
+		if leaf == nil {
+			continue
+		}
+		d, err := v.Verify(s, leaf.Credential, leaf.SignatureKey, now)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return nil, &Error{Kind: e.Kind, Msg: fmt.Sprintf("leaf %d: %s", i, e.Msg), Err: e.Err}
+			}
+			return nil, err
+		}
+		if j, dup := seen[d.URI]; dup {
+			return nil, newError(ErrDuplicateDevice, nil, "leaves %d and %d are both %s", j, i, d.URI)
+		}
+		seen[d.URI] = i
+		out[i] = d
+	}
+	return out, nil
+}
+
+// CheckSuccessor applies our policy for a credential that replaces a
+// member's credential in an Update or a commit's UpdatePath (RFC 9420
+// §5.3.1: "valid as a successor"): it must name the same device. The key
+// and validity may change; that is what renewal is for.
+func CheckSuccessor(old, next Device) error {
+	if old.URI != next.URI {
+		return newError(ErrNotSuccessor, nil, "credential for %s cannot replace the credential of %s", next.URI, old.URI)
+	}
+	return nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

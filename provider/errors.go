@@ -1,0 +1,151 @@
+package provider
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+)
+
+// Error is an API error: a stable code, the HTTP status and a message safe
+// to show to the client. Detail that must not leave the provider goes to
+// the log, tied to the request ID.
+type Error struct {
+	Code    string
+	Status  int
+	Message string
+	cause   error
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// The stable error codes of docs/api.md. Only ever add to this list.
+func errBadRequest(format string, args ...any) *Error {
+	return &Error{Code: "bad_request", Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+func errInvalidMessage(err error) *Error {
+	return &Error{Code: "invalid_message", Status: http.StatusBadRequest, Message: err.Error(), cause: err}
+}
+
+func errUnauthenticated(msg string) *Error {
+	return &Error{Code: "unauthenticated", Status: http.StatusUnauthorized, Message: msg}
+}
+
+func errForbidden(format string, args ...any) *Error {
+	return &Error{Code: "forbidden", Status: http.StatusForbidden, Message: fmt.Sprintf(format, args...)}
+}
+
+func errNotFound(format string, args ...any) *Error {
+	return &Error{Code: "not_found", Status: http.StatusNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+func errConflict(format string, args ...any) *Error {
+	return &Error{Code: "conflict", Status: http.StatusConflict, Message: fmt.Sprintf(format, args...)}
+}
+
+func errWrongEpoch(err error) *Error {
+	return &Error{Code: "wrong_epoch", Status: http.StatusConflict, Message: err.Error(), cause: err}
+}
+
+func errGone(msg string) *Error {
+	return &Error{Code: "gone", Status: http.StatusGone, Message: msg}
+}
+
+func errTooLarge(limit int64) *Error {
+	return &Error{Code: "too_large", Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("the body exceeds %d bytes", limit)}
+}
+
+func errUnsupportedMedia() *Error {
+	return &Error{Code: "unsupported_media_type", Status: http.StatusUnsupportedMediaType, Message: "send application/json"}
+}
+
+func errNoKeyPackages(handle string, suite uint16) *Error {
+	return &Error{Code: "no_key_packages", Status: http.StatusConflict, Message: fmt.Sprintf("%s has no KeyPackage of cipher suite %d left", handle, suite)}
+}
+
+func errInternal(err error) *Error {
+	return &Error{Code: "internal", Status: http.StatusInternalServerError, Message: "internal error; nothing was changed", cause: err}
+}
+
+func errUnavailable(msg string) *Error {
+	return &Error{Code: "unavailable", Status: http.StatusServiceUnavailable, Message: msg}
+}
+
+type errorBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+// handlerFunc is a handler that returns its error for the adapter to report.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// serve adapts a handlerFunc: it tags the request with an ID, turns errors
+// into the API's error bodies, logs them, and counts them.
+func (s *Server) serve(name string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-ID", id)
+		err := h(w, r)
+		if err == nil {
+			s.metrics.requests.WithLabelValues(name, "ok").Inc()
+			return
+		}
+		var apiErr *Error
+		if !errors.As(err, &apiErr) {
+			apiErr = errInternal(err)
+		}
+		s.metrics.requests.WithLabelValues(name, apiErr.Code).Inc()
+		level := slog.LevelInfo
+		if apiErr.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "request failed", "request_id", id, "handler", name,
+			"code", apiErr.Code, "message", apiErr.Message, "cause", apiErr.cause)
+		var body errorBody
+		body.Error.Code, body.Error.Message, body.Error.RequestID = apiErr.Code, apiErr.Message, id
+		writeJSON(w, apiErr.Status, body)
+	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a JSON body into v, refusing other media types, bodies
+// over the limit, unknown fields and trailing data.
+func (s *Server) readJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && ct != "application/json; charset=utf-8" {
+		return errUnsupportedMedia()
+	}
+	body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errTooLarge(s.cfg.MaxBodyBytes)
+		}
+		return errBadRequest("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return errBadRequest("trailing data after the JSON body")
+	}
+	return nil
+}

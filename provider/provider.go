@@ -1,0 +1,233 @@
+// Package provider is one Switchboard messaging provider: accounts and
+// devices, the KeyPackage directory, the rooms it hosts as their hub, every
+// device's durable delivery queue, and the client API (/v1, docs/api.md)
+// with its WebSocket stream. It never sees plaintext: it routes MLS
+// messages, and reads only the public handshake messages it must check.
+package provider
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/mls"
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// Config is a provider's configuration. Zero values get the defaults of
+// DefaultConfig.
+type Config struct {
+	// Domain names the provider in MIMI URIs (mimi://DOMAIN/...).
+	Domain string
+	// MaxBodyBytes bounds every request body.
+	MaxBodyBytes int64
+	// KeyPackageLowWatermark: below this many fresh KeyPackages a device
+	// is told to upload more.
+	KeyPackageLowWatermark int
+	// SessionTTL and ChallengeTTL bound sign-in tokens and challenges.
+	SessionTTL   time.Duration
+	ChallengeTTL time.Duration
+	// EnrollmentTTL bounds enrollment codes.
+	EnrollmentTTL time.Duration
+	// QueueRetention is how long undelivered messages wait for a device
+	// that does not come back.
+	QueueRetention time.Duration
+	// CredentialTTL is the validity of issued MLS credentials.
+	CredentialTTL time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Domain:                 "localhost",
+		MaxBodyBytes:           1 << 20,
+		KeyPackageLowWatermark: 10,
+		SessionTTL:             30 * 24 * time.Hour,
+		ChallengeTTL:           2 * time.Minute,
+		EnrollmentTTL:          7 * 24 * time.Hour,
+		QueueRetention:         30 * 24 * time.Hour,
+		CredentialTTL:          365 * 24 * time.Hour,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Domain == "" {
+		c.Domain = d.Domain
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.KeyPackageLowWatermark <= 0 {
+		c.KeyPackageLowWatermark = d.KeyPackageLowWatermark
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = d.SessionTTL
+	}
+	if c.ChallengeTTL <= 0 {
+		c.ChallengeTTL = d.ChallengeTTL
+	}
+	if c.EnrollmentTTL <= 0 {
+		c.EnrollmentTTL = d.EnrollmentTTL
+	}
+	if c.QueueRetention <= 0 {
+		c.QueueRetention = d.QueueRetention
+	}
+	if c.CredentialTTL <= 0 {
+		c.CredentialTTL = d.CredentialTTL
+	}
+}
+
+// Server is one provider. Create it with New; serve Handler over HTTP(S).
+type Server struct {
+	cfg      Config
+	store    store.Store
+	ca       *identity.CA
+	verifier *identity.Verifier
+	log      *slog.Logger
+	metrics  *metrics
+	registry *prometheus.Registry
+	now      func() time.Time
+
+	challenges *challenges
+	hub        *hub
+	streams    *streams
+
+	mux      *http.ServeMux
+	mu       sync.Mutex
+	draining bool
+}
+
+// New makes a provider over st, issuing credentials with ca. Metrics go to
+// a registry of the server's own, served at /metrics.
+func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server, error) {
+	cfg.fill()
+	if ca == nil {
+		return nil, errors.New("provider: no credential authority")
+	}
+	if ca.Domain() != cfg.Domain {
+		return nil, fmt.Errorf("provider: CA is for %q, the provider is %q", ca.Domain(), cfg.Domain)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	s := &Server{
+		cfg:        cfg,
+		store:      st,
+		ca:         ca,
+		verifier:   identity.NewVerifier(map[string]*x509.Certificate{cfg.Domain: ca.Certificate()}),
+		log:        log,
+		metrics:    newMetrics(reg),
+		registry:   reg,
+		now:        time.Now,
+		challenges: newChallenges(),
+		streams:    newStreams(),
+	}
+	s.hub = newHub(s)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the provider's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Drain makes the server refuse new work with 503 while in-flight requests
+// finish, and closes every stream so devices reconnect elsewhere.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	s.streams.closeAll()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Maintain runs periodic chores until ctx ends: trimming queues of devices
+// that never came back, and forgetting expired challenges.
+func (s *Server) Maintain(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.store.TrimQueues(ctx, s.now().Add(-s.cfg.QueueRetention))
+			if err != nil {
+				s.log.Error("trimming queues", "err", err)
+			} else if n > 0 {
+				s.log.Info("trimmed queues", "entries", n)
+			}
+			s.challenges.expire(s.now())
+		}
+	}
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
+	m.Handle("GET /readyz", s.serve("readyz", s.readyz))
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+
+	m.Handle("GET /v1/provider", s.serve("provider", s.getProvider))
+	m.Handle("POST /v1/devices", s.serve("register", s.register))
+	m.Handle("POST /v1/auth/challenge", s.serve("challenge", s.challenge))
+	m.Handle("POST /v1/auth/session", s.serve("session", s.signIn))
+	m.Handle("DELETE /v1/auth/session", s.authed("signout", s.signOut))
+	m.Handle("GET /v1/me", s.authed("me", s.me))
+	m.Handle("GET /v1/me/devices", s.authed("devices", s.myDevices))
+	m.Handle("POST /v1/me/enrollments", s.authed("enroll", s.enroll))
+	m.Handle("POST /v1/me/credentials", s.authed("credential", s.issueCredential))
+	m.Handle("POST /v1/me/keypackages", s.authed("upload_key_packages", s.uploadKeyPackages))
+	m.Handle("GET /v1/me/keypackages", s.authed("key_package_count", s.countKeyPackages))
+	m.Handle("POST /v1/users/{handle}/keypackages", s.authed("claim_key_packages", s.claimKeyPackages))
+	m.Handle("POST /v1/rooms", s.authed("create_room", s.createRoom))
+	m.Handle("GET /v1/rooms/{id}", s.authed("room", s.getRoom))
+	m.Handle("GET /v1/rooms/{id}/tree", s.authed("room_tree", s.getRoomTree))
+	m.Handle("POST /v1/rooms/{id}/messages", s.authed("submit", s.submit))
+	m.Handle("GET /v1/rooms/{id}/messages", s.authed("room_log", s.roomLog))
+	m.Handle("GET /v1/stream", s.authed("stream", s.stream))
+	m.Handle("GET /v1/inbox", s.authed("inbox", s.inbox))
+	m.Handle("POST /v1/inbox/ack", s.authed("ack", s.ack))
+	s.mux = m
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.isDraining() {
+		return errUnavailable("the provider is shutting down")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.store.UserByID(ctx, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return errUnavailable("the store is not reachable")
+	}
+	w.Write([]byte("ready\n"))
+	return nil
+}
+
+func (s *Server) getProvider(w http.ResponseWriter, r *http.Request) error {
+	suites := make([]uint16, 0, len(mls.SupportedSuites))
+	for _, id := range mls.SupportedSuites {
+		suites = append(suites, uint16(id))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"domain":         s.cfg.Domain,
+		"ca_certificate": s.ca.Certificate().Raw,
+		"cipher_suites":  suites,
+	})
+	return nil
+}

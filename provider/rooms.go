@@ -1,0 +1,319 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/mls"
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// The hub: every room this provider hosts has one ordered log. The hub
+// follows the room's public MLS state (mls.PublicGroup), so it knows which
+// device holds which leaf, checks every handshake message's signature and
+// validity, lets exactly one commit through per epoch, and applies the
+// room policy before anything is stored.
+
+type hub struct {
+	s     *Server
+	mu    sync.Mutex
+	rooms map[string]*roomState
+}
+
+// roomState caches a room's public group. Its lock serialises the room's
+// submissions in this process; the store's version check catches writers
+// in other processes.
+type roomState struct {
+	mu      sync.Mutex
+	loaded  bool
+	room    store.Room
+	group   *mls.PublicGroup
+	members map[mls.LeafIndex]member // who holds each leaf
+}
+
+// member is the device and user behind a leaf.
+type member struct {
+	device store.Device
+	user   store.User
+}
+
+func newHub(s *Server) *hub { return &hub{s: s, rooms: map[string]*roomState{}} }
+
+// acquire locks a room and makes sure its cached state is loaded.
+func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error) {
+	h.mu.Lock()
+	rs, ok := h.rooms[id]
+	if !ok {
+		rs = &roomState{}
+		h.rooms[id] = rs
+	}
+	h.mu.Unlock()
+	rs.mu.Lock()
+	if !rs.loaded {
+		if err := h.load(ctx, id, rs); err != nil {
+			rs.mu.Unlock()
+			return nil, nil, err
+		}
+	}
+	return rs, rs.mu.Unlock, nil
+}
+
+func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
+	room, err := h.s.store.Room(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound("no room %q", id)
+	} else if err != nil {
+		return err
+	}
+	g, err := mls.RestorePublicGroup(room.State)
+	if err != nil {
+		return fmt.Errorf("room %s: stored state: %w", id, err)
+	}
+	members, err := h.s.membersOf(ctx, g)
+	if err != nil {
+		return err
+	}
+	rs.room, rs.group, rs.members, rs.loaded = room, g, members, true
+	return nil
+}
+
+// membersOf maps every leaf of a group to its device on this provider.
+func (s *Server) membersOf(ctx context.Context, g *mls.PublicGroup) (map[mls.LeafIndex]member, error) {
+	out := map[mls.LeafIndex]member{}
+	for l, leaf := range g.Members() {
+		m, err := s.leafMember(ctx, g.Suite(), leaf)
+		if err != nil {
+			return nil, fmt.Errorf("leaf %d: %w", l, err)
+		}
+		out[l] = m
+	}
+	return out, nil
+}
+
+// leafMember finds the local device a leaf node's credential names, after
+// checking that this provider issued the credential for the leaf's key.
+func (s *Server) leafMember(ctx context.Context, suite *mls.Suite, leaf *mls.LeafNode) (member, error) {
+	dev, err := s.verifier.Verify(suite, leaf.Credential, leaf.SignatureKey, s.now())
+	if err != nil {
+		return member{}, errForbidden("a leaf's credential is not one of this provider's: %v (members of other providers join through federation)", err)
+	}
+	u, err := s.store.UserByHandle(ctx, dev.Device.User)
+	if err != nil {
+		return member{}, errForbidden("no user %q on this provider", dev.Device.User)
+	}
+	ds, err := s.store.DevicesOfUser(ctx, u.ID)
+	if err != nil {
+		return member{}, err
+	}
+	for _, d := range ds {
+		if d.Name == dev.Device.Device {
+			return member{device: d, user: u}, nil
+		}
+	}
+	return member{}, errForbidden("no device %q of user %q", dev.Device.Device, u.Handle)
+}
+
+func roomID(groupID []byte) string { return base64.RawURLEncoding.EncodeToString(groupID) }
+
+type createRoomRequest struct {
+	GroupInfo   []byte `json:"group_info"`
+	RatchetTree []byte `json:"ratchet_tree"`
+}
+
+func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) error {
+	c := callerOf(r)
+	var req createRoomRequest
+	if err := s.readJSON(r, &req); err != nil {
+		return err
+	}
+	m, err := mls.ParseMLSMessage(req.GroupInfo)
+	if err != nil || m.GroupInfo == nil {
+		return errBadRequest("group_info must be a GroupInfo MLSMessage")
+	}
+	var tree mls.TreeNodes
+	if len(req.RatchetTree) > 0 {
+		if err := mls.Unmarshal(req.RatchetTree, &tree); err != nil {
+			return errBadRequest("ratchet_tree: %v", err)
+		}
+	}
+	g, err := mls.NewPublicGroup(m.GroupInfo, tree)
+	if err != nil {
+		return errInvalidMessage(err)
+	}
+	if g.Epoch() != 0 {
+		return errBadRequest("a room starts in epoch 0, this group is in epoch %d", g.Epoch())
+	}
+	members, err := s.membersOf(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	if len(members) != 1 {
+		return errBadRequest("a new room has exactly one member, its creator")
+	}
+	for _, mem := range members {
+		if mem.device.ID != c.device.ID {
+			return errForbidden("the group's only member must be the calling device")
+		}
+	}
+	id := roomID(g.GroupID())
+	room := store.Room{ID: id, CreatorID: c.user.ID, Epoch: 0, Version: 1, State: g.MarshalState(), Created: s.now()}
+	err = s.store.CreateRoom(r.Context(), room, []store.RoomMember{{RoomID: id, UserID: c.user.ID, Role: store.RoleAdmin}})
+	if errors.Is(err, store.ErrExists) {
+		return errConflict("a room with this group id exists")
+	} else if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"room": map[string]any{"id": id, "epoch": 0}})
+	return nil
+}
+
+// memberRoom locks the room and checks that the caller's device is in it.
+func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
+	rs, unlock, err := s.hub.acquire(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, ok := rs.leafOf(callerOf(r).device.ID); !ok {
+		unlock()
+		// Not a member: answer as if the room did not exist.
+		return nil, nil, errNotFound("no room %q", r.PathValue("id"))
+	}
+	return rs, unlock, nil
+}
+
+func (rs *roomState) leafOf(deviceID int64) (mls.LeafIndex, bool) {
+	for l, m := range rs.members {
+		if m.device.ID == deviceID {
+			return l, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) error {
+	rs, unlock, err := s.memberRoom(r)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	roles, err := s.store.RoomMembers(r.Context(), rs.room.ID)
+	if err != nil {
+		return err
+	}
+	role := map[int64]store.Role{}
+	for _, m := range roles {
+		role[m.UserID] = m.Role
+	}
+	type userEntry struct {
+		User    string   `json:"user"`
+		Role    string   `json:"role"`
+		Devices []string `json:"devices"`
+	}
+	byUser := map[int64]*userEntry{}
+	var order []int64
+	for _, l := range sortedLeaves(rs.members) {
+		m := rs.members[l]
+		e, ok := byUser[m.user.ID]
+		if !ok {
+			e = &userEntry{User: m.user.Handle, Role: string(roleOr(role, m.user.ID))}
+			byUser[m.user.ID] = e
+			order = append(order, m.user.ID)
+		}
+		e.Devices = append(e.Devices, m.device.Name)
+	}
+	out := make([]*userEntry, 0, len(order))
+	for _, id := range order {
+		out = append(out, byUser[id])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": rs.room.ID, "epoch": rs.group.Epoch(), "members": out})
+	return nil
+}
+
+func roleOr(roles map[int64]store.Role, user int64) store.Role {
+	if r, ok := roles[user]; ok {
+		return r
+	}
+	return store.RoleMember
+}
+
+func sortedLeaves(m map[mls.LeafIndex]member) []mls.LeafIndex {
+	out := make([]mls.LeafIndex, 0, len(m))
+	for l := range m {
+		out = append(out, l)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func (s *Server) getRoomTree(w http.ResponseWriter, r *http.Request) error {
+	rs, unlock, err := s.memberRoom(r)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"epoch": rs.group.Epoch(), "ratchet_tree": mls.Marshal(rs.group.Tree().TreeNodes())})
+	return nil
+}
+
+func (s *Server) roomLog(w http.ResponseWriter, r *http.Request) error {
+	rs, unlock, err := s.memberRoom(r)
+	if err != nil {
+		return err
+	}
+	id := rs.room.ID
+	unlock()
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	msgs, err := s.store.RoomMessages(r.Context(), id, after, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]messageJSON, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, s.messageJSON(r.Context(), m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	return nil
+}
+
+// messageJSON is a message as the API shows it.
+type messageJSON struct {
+	ID      string         `json:"id"`
+	Room    string         `json:"room"`
+	Seq     int64          `json:"seq"`
+	Kind    string         `json:"kind"`
+	Epoch   uint64         `json:"epoch"`
+	Sender  map[string]any `json:"sender"`
+	Payload []byte         `json:"payload"`
+	Created time.Time      `json:"created"`
+}
+
+func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
+	sender := map[string]any{}
+	if d, err := s.store.DeviceByID(ctx, m.SenderDevice); err == nil {
+		sender["device"] = d.Name
+		if u, err := s.store.UserByID(ctx, d.UserID); err == nil {
+			sender["user"] = u.Handle
+		}
+	}
+	return messageJSON{
+		ID: m.RoomID + "/" + strconv.FormatInt(m.Seq, 10), Room: m.RoomID, Seq: m.Seq, Kind: string(m.Kind),
+		Epoch: m.Epoch, Sender: sender, Payload: m.Payload, Created: m.Created.UTC(),
+	}
+}
+
+var _ = identity.DeviceURI

@@ -1,0 +1,246 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Delivery to devices. Every device has a durable queue in the store; the
+// stream sends it from the device's cursor, then whatever is queued later,
+// woken by notify. A device acknowledges by cursor once it has durably
+// processed the entries; only then are they removed. So a device that
+// drops off catches up from where it acknowledged, and nothing is lost.
+
+// event is a stream frame.
+type event struct {
+	Type        string       `json:"type"`
+	Cursor      int64        `json:"cursor,omitempty"`
+	Message     *messageJSON `json:"message,omitempty"`
+	Device      string       `json:"device,omitempty"`
+	CipherSuite uint16       `json:"cipher_suite,omitempty"`
+	Available   int          `json:"available,omitempty"`
+}
+
+// streams wakes the open streams of devices when their queues grow, and
+// passes them notices that are not queue entries.
+type streams struct {
+	mu   sync.Mutex
+	open map[int64]map[*conn]struct{}
+}
+
+type conn struct {
+	wake    chan struct{}
+	notices chan event
+	close   context.CancelFunc
+}
+
+func newStreams() *streams { return &streams{open: map[int64]map[*conn]struct{}{}} }
+
+func (st *streams) add(device int64, c *conn) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.open[device] == nil {
+		st.open[device] = map[*conn]struct{}{}
+	}
+	st.open[device][c] = struct{}{}
+}
+
+func (st *streams) remove(device int64, c *conn) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.open[device], c)
+	if len(st.open[device]) == 0 {
+		delete(st.open, device)
+	}
+}
+
+// notifyAll wakes the streams of the given devices.
+func (st *streams) notifyAll(devices []int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, d := range devices {
+		for c := range st.open[d] {
+			select {
+			case c.wake <- struct{}{}:
+			default: // already woken
+			}
+		}
+	}
+}
+
+// notify sends a notice to a device's open streams. Notices are hints (a
+// device also learns its KeyPackage stock and devices by asking), so a
+// device that is offline or slow may miss them.
+func (st *streams) notify(device int64, e event) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for c := range st.open[device] {
+		select {
+		case c.notices <- e:
+		default:
+		}
+	}
+}
+
+func (st *streams) closeAll() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, cs := range st.open {
+		for c := range cs {
+			c.close()
+		}
+	}
+}
+
+const streamBatch = 200
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
+	c := callerOf(r)
+	after, err := cursorParam(r)
+	if err != nil {
+		return err
+	}
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil // Accept has answered the client
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	cn := &conn{wake: make(chan struct{}, 1), notices: make(chan event, 16), close: cancel}
+	s.streams.add(c.device.ID, cn)
+	defer s.streams.remove(c.device.ID, cn)
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
+
+	// Acknowledgements come in on the same socket.
+	go func() {
+		defer cancel()
+		for {
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var in struct {
+				Type   string `json:"type"`
+				Cursor int64  `json:"cursor"`
+			}
+			if json.Unmarshal(data, &in) != nil || in.Type != "ack" {
+				ws.Close(websocket.StatusUnsupportedData, "send {\"type\":\"ack\",\"cursor\":N}")
+				return
+			}
+			if err := s.store.Ack(ctx, c.device.ID, in.Cursor); err != nil {
+				s.log.Error("ack failed", "device", c.device.ID, "err", err)
+				return
+			}
+		}
+	}()
+
+	send := func(e event) error {
+		data, _ := json.Marshal(e)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return ws.Write(wctx, websocket.MessageText, data)
+	}
+	ping := time.NewTicker(30 * time.Second)
+	defer ping.Stop()
+	for {
+		// Send everything queued after the cursor, in pages.
+		for {
+			ds, err := s.store.Deliveries(ctx, c.device.ID, after, streamBatch)
+			if err != nil {
+				ws.Close(websocket.StatusInternalError, "store error")
+				return nil
+			}
+			for _, d := range ds {
+				m := s.messageJSON(ctx, d.Message)
+				if err := send(event{Type: "message", Cursor: d.Cursor, Message: &m}); err != nil {
+					return nil
+				}
+				s.metrics.deliveries.Inc()
+				after = d.Cursor
+			}
+			if len(ds) < streamBatch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			ws.Close(websocket.StatusGoingAway, "provider shutting down or connection lost")
+			return nil
+		case <-cn.wake:
+		case e := <-cn.notices:
+			if err := send(e); err != nil {
+				return nil
+			}
+		case <-ping.C:
+			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+			err := ws.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func cursorParam(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errBadRequest("after must be a cursor (a non-negative integer)")
+	}
+	return n, nil
+}
+
+func (s *Server) inbox(w http.ResponseWriter, r *http.Request) error {
+	c := callerOf(r)
+	after, err := cursorParam(r)
+	if err != nil {
+		return err
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = streamBatch
+	}
+	ds, err := s.store.Deliveries(r.Context(), c.device.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	type entry struct {
+		Cursor  int64       `json:"cursor"`
+		Message messageJSON `json:"message"`
+	}
+	out := make([]entry, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, entry{Cursor: d.Cursor, Message: s.messageJSON(r.Context(), d.Message)})
+	}
+	s.metrics.deliveries.Add(float64(len(out)))
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+	return nil
+}
+
+func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Cursor int64 `json:"cursor"`
+	}
+	if err := s.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Cursor < 0 {
+		return errBadRequest("cursor must not be negative")
+	}
+	if err := s.store.Ack(r.Context(), callerOf(r).device.ID, req.Cursor); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
