@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -51,6 +52,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives the client's diagnostics (default: discarded).
 	Logger *slog.Logger
+	// TrustAnchors are the CA certificates of other providers, by domain,
+	// for verifying their users' credentials. This device's own provider's
+	// CA is learned at Register and always trusted for its domain.
+	TrustAnchors map[string]*x509.Certificate
 }
 
 func (o *Options) fill() {
@@ -268,7 +273,7 @@ func open(ctx context.Context, a *api, st store, dev *deviceState, opts Options)
 // loadState reads KeyPackages, the cursor and every room from disk.
 func (c *Client) loadState() error {
 	var err error
-	if c.verifier, err = newVerifier(c.dev.Domain, c.dev.CACertificate); err != nil {
+	if c.verifier, err = newVerifier(c.suite, c.dev.Domain, c.dev.CACertificate, c.opts.TrustAnchors); err != nil {
 		return err
 	}
 	if len(c.dev.Credential) > 0 {

@@ -1,23 +1,19 @@
 package client
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 )
 
-// ErrCredential reports an MLS credential the client does not accept: not
-// an X.509 credential, no chain to a trusted CA, a certificate key other
-// than the leaf's signature key, or no mimi device URI.
+// ErrCredential reports an MLS credential the client does not accept (see
+// identity.Verifier.Verify; the error also wraps identity's error, whose
+// Kind says which check failed).
 var ErrCredential = errors.New("client: invalid credential")
 
 // member is who stands behind a leaf of a group, as its X.509 credential
@@ -41,27 +37,13 @@ func (m member) address(localDomain string) string {
 	return m.User + "@" + m.Domain
 }
 
-// parseMimiURI splits mimi://DOMAIN/d/USER/DEVICE or mimi://DOMAIN/u/USER.
-func parseMimiURI(u *url.URL) (kind byte, domain, user, device string, ok bool) {
-	if u.Scheme != "mimi" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return 0, "", "", "", false
-	}
-	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
-	switch {
-	case len(parts) == 3 && parts[0] == "d" && parts[1] != "" && parts[2] != "":
-		return 'd', u.Host, parts[1], parts[2], true
-	case len(parts) == 2 && parts[0] == "u" && parts[1] != "":
-		return 'u', u.Host, parts[1], "", true
-	}
-	return 0, "", "", "", false
-}
-
-// verifier checks credentials and remembers the answers: the same few
-// certificates are seen on every message of a room, and parsing and
-// verifying a chain costs far more than decrypting a message.
+// verifier checks credentials with package identity and remembers the
+// answers: the same few certificates are seen on every message of a room,
+// and verifying a chain costs far more than decrypting a message.
 type verifier struct {
 	domain string
-	roots  *x509.CertPool // this provider's CA
+	suite  *mls.Suite
+	v      *identity.Verifier
 	now    func() time.Time
 
 	mu    sync.Mutex
@@ -69,20 +51,30 @@ type verifier struct {
 }
 
 type verified struct {
-	m   member
-	err error
+	m       member
+	err     error
+	expires time.Time
 }
 
-func newVerifier(domain string, caDER []byte) (*verifier, error) {
-	roots := x509.NewCertPool()
+// newVerifier trusts this provider's CA for its own domain, and the
+// application's anchors for other providers (federation).
+func newVerifier(suite *mls.Suite, domain string, caDER []byte, anchors map[string]*x509.Certificate) (*verifier, error) {
+	all := map[string]*x509.Certificate{}
+	for d, c := range anchors {
+		all[d] = c
+	}
 	if len(caDER) > 0 {
 		ca, err := x509.ParseCertificate(caDER)
 		if err != nil {
 			return nil, fmt.Errorf("client: provider CA certificate: %w", err)
 		}
-		roots.AddCert(ca)
+		all[domain] = ca
 	}
-	return &verifier{domain: domain, roots: roots, now: time.Now, cache: map[string]verified{}}, nil
+	v, err := identity.NewVerifier(all)
+	if err != nil {
+		return nil, fmt.Errorf("client: trust anchors: %w", err)
+	}
+	return &verifier{domain: domain, suite: suite, v: v, now: time.Now, cache: map[string]verified{}}, nil
 }
 
 // leafMember returns who stands behind a leaf node.
@@ -94,87 +86,33 @@ func (v *verifier) leafMember(leaf *mls.LeafNode) (member, error) {
 // returns the member it names.
 func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
 	key := string(mls.Marshal(cred)) + "\x00" + string(sigKey)
+	now := v.now()
 	v.mu.Lock()
 	r, ok := v.cache[key]
 	v.mu.Unlock()
-	if ok {
+	if ok && now.Before(r.expires) {
 		return r.m, r.err
 	}
-	m, err := v.verify(cred, sigKey)
+	d, err := v.v.Verify(v.suite, *cred, sigKey, now)
+	r = verified{err: err, expires: now.Add(time.Minute)}
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrCredential, err)
+		r.err = err
+	} else {
+		r.m = member{Domain: d.URI.Domain, User: d.URI.User, Device: d.URI.Device}
+		// An answer is reused for a minute at most (and a success not past
+		// the certificate's expiry), so that expiry is noticed.
+		if d.NotAfter.Before(r.expires) {
+			r.expires = d.NotAfter
+		}
+	}
 	v.mu.Lock()
 	if len(v.cache) > 4096 {
 		// A crude bound: a client sees few distinct credentials, and a
 		// flood of new ones should cost time, not memory.
 		clear(v.cache)
 	}
-	v.cache[key] = verified{m, err}
+	v.cache[key] = r
 	v.mu.Unlock()
-	return m, err
-}
-
-func (v *verifier) verify(cred *mls.Credential, sigKey []byte) (member, error) {
-	fail := func(format string, args ...any) (member, error) {
-		return member{}, fmt.Errorf("%w: "+format, append([]any{ErrCredential}, args...)...)
-	}
-	if cred.Type != mls.CredentialX509 || len(cred.Certificates) == 0 {
-		return fail("not an X.509 credential")
-	}
-	leaf, err := x509.ParseCertificate(cred.Certificates[0])
-	if err != nil {
-		return fail("certificate: %v", err)
-	}
-	if !publicKeyMatches(leaf.PublicKey, sigKey) {
-		return fail("certificate key is not the leaf's signature key")
-	}
-	// The device URI names the user too; the user URI adds nothing the
-	// client needs.
-	var m member
-	for _, u := range leaf.URIs {
-		if kind, domain, user, device, ok := parseMimiURI(u); ok && kind == 'd' {
-			m = member{Domain: domain, User: user, Device: device}
-			break
-		}
-	}
-	if m.Device == "" {
-		return fail("no mimi device URI")
-	}
-
-	inter := x509.NewCertPool()
-	for _, der := range cred.Certificates[1:] {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return fail("chain certificate: %v", err)
-		}
-		inter.AddCert(c)
-	}
-	roots := v.roots
-	if m.Domain != v.domain {
-		// TODO(federation): verify against the other provider's CA as
-		// learned through federation. Until then a foreign credential is
-		// checked only for a self-consistent chain.
-		roots = inter
-	}
-	opts := x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   v.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	}
-	if _, err := leaf.Verify(opts); err != nil {
-		return fail("%s: %v", m.DeviceURI(), err)
-	}
-	return m, nil
-}
-
-// publicKeyMatches compares a certificate's key with an MLS signature
-// public key (Ed25519 raw key, or an uncompressed ECDSA point).
-func publicKeyMatches(certKey any, sigKey []byte) bool {
-	switch k := certKey.(type) {
-	case ed25519.PublicKey:
-		return bytes.Equal(k, sigKey)
-	case *ecdsa.PublicKey:
-		b, err := k.Bytes()
-		return err == nil && bytes.Equal(b, sigKey)
-	}
-	return false
+	return r.m, err
 }

@@ -2,17 +2,12 @@ package client_test
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 )
 
@@ -37,9 +33,8 @@ type fakeProvider struct {
 	t      testing.TB
 	domain string
 	srv    *httptest.Server
-	caKey  ed25519.PrivateKey
+	ca     *identity.CA
 	caDER  []byte
-	ca     *x509.Certificate
 
 	mu          sync.Mutex
 	users       map[string]*fakeUser   // by handle
@@ -126,22 +121,11 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 		rooms:       map[string]*fakeRoom{},
 		kpOwner:     map[string]*fakeDevice{},
 	}
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "green.test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	ca, err := identity.NewCA(p.domain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.caKey, p.caDER = key, der
-	p.ca, _ = x509.ParseCertificate(der)
+	p.ca, p.caDER = ca, ca.Certificate().Raw
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/provider", p.provider)
@@ -312,22 +296,14 @@ func (p *fakeProvider) credentials(w http.ResponseWriter, r *http.Request, d *fa
 		apiError(w, 400, "bad_request", "this fake issues Ed25519 credentials only")
 		return
 	}
-	devURI, _ := url.Parse(fmt.Sprintf("mimi://%s/d/%s/%s", p.domain, d.user.handle, d.name))
-	userURI, _ := url.Parse(fmt.Sprintf("mimi://%s/u/%s", p.domain, d.user.handle))
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(d.id + 100),
-		Subject:      pkix.Name{CommonName: devURI.String()},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		URIs:         []*url.URL{devURI, userURI},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, ed25519.PublicKey(req.Key), p.caKey)
+	suite, _ := mls.SuiteFor(1)
+	cred, err := p.ca.IssueDevice(suite, req.Key, d.user.handle, d.name, time.Now().Add(24*time.Hour))
 	if err != nil {
-		apiError(w, 500, "internal", err.Error())
+		apiError(w, 400, "bad_request", err.Error())
 		return
 	}
-	cred := mls.Credential{Type: mls.CredentialX509, Certificates: [][]byte{der, p.caDER}}
+	devURI := identity.DeviceURI(p.domain, d.user.handle, d.name)
+	userURI := devURI.UserOf()
 	writeJSON(w, 201, map[string]any{"credential": mls.Marshal(&cred), "device_uri": devURI.String(), "user_uri": userURI.String()})
 }
 
