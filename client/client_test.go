@@ -529,3 +529,33 @@ func TestAPIErrors(t *testing.T) {
 		t.Fatalf("send to unknown room: %v", err)
 	}
 }
+
+func TestCommitOfUnknownOutcomeResolved(t *testing.T) {
+	e := newEnv(t)
+	fake := e.p.(*fakeProvider)
+	alice := e.register("alice", "phone")
+	bob := e.register("bob", "phone")
+	room, _ := alice.CreateRoom(e.ctx)
+	// The provider stores the commit but every answer is lost: alice
+	// cannot know whether it won.
+	fake.mu.Lock()
+	fake.failAfterStore = 100
+	fake.mu.Unlock()
+	if err := alice.Invite(e.ctx, room, "bob"); err == nil {
+		t.Fatal("invite succeeded without an answer")
+	}
+	fake.mu.Lock()
+	fake.failAfterStore = 0
+	fake.mu.Unlock()
+	// After a restart alice asks again with the same client_id, learns
+	// that the commit won, and merges it.
+	alice = e.reopen(alice)
+	if ep, _ := alice.Epoch(room); ep != 1 {
+		t.Fatalf("alice in epoch %d after resolving, want 1", ep)
+	}
+	bob.sync(e.ctx)
+	eventually(t, "bob to join", func() bool { return bob.has(joined(room)) })
+	alice.send(e.ctx, room, "did it work?")
+	bob.sync(e.ctx)
+	expectMessages(t, bob, room, []string{"alice: did it work?"})
+}

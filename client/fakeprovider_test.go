@@ -413,6 +413,11 @@ func (p *fakeProvider) postMessage(w http.ResponseWriter, r *http.Request, d *fa
 		return
 	}
 	if prev := room.byID[req.ClientID]; prev != nil {
+		if p.failAfterStore > 0 {
+			p.failAfterStore--
+			apiError(w, 503, "unavailable", "simulated fault")
+			return
+		}
 		writeJSON(w, 200, map[string]any{"seq": prev.Seq, "epoch": room.epoch})
 		return
 	}
