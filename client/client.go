@@ -107,6 +107,9 @@ type Client struct {
 	kps    map[string]*keyPackageState
 	rooms  map[RoomID]*roomEntry
 	cursor int64
+	// knownDevices is the user's device list as last reconciled with the
+	// rooms (sorted names).
+	knownDevices []string
 
 	events  *eventQueue
 	running atomic.Bool
@@ -350,16 +353,18 @@ func (c *Client) setUp(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	b := newBatch()
 	for _, r := range c.rooms {
-		if r.st.Pending != nil && r.st.Pending.Seq == 0 {
+		if r.st.Pending != nil {
 			if err := c.resolvePendingLocked(ctx, r, b); err != nil {
 				c.log.Warn("pending commit unresolved", "room", r.st.Room, "err", err)
 			}
 		}
 	}
-	return c.flushLocked(b)
+	err := c.flushLocked(b)
+	c.mu.Unlock()
+	c.events.push(b.events...)
+	return err
 }
 
 // fetchCredential asks the provider for the device's X.509 credential.

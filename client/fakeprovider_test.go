@@ -69,6 +69,10 @@ type fakeDevice struct {
 	queue      []fakeEntry
 	nextCursor int64
 	wake       chan struct{}
+	// notices are hints for open streams only, as in the real provider:
+	// a device without a stream misses them.
+	streams int
+	notices []fakeEntry
 }
 
 type fakeEntry struct {
@@ -133,6 +137,7 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 	mux.HandleFunc("POST /v1/auth/challenge", p.challenge)
 	mux.HandleFunc("POST /v1/auth/session", p.session)
 	mux.HandleFunc("GET /v1/me", p.auth(p.me))
+	mux.HandleFunc("GET /v1/me/devices", p.auth(p.myDevices))
 	mux.HandleFunc("POST /v1/me/credentials", p.auth(p.credentials))
 	mux.HandleFunc("POST /v1/me/keypackages", p.auth(p.uploadKPs))
 	mux.HandleFunc("GET /v1/me/keypackages", p.auth(p.stockKPs))
@@ -211,7 +216,7 @@ func (p *fakeProvider) register(w http.ResponseWriter, r *http.Request) {
 	p.nextDevice++
 	d := &fakeDevice{id: p.nextDevice, name: req.Name, user: u, authKey: req.AuthKey, wake: make(chan struct{}, 1)}
 	for _, other := range u.devices {
-		other.enqueue(fakeEntry{Type: "device.added", Device: d.name})
+		other.notice(fakeEntry{Type: "device.added", Device: d.name})
 	}
 	u.devices = append(u.devices, d)
 	p.authKeys[hex.EncodeToString(req.AuthKey)] = d
@@ -227,6 +232,28 @@ func (d *fakeDevice) enqueue(e fakeEntry) {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// notice sends a hint to the device's open streams; p.mu must be held.
+func (d *fakeDevice) notice(e fakeEntry) {
+	if d.streams == 0 {
+		return
+	}
+	d.notices = append(d.notices, e)
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *fakeProvider) myDevices(w http.ResponseWriter, r *http.Request, d *fakeDevice) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []map[string]any{}
+	for _, o := range d.user.devices {
+		out = append(out, map[string]any{"id": o.id, "name": o.name})
+	}
+	writeJSON(w, 200, map[string]any{"devices": out})
 }
 
 func (p *fakeProvider) challenge(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +387,7 @@ func (p *fakeProvider) claimKPs(w http.ResponseWriter, r *http.Request, _ *fakeD
 		if len(d.kps) > 0 {
 			kp, d.kps = d.kps[0], d.kps[1:]
 			if len(d.kps) == lowWatermark-1 {
-				d.enqueue(fakeEntry{Type: "keypackages.low", CipherSuite: 1, Available: len(d.kps)})
+				d.notice(fakeEntry{Type: "keypackages.low", CipherSuite: 1, Available: len(d.kps)})
 			}
 		} else {
 			kp = d.lastResort
@@ -570,6 +597,14 @@ func (p *fakeProvider) stream(w http.ResponseWriter, r *http.Request, d *fakeDev
 	}
 	defer conn.CloseNow()
 	ctx := r.Context()
+	p.mu.Lock()
+	d.streams++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		d.streams--
+		p.mu.Unlock()
+	}()
 	// Acks arrive on the same connection.
 	go func() {
 		for {
@@ -591,7 +626,8 @@ func (p *fakeProvider) stream(w http.ResponseWriter, r *http.Request, d *fakeDev
 	sent := after
 	for {
 		p.mu.Lock()
-		var todo []fakeEntry
+		todo := d.notices
+		d.notices = nil
 		for _, e := range d.queue {
 			if e.Cursor > sent {
 				todo = append(todo, e)
@@ -606,7 +642,7 @@ func (p *fakeProvider) stream(w http.ResponseWriter, r *http.Request, d *fakeDev
 			if err := conn.Write(ctx, websocket.MessageText, data); err != nil {
 				return
 			}
-			sent = e.Cursor
+			sent = max(sent, e.Cursor)
 		}
 		select {
 		case <-d.wake:

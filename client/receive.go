@@ -403,12 +403,19 @@ func (c *Client) handleControl(ctx context.Context, f *frame) {
 		if f.Device == c.dev.Device {
 			return
 		}
-		for _, id := range c.Rooms() {
-			if err := c.addOwnDevices(ctx, id); err != nil {
-				c.log.Warn("adding own new device", "room", id, "device", f.Device, "err", err)
-			}
+		if err := c.reconcileDevices(ctx, true); err != nil {
+			c.log.Warn("adding own new device", "device", f.Device, "err", err)
 		}
 	}
+}
+
+// housekeeping does what the provider's notices ask for, in case they were
+// missed: it replenishes KeyPackages and adds the user's new devices.
+func (c *Client) housekeeping(ctx context.Context) error {
+	if err := c.checkKeyPackages(ctx); err != nil {
+		return err
+	}
+	return c.reconcileDevices(ctx, false)
 }
 
 // Sync fetches and processes everything queued for this device over plain
@@ -429,7 +436,7 @@ func (c *Client) Sync(ctx context.Context) error {
 			return fmt.Errorf("client: sync: %w", err)
 		}
 		if len(resp.Entries) == 0 {
-			return nil
+			return c.housekeeping(ctx)
 		}
 		cursor, err := c.processFrames(ctx, resp.Entries)
 		if cursor > after {
@@ -446,7 +453,7 @@ func (c *Client) Sync(ctx context.Context) error {
 			return err
 		}
 		if cursor <= after {
-			return nil
+			return c.housekeeping(ctx)
 		}
 	}
 }
@@ -515,6 +522,11 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxResponse)
+	// Notices sent while the device was away are lost; catch up on what
+	// they would have said. The stream keeps the queue meanwhile.
+	if err := c.housekeeping(ctx); err != nil {
+		c.log.Warn("housekeeping", "err", err)
+	}
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
@@ -527,7 +539,11 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 		}
 		if f.Message == nil {
 			c.handleControl(ctx, &f)
-			continue
+			if f.Cursor == 0 {
+				continue
+			}
+			// A control entry that is part of the queue is acknowledged
+			// like a message.
 		}
 		before := c.currentCursor()
 		cursor, err := c.processFrames(ctx, []frame{f})

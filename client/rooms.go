@@ -130,6 +130,71 @@ func (c *Client) addOwnDevices(ctx context.Context, room RoomID) error {
 	})
 }
 
+// reconcileDevices adds this user's devices that are missing from the
+// rooms this device is in. The provider's device.added notice is only a
+// hint (a device that is offline when it is sent never gets it), so the
+// client also compares the account's devices with each room when it syncs
+// or reconnects. force skips the shortcut of an unchanged device list.
+func (c *Client) reconcileDevices(ctx context.Context, force bool) error {
+	var resp struct {
+		Devices []struct {
+			Name string `json:"name"`
+		} `json:"devices"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/v1/me/devices", nil, nil, &resp); err != nil {
+		return err
+	}
+	var names []string
+	for _, d := range resp.Devices {
+		names = append(names, d.Name)
+	}
+	slices.Sort(names)
+	c.mu.Lock()
+	known := slices.Equal(names, c.knownDevices)
+	c.mu.Unlock()
+	if known && !force {
+		return nil
+	}
+	complete := true
+	for _, id := range c.Rooms() {
+		if len(c.missingDevices(id, names)) == 0 {
+			continue
+		}
+		if err := c.addOwnDevices(ctx, id); err != nil {
+			c.log.Warn("adding own devices to room", "room", id, "err", err)
+		}
+		// A device that has not uploaded KeyPackages yet cannot be added;
+		// the next reconciliation tries again.
+		if len(c.missingDevices(id, names)) > 0 {
+			complete = false
+		}
+	}
+	if complete {
+		c.mu.Lock()
+		c.knownDevices = names
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// missingDevices returns which of this user's devices are not in a room.
+func (c *Client) missingDevices(id RoomID, names []string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.roomLocked(id)
+	if err != nil {
+		return nil
+	}
+	present := c.devicesOf(r.g)
+	var out []string
+	for _, n := range names {
+		if !present[member{Domain: c.dev.Domain, User: c.dev.User, Device: n}.DeviceURI()] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // commit makes and posts a commit of the proposals build returns (none:
 // nothing to do), rebuilding it after a lost epoch. When it returns nil the
 // commit is accepted, the group is in the new epoch and that is saved.
@@ -210,18 +275,29 @@ func (c *Client) postPendingLocked(ctx context.Context, r *roomEntry, b *batch) 
 	}
 	p.Seq = seq
 	b.dirty(r)
-	// Messages the hub ordered before the commit belong to the old epoch
-	// and must be processed in it; catching up to the commit's seq merges
-	// it when it gets there.
-	if err := c.catchUpLocked(ctx, r, seq, b); err != nil {
+	return c.finishAcceptedLocked(ctx, r, b)
+}
+
+// finishAcceptedLocked merges the room's accepted commit. Messages the hub
+// ordered before it belong to the old epoch and must be processed in it
+// first; catching up to the commit's seq merges it when it gets there.
+func (c *Client) finishAcceptedLocked(ctx context.Context, r *roomEntry, b *batch) error {
+	p := r.st.Pending
+	if err := c.catchUpLocked(ctx, r, p.Seq, b); err != nil {
 		return err
 	}
-	if r.st.Pending != nil {
-		// The room's log ended before the commit (a lagging replica,
-		// say): everything before it has been seen, so merge now.
-		return c.mergeOwnLocked(r, b)
+	if r.st.Pending == nil {
+		return nil
 	}
-	return nil
+	if r.st.LastSeq < p.Seq-1 {
+		// The log did not yet show everything before the commit (a
+		// lagging replica, say). Merging now would skip those messages
+		// for good; the commit stays pending until they are seen.
+		return fmt.Errorf("client: room %s: log ends at seq %d, before own commit at %d", r.st.Room, r.st.LastSeq, p.Seq)
+	}
+	// Seqs are contiguous, so everything before the commit was processed;
+	// the log just does not show the commit itself yet.
+	return c.mergeOwnLocked(r, b)
 }
 
 // resolvePendingLocked settles a commit whose outcome is unknown (the
@@ -234,13 +310,7 @@ func (c *Client) resolvePendingLocked(ctx context.Context, r *roomEntry, b *batc
 	}
 	if p.Seq > 0 {
 		// Accepted, but the device stopped before catching up to it.
-		if err := c.catchUpLocked(ctx, r, p.Seq, b); err != nil {
-			return err
-		}
-		if r.st.Pending != nil {
-			return c.mergeOwnLocked(r, b)
-		}
-		return nil
+		return c.finishAcceptedLocked(ctx, r, b)
 	}
 	if !r.g.HasPendingCommit() {
 		// The saved state lost the commit itself; nothing to resolve.
