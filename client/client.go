@@ -114,6 +114,9 @@ type Client struct {
 	events  *eventQueue
 	running atomic.Bool
 	closed  atomic.Bool
+	// devicesIncomplete is set while one of the user's devices could not
+	// be added to a room yet (it had no KeyPackages), so Run tries again.
+	devicesIncomplete atomic.Bool
 }
 
 // roomEntry is one room's group and its saved record.

@@ -559,3 +559,47 @@ func TestCommitOfUnknownOutcomeResolved(t *testing.T) {
 	bob.sync(e.ctx)
 	expectMessages(t, bob, room, []string{"alice: did it work?"})
 }
+
+func TestNewDeviceAddedToRoomsOverStream(t *testing.T) {
+	e := newEnv(t)
+	phone := e.register("alice", "phone")
+	bob := e.register("bob", "phone")
+	room, _ := phone.CreateRoom(e.ctx)
+	if err := phone.Invite(e.ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(e.ctx)
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go phone.Run(ctx)
+	// Wait for the stream, so that the device.added notice reaches it.
+	eventually(t, "the phone's stream", func() bool {
+		fake := e.p.(*fakeProvider)
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		return fake.users["alice"].devices[0].streams > 0
+	})
+	laptop := e.register("alice", "laptop")
+	eventually(t, "laptop to be added", func() bool {
+		laptop.sync(e.ctx)
+		return laptop.has(joined(room))
+	})
+	bob.sync(e.ctx)
+	bob.send(e.ctx, room, "hi both")
+	eventually(t, "the phone to get bob's message", func() bool { return len(phone.messages(room)) == 1 })
+	laptop.sync(e.ctx)
+	expectMessages(t, laptop, room, []string{"bob: hi both"})
+	// The user's own devices read each other's messages, naming the device.
+	phone.send(e.ctx, room, "from my phone")
+	laptop.sync(e.ctx)
+	eventually(t, "laptop to get the phone's message", func() bool { return len(laptop.messages(room)) == 2 })
+	var last *client.Message
+	for _, ev := range laptop.snapshot() {
+		if m, ok := ev.(*client.Message); ok {
+			last = m
+		}
+	}
+	if last.Sender != (client.Sender{User: "alice", Device: "phone", Domain: "green.test"}) {
+		t.Fatalf("sender %+v", last.Sender)
+	}
+}

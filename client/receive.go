@@ -359,6 +359,14 @@ func (c *Client) catchUpLocked(ctx context.Context, r *roomEntry, until int64, b
 	}
 }
 
+// housekeepingInterval is how often a long-lived stream checks KeyPackage
+// stock and the user's devices on its own.
+const housekeepingInterval = 10 * time.Minute
+
+// streamBatch bounds how many stream frames are processed and saved
+// together.
+const streamBatch = 200
+
 // processFrames applies a run of queue entries in order, saves the
 // result, and returns the cursor that may now be acknowledged. Events are
 // handed to the application only after everything is saved.
@@ -527,26 +535,80 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 	if err := c.housekeeping(ctx); err != nil {
 		c.log.Warn("housekeeping", "err", err)
 	}
-	for {
-		_, data, err := conn.Read(ctx)
-		if err != nil {
-			return true, err
-		}
-		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			c.log.Warn("unreadable stream frame", "err", err)
-			continue
-		}
-		if f.Message == nil {
-			c.handleControl(ctx, &f)
-			if f.Cursor == 0 {
+	// A reader goroutine lets the loop below take every frame that has
+	// already arrived as one batch: one save and one acknowledgement for
+	// many messages, which is what makes catching up after a long absence
+	// fast (each save is an fsync).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	frames := make(chan frame, streamBatch)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(frames)
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			var f frame
+			if err := json.Unmarshal(data, &f); err != nil {
+				c.log.Warn("unreadable stream frame", "err", err)
 				continue
 			}
-			// A control entry that is part of the queue is acknowledged
-			// like a message.
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// A new device announces itself before it has uploaded KeyPackages,
+	// so adding it may have to wait: retry soon, backing off. Housekeeping
+	// also runs now and then in case a notice was lost.
+	retryDelay := time.Second
+	retry := time.NewTimer(retryDelay)
+	defer retry.Stop()
+	routine := time.NewTicker(housekeepingInterval)
+	defer routine.Stop()
+	for {
+		var f frame
+		select {
+		case g, ok := <-frames:
+			if !ok {
+				return true, <-readErr
+			}
+			f = g
+		case <-retry.C:
+			if c.devicesIncomplete.Load() {
+				if err := c.reconcileDevices(ctx, true); err != nil {
+					c.log.Warn("adding own devices", "err", err)
+				}
+				retryDelay = min(2*retryDelay, time.Minute)
+			}
+			retry.Reset(retryDelay)
+			continue
+		case <-routine.C:
+			if err := c.housekeeping(ctx); err != nil {
+				c.log.Warn("housekeeping", "err", err)
+			}
+			continue
+		}
+		batch := []frame{f}
+	more:
+		for len(batch) < streamBatch && batch[len(batch)-1].Message != nil {
+			select {
+			case g, ok := <-frames:
+				if !ok {
+					break more
+				}
+				batch = append(batch, g)
+			default:
+				break more
+			}
 		}
 		before := c.currentCursor()
-		cursor, err := c.processFrames(ctx, []frame{f})
+		cursor, err := c.processFrames(ctx, batch)
 		if cursor > before {
 			ack, _ := json.Marshal(map[string]any{"type": "ack", "cursor": cursor})
 			if werr := conn.Write(ctx, websocket.MessageText, ack); werr != nil {
@@ -555,6 +617,15 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 		}
 		if err != nil {
 			return true, err
+		}
+		// A control frame ends a batch, so it is acted on after the
+		// messages that came before it.
+		if last := &batch[len(batch)-1]; last.Message == nil {
+			c.handleControl(ctx, last)
+			if c.devicesIncomplete.Load() {
+				retryDelay = time.Second
+				retry.Reset(retryDelay)
+			}
 		}
 	}
 }

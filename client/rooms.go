@@ -169,6 +169,7 @@ func (c *Client) reconcileDevices(ctx context.Context, force bool) error {
 			complete = false
 		}
 	}
+	c.devicesIncomplete.Store(!complete)
 	if complete {
 		c.mu.Lock()
 		c.knownDevices = names
