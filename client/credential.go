@@ -1,0 +1,118 @@
+package client
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/mls"
+)
+
+// ErrCredential reports an MLS credential the client does not accept (see
+// identity.Verifier.Verify; the error also wraps identity's error, whose
+// Kind says which check failed).
+var ErrCredential = errors.New("client: invalid credential")
+
+// member is who stands behind a leaf of a group, as its X.509 credential
+// says: the device URI mimi://DOMAIN/d/USER/DEVICE and the user URI
+// mimi://DOMAIN/u/USER.
+type member struct {
+	Domain string
+	User   string
+	Device string
+}
+
+// DeviceURI returns the member's device URI.
+func (m member) DeviceURI() string { return "mimi://" + m.Domain + "/d/" + m.User + "/" + m.Device }
+
+// address is the user as the application sees it: the bare handle for
+// users of this device's provider, handle@domain for others.
+func (m member) address(localDomain string) string {
+	if m.Domain == localDomain {
+		return m.User
+	}
+	return m.User + "@" + m.Domain
+}
+
+// verifier checks credentials with package identity and remembers the
+// answers: the same few certificates are seen on every message of a room,
+// and verifying a chain costs far more than decrypting a message.
+type verifier struct {
+	domain string
+	suite  *mls.Suite
+	v      *identity.Verifier
+	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]verified
+}
+
+type verified struct {
+	m       member
+	err     error
+	expires time.Time
+}
+
+// newVerifier trusts this provider's CA for its own domain, and the
+// application's anchors for other providers (federation).
+func newVerifier(suite *mls.Suite, domain string, caDER []byte, anchors map[string]*x509.Certificate) (*verifier, error) {
+	all := map[string]*x509.Certificate{}
+	for d, c := range anchors {
+		all[d] = c
+	}
+	if len(caDER) > 0 {
+		ca, err := x509.ParseCertificate(caDER)
+		if err != nil {
+			return nil, fmt.Errorf("client: provider CA certificate: %w", err)
+		}
+		all[domain] = ca
+	}
+	v, err := identity.NewVerifier(all)
+	if err != nil {
+		return nil, fmt.Errorf("client: trust anchors: %w", err)
+	}
+	return &verifier{domain: domain, suite: suite, v: v, now: time.Now, cache: map[string]verified{}}, nil
+}
+
+// leafMember returns who stands behind a leaf node.
+func (v *verifier) leafMember(leaf *mls.LeafNode) (member, error) {
+	return v.check(&leaf.Credential, leaf.SignatureKey)
+}
+
+// check verifies an X.509 credential for the given MLS signature key and
+// returns the member it names.
+func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
+	key := string(mls.Marshal(cred)) + "\x00" + string(sigKey)
+	now := v.now()
+	v.mu.Lock()
+	r, ok := v.cache[key]
+	v.mu.Unlock()
+	if ok && now.Before(r.expires) {
+		return r.m, r.err
+	}
+	d, err := v.v.Verify(v.suite, *cred, sigKey, now)
+	r = verified{err: err, expires: now.Add(time.Minute)}
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrCredential, err)
+		r.err = err
+	} else {
+		r.m = member{Domain: d.URI.Domain, User: d.URI.User, Device: d.URI.Device}
+		// An answer is reused for a minute at most (and a success not past
+		// the certificate's expiry), so that expiry is noticed.
+		if d.NotAfter.Before(r.expires) {
+			r.expires = d.NotAfter
+		}
+	}
+	v.mu.Lock()
+	if len(v.cache) > 4096 {
+		// A crude bound: a client sees few distinct credentials, and a
+		// flood of new ones should cost time, not memory.
+		clear(v.cache)
+	}
+	v.cache[key] = r
+	v.mu.Unlock()
+	return r.m, err
+}

@@ -1,0 +1,351 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The device's state directory. Every file is JSON with a "version" field,
+// written atomically (temp file, fsync, rename, fsync of the directory) with
+// mode 0600, so that a crash leaves either the old or the new version of a
+// file and never a torn one:
+//
+//	device.json          identity: auth key, MLS signature key, credential
+//	keypackages.json     private halves of uploaded KeyPackages
+//	cursor.json          the device queue's last acknowledged cursor
+//	rooms/ROOM.json      one per room: MLS group state and last hub seq
+//
+// A room file and the cursor are separate files, so they are written in a
+// fixed order: room files first, the cursor after. A crash in between
+// makes the provider deliver entries again, and the room's last seq makes
+// the client skip them: the room file is the record of what was processed.
+
+// stateVersion is the version of every file's layout. A file of another
+// version is refused rather than guessed at.
+const stateVersion = 1
+
+const (
+	deviceFileName      = "device.json"
+	keyPackagesFileName = "keypackages.json"
+	cursorFileName      = "cursor.json"
+	roomsDirName        = "rooms"
+)
+
+// ErrNoState reports a directory without a registered device (Open on a
+// directory that Register never completed in).
+var ErrNoState = errors.New("client: no device state in directory")
+
+// ErrStateExists reports Register into a directory that already holds a
+// device.
+var ErrStateExists = errors.New("client: directory already holds a device")
+
+// deviceState is device.json. Keys are in raw form: the Ed25519 seed of the
+// auth key, the MLS signature key as mls.SignaturePrivateKey.Bytes.
+type deviceState struct {
+	Version  int    `json:"version"`
+	Domain   string `json:"domain"`
+	User     string `json:"user"`
+	Device   string `json:"device"`
+	DeviceID int64  `json:"device_id"`
+	AuthKey  []byte `json:"auth_key"`
+
+	Suite        uint16 `json:"cipher_suite"`
+	SignatureKey []byte `json:"signature_key"`
+	// Credential is the MLS Credential encoding; empty until the provider
+	// issued it (a Register interrupted after POST /v1/devices).
+	Credential    []byte `json:"credential,omitempty"`
+	DeviceURI     string `json:"device_uri,omitempty"`
+	UserURI       string `json:"user_uri,omitempty"`
+	CACertificate []byte `json:"ca_certificate,omitempty"`
+}
+
+// keyPackageState is one KeyPackage this device made: the public
+// KeyPackage and the private init and encryption keys, kept until a
+// Welcome uses them (a last-resort one is kept for good).
+type keyPackageState struct {
+	Ref           []byte `json:"ref"`
+	KeyPackage    []byte `json:"key_package"` // MLSMessage encoding
+	InitKey       []byte `json:"init_key"`
+	EncryptionKey []byte `json:"encryption_key"`
+	LastResort    bool   `json:"last_resort,omitempty"`
+	NotAfter      uint64 `json:"not_after"`
+}
+
+type keyPackagesFile struct {
+	Version     int               `json:"version"`
+	KeyPackages []keyPackageState `json:"key_packages"`
+}
+
+type cursorFile struct {
+	Version int   `json:"version"`
+	Cursor  int64 `json:"cursor"`
+}
+
+// roomState is rooms/ROOM.json.
+type roomState struct {
+	Version int    `json:"version"`
+	Room    RoomID `json:"room"`
+	// LastSeq is the hub sequence number of the last message of the room
+	// this device processed; anything at or below it is a redelivery.
+	LastSeq int64 `json:"last_seq"`
+	// JoinedEpoch is the epoch in which this device joined: messages of
+	// earlier epochs were never meant for it.
+	JoinedEpoch uint64 `json:"joined_epoch,omitempty"`
+	// Removed is set once a commit removed this device; Group is then
+	// dropped, since its secrets are of no further use.
+	Removed bool `json:"removed,omitempty"`
+	// Group is mls.Group.MarshalState.
+	Group []byte `json:"group,omitempty"`
+	// Pending is a commit this device sent whose result it has not yet
+	// seen (the group state holds it as its pending commit), so that after
+	// a crash it can ask again with the same client_id.
+	Pending *pendingPost `json:"pending,omitempty"`
+}
+
+// pendingPost is a handshake message POSTed (or about to be) to a room.
+type pendingPost struct {
+	// Seq is the hub's sequence number once the provider accepted the
+	// commit (0 until then). Messages before it are processed in the old
+	// epoch; the commit is merged when they are done.
+	Seq      int64  `json:"seq,omitempty"`
+	ClientID string `json:"client_id"`
+	Message  []byte `json:"message"`
+	Welcome  []byte `json:"welcome,omitempty"`
+}
+
+// writeFileAtomic replaces path with data so that readers, and the file
+// after a crash, see either the old or the new contents. The temporary file
+// is in the same directory because rename is atomic only within one file
+// system.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// CreateTemp already makes the file 0600, but say so: these files hold
+	// private keys, and the mode must not depend on that detail.
+	if err = f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// The rename itself is durable only once the directory is synced.
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		// Some platforms cannot sync a directory; the rename is then as
+		// durable as that platform makes it.
+		return err
+	}
+	return nil
+}
+
+// writeJSON stores v as the file name in dir.
+func writeJSON(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return fmt.Errorf("client: encode %s: %w", name, err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name), append(data, '\n')); err != nil {
+		return fmt.Errorf("client: write %s: %w", name, err)
+	}
+	return nil
+}
+
+// readJSON loads the file name in dir into v and checks its version;
+// version points at v's version field.
+func readJSON(dir, name string, v any, version *int) error {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("client: read %s: %w", name, err)
+	}
+	if *version != stateVersion {
+		return fmt.Errorf("client: read %s: state version %d, this client reads %d", name, *version, stateVersion)
+	}
+	return nil
+}
+
+// store is the state directory.
+type store struct {
+	dir string
+}
+
+func (s *store) roomsDir() string { return filepath.Join(s.dir, roomsDirName) }
+
+// init makes the directory and its rooms subdirectory, readable by this
+// user only.
+func (s *store) init() error {
+	if err := os.MkdirAll(s.roomsDir(), 0o700); err != nil {
+		return fmt.Errorf("client: state directory: %w", err)
+	}
+	return nil
+}
+
+func (s *store) hasDevice() bool {
+	_, err := os.Stat(filepath.Join(s.dir, deviceFileName))
+	return err == nil
+}
+
+// removeDevice forgets a device the provider refused to register.
+func (s *store) removeDevice() {
+	os.Remove(filepath.Join(s.dir, deviceFileName))
+}
+
+func (s *store) saveDevice(d *deviceState) error {
+	d.Version = stateVersion
+	return writeJSON(s.dir, deviceFileName, d)
+}
+
+func (s *store) loadDevice() (*deviceState, error) {
+	var d deviceState
+	if err := readJSON(s.dir, deviceFileName, &d, &d.Version); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNoState, s.dir)
+		}
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (s *store) saveKeyPackages(kps []keyPackageState) error {
+	return writeJSON(s.dir, keyPackagesFileName, &keyPackagesFile{Version: stateVersion, KeyPackages: kps})
+}
+
+func (s *store) loadKeyPackages() ([]keyPackageState, error) {
+	var f keyPackagesFile
+	if err := readJSON(s.dir, keyPackagesFileName, &f, &f.Version); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return f.KeyPackages, nil
+}
+
+func (s *store) saveCursor(c int64) error {
+	return writeJSON(s.dir, cursorFileName, &cursorFile{Version: stateVersion, Cursor: c})
+}
+
+func (s *store) loadCursor() (int64, error) {
+	var f cursorFile
+	if err := readJSON(s.dir, cursorFileName, &f, &f.Version); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	return f.Cursor, nil
+}
+
+// validRoomID reports whether id can name a file: room IDs are base64url
+// group IDs, and anything else from the provider is refused rather than
+// used as a path.
+func validRoomID(id RoomID) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_', r == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *store) saveRoom(r *roomState) error {
+	if !validRoomID(r.Room) {
+		return fmt.Errorf("client: room id %q cannot be stored", r.Room)
+	}
+	r.Version = stateVersion
+	return writeJSON(s.roomsDir(), string(r.Room)+".json", r)
+}
+
+// loadRooms reads every room file. Leftover temporary files of an
+// interrupted write are removed: they were never renamed into place, so
+// nothing refers to them.
+func (s *store) loadRooms() (map[RoomID]*roomState, error) {
+	entries, err := os.ReadDir(s.roomsDir())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return map[RoomID]*roomState{}, nil
+		}
+		return nil, fmt.Errorf("client: rooms: %w", err)
+	}
+	rooms := map[RoomID]*roomState{}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") {
+			os.Remove(filepath.Join(s.roomsDir(), name))
+			continue
+		}
+		if e.IsDir() || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		r, err := s.loadRoom(RoomID(strings.TrimSuffix(name, ".json")))
+		if err != nil {
+			return nil, err
+		}
+		rooms[r.Room] = r
+	}
+	return rooms, nil
+}
+
+func (s *store) loadRoom(id RoomID) (*roomState, error) {
+	var r roomState
+	if err := readJSON(s.roomsDir(), string(id)+".json", &r, &r.Version); err != nil {
+		return nil, err
+	}
+	if r.Room != id {
+		return nil, fmt.Errorf("client: rooms/%s.json names room %q", id, r.Room)
+	}
+	return &r, nil
+}
+
+// cleanTemp removes leftover temporary files of interrupted writes in the
+// top directory.
+func (s *store) cleanTemp() {
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") {
+			os.Remove(filepath.Join(s.dir, e.Name()))
+		}
+	}
+}
