@@ -218,8 +218,11 @@ func unixNano(t time.Time) int64 { return t.UnixNano() }
 func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // Epochs are uint64 but SQLite integers are int64: store the bits.
-func epochIn(e uint64) int64   { return int64(e) }
-func epochOut(e int64) uint64  { return uint64(e) }
+func epochIn(e uint64) int64  { return int64(e) }
+func epochOut(e int64) uint64 { return uint64(e) }
+
+// nonNil turns a nil slice into an empty one: the BLOB columns are NOT
+// NULL, and nil and empty mean the same to every caller.
 func nonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
