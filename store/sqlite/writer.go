@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -27,6 +28,10 @@ type writer struct {
 	conn     *sql.Conn
 	stmts    stmts
 	maxBatch int
+
+	// batches and batched count groups and the ops in them, so a
+	// benchmark can show how big the groups get.
+	batches, batched atomic.Int64
 
 	mu     sync.RWMutex // held for reading while sending on ops
 	closed bool
@@ -136,6 +141,8 @@ func (w *writer) run() {
 			}
 		}
 		w.commit(batch)
+		w.batches.Add(1)
+		w.batched.Add(int64(len(batch)))
 		clear(batch) // drop references to finished ops
 	}
 }
