@@ -28,13 +28,15 @@ func TestConformance(t *testing.T) {
 // recipient devices. The maxbatch=1 runs turn group commit off (one
 // transaction, so one fsync, per message) to show what it buys.
 //
-// Measured on the project's machine (2 cores, virtual disk, one fsync
-// about 1.3 ms, synchronous=FULL), -benchtime 3s:
+// Measured on the project's machine (2 cores, virtual disk,
+// synchronous=FULL), -benchtime 3s, in two runs whose fsync latency
+// differed (about 1.3 ms, then about 0.3 ms):
 //
-//	submitters=1               653 msgs/s    1.0 msgs/commit
-//	submitters=64            8,198 msgs/s   29.9 msgs/commit
-//	submitters=1/maxbatch=1    796 msgs/s    1.0 msgs/commit
-//	submitters=64/maxbatch=1   758 msgs/s    1.0 msgs/commit
+//	                           run A msgs/s   run B msgs/s   msgs/commit
+//	submitters=1                    653          3,295           1
+//	submitters=64                 8,198         13,879          30
+//	submitters=1/maxbatch=1         796          3,288           1
+//	submitters=64/maxbatch=1        758          3,146           1
 //
 // One submitter waits for an fsync per message either way; 64 share each
 // fsync among about 30 messages. docs/storage.md has the discussion.
