@@ -167,6 +167,13 @@ type Delivery struct {
 
 // Store is the provider's storage. All methods are safe for concurrent use.
 // A method that returns without error has made its change durable.
+//
+// store/storetest pins down what these comments leave open; in short:
+// a list method (DevicesOfUser, RoomMembers, RoomMessages, Deliveries) on
+// an unknown user, room or device is ErrNotFound, and an empty list
+// otherwise; a write that fails changes nothing; a write whose context
+// ends before it returns may still have been applied, so callers retry
+// with the same idempotency key (ClientID) or unique value.
 type Store interface {
 	// Accounts.
 	CreateUser(ctx context.Context, handle, phone string) (User, error)
@@ -186,9 +193,13 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	// SessionDevice returns the device of a live session.
 	SessionDevice(ctx context.Context, tokenHash []byte, now time.Time) (Device, error)
+	// DeleteSession ends a session; an unknown one is ErrNotFound.
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 
 	// The KeyPackage directory.
+	// AddKeyPackages adds all of kps or none (a ref already stored is
+	// ErrExists). A last-resort package replaces the device's previous
+	// one of the same suite.
 	AddKeyPackages(ctx context.Context, kps []KeyPackage) error
 	// ClaimKeyPackage hands out one of the device's KeyPackages of the
 	// suite: a fresh one, used up by this call, or else its last-resort
@@ -197,6 +208,7 @@ type Store interface {
 	// KeyPackageDevice finds the device a handed-out (or still
 	// stored) KeyPackage belongs to, to route a Welcome.
 	KeyPackageDevice(ctx context.Context, ref []byte) (int64, error)
+	// CountKeyPackages counts the fresh ones; last resort does not count.
 	CountKeyPackages(ctx context.Context, deviceID int64, suite uint16) (int, error)
 
 	// Rooms.
@@ -204,7 +216,10 @@ type Store interface {
 	Room(ctx context.Context, id string) (Room, error)
 	RoomMembers(ctx context.Context, id string) ([]RoomMember, error)
 	// Submit appends a message to a room's log and queues it, durably,
-	// in one transaction.
+	// in one transaction. A ClientID already in the room's log is a
+	// Duplicate even if its PrevVersion is stale by now; only commits
+	// and proposals are checked against and move Version; a recipient
+	// named twice is queued once; an unknown recipient is ErrNotFound.
 	Submit(ctx context.Context, s Submission) (SubmitResult, error)
 	// MessageByClientID finds the message a sender submitted to a room
 	// with this idempotency key, so a retry gets the first answer.
@@ -217,6 +232,7 @@ type Store interface {
 	// cursor, oldest first.
 	Deliveries(ctx context.Context, deviceID int64, after int64, limit int) ([]Delivery, error)
 	// Ack removes the device's entries up to and including cursor.
+	// Acking the same or an older cursor again is not an error.
 	Ack(ctx context.Context, deviceID int64, cursor int64) error
 	// TrimQueues removes queue entries older than before (for devices that
 	// never came back) and returns how many were removed.

@@ -1,0 +1,242 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// CreateRoom adds a room and its members. A taken ID is store.ErrExists, an
+// unknown creator store.ErrNotFound. A zero Created is stamped now.
+// Members' RoomID fields are ignored: they join r.ID.
+func (s *Store) CreateRoom(ctx context.Context, r store.Room, members []store.RoomMember) error {
+	if r.Created.IsZero() {
+		r.Created = s.now()
+	}
+	err := s.w.do(ctx, func(tx *wtx) error {
+		if _, err := tx.exec(`
+			INSERT INTO rooms (id, creator_id, epoch, version, state, created)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			r.ID, r.CreatorID, epochIn(r.Epoch), r.Version, nonNil(r.State), unixNano(r.Created)); err != nil {
+			return err
+		}
+		return insertMembers(tx, r.ID, members)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create room: %w", err)
+	}
+	return nil
+}
+
+func insertMembers(tx *wtx, roomID string, members []store.RoomMember) error {
+	for _, m := range members {
+		if _, err := tx.insMember.ExecContext(tx.ctx, roomID, m.UserID, string(m.Role)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Room returns the room, or store.ErrNotFound.
+func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
+	db, err := s.reader()
+	if err != nil {
+		return store.Room{}, err
+	}
+	r := store.Room{ID: id}
+	var epoch, created int64
+	err = db.QueryRowContext(ctx, `SELECT creator_id, epoch, version, state, created FROM rooms WHERE id = ?`, id).
+		Scan(&r.CreatorID, &epoch, &r.Version, &r.State, &created)
+	if err != nil {
+		return store.Room{}, mapErr(err)
+	}
+	r.Epoch, r.Created = epochOut(epoch), fromNano(created)
+	return r, nil
+}
+
+// RoomMembers returns the room's members ordered by user ID; an unknown
+// room is store.ErrNotFound.
+func (s *Store) RoomMembers(ctx context.Context, id string) ([]store.RoomMember, error) {
+	db, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT user_id, role FROM room_members WHERE room_id = ? ORDER BY user_id`, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.RoomMember
+	for rows.Next() {
+		m := store.RoomMember{RoomID: id}
+		if err := rows.Scan(&m.UserID, &m.Role); err != nil {
+			return nil, mapErr(err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
+	if len(out) == 0 {
+		if err := exists(ctx, db, `SELECT 1 FROM rooms WHERE id = ?`, id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// isHandshake says whether a kind moves the room's state and so is
+// ordered by Version.
+func isHandshake(k store.Kind) bool {
+	return k == store.KindCommit || k == store.KindProposal
+}
+
+// Submit appends the message to the room's log and queues it for each
+// recipient, in one savepoint of the writer's current group; it returns
+// after the group's COMMIT. The order of checks matters:
+//
+//  1. A ClientID already in the room's log is a retry: the original Seq is
+//     returned with Duplicate set, even for a commit whose PrevVersion is
+//     now stale, because that commit is the one that moved it.
+//  2. An unknown room is store.ErrNotFound.
+//  3. A handshake message whose PrevVersion is not the room's Version is
+//     store.ErrConflict, and nothing is written.
+//
+// Recipients named twice are queued once; an unknown recipient device is
+// store.ErrNotFound, and then nothing at all is written.
+func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitResult, error) {
+	recipients := dedupe(sub.Recipients)
+	var res store.SubmitResult
+	err := s.w.do(ctx, func(tx *wtx) error {
+		res = store.SubmitResult{}
+		err := tx.dupSeq.QueryRowContext(tx.ctx, sub.RoomID, sub.ClientID).Scan(&res.Seq)
+		if err == nil {
+			res.Duplicate = true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var version, last int64
+		if err := tx.roomHead.QueryRowContext(tx.ctx, sub.RoomID).Scan(&version, &last); err != nil {
+			return err // no rows: store.ErrNotFound
+		}
+		if isHandshake(sub.Kind) {
+			if version != sub.PrevVersion {
+				return store.ErrConflict
+			}
+			if _, err := tx.moveRoom.ExecContext(tx.ctx, nonNil(sub.NewState), epochIn(sub.NewEpoch), sub.RoomID); err != nil {
+				return err
+			}
+		}
+		if sub.Members != nil {
+			if _, err := tx.delMembers.ExecContext(tx.ctx, sub.RoomID); err != nil {
+				return err
+			}
+			if err := insertMembers(tx, sub.RoomID, sub.Members); err != nil {
+				return err
+			}
+		}
+		res.Seq = last + 1
+		var msgID int64
+		if err := tx.insMessage.QueryRowContext(tx.ctx,
+			sub.RoomID, res.Seq, sub.ClientID, sub.SenderDevice, string(sub.Kind),
+			epochIn(sub.Epoch), nonNil(sub.Payload), unixNano(s.now())).Scan(&msgID); err != nil {
+			return err
+		}
+		if len(recipients) == 0 {
+			return nil
+		}
+		// Take len(recipients) cursors at once; the savepoint gives them
+		// back if anything below fails.
+		var top int64
+		if err := tx.takeCursors.QueryRowContext(tx.ctx, len(recipients)).Scan(&top); err != nil {
+			return err
+		}
+		cursor := top - int64(len(recipients))
+		for _, dev := range recipients {
+			cursor++
+			if _, err := tx.enqueue.ExecContext(tx.ctx, dev, cursor, msgID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
+	}
+	return res, nil
+}
+
+// dedupe drops repeated device IDs, keeping the first of each.
+func dedupe(ids []int64) []int64 {
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.kind, m.epoch, m.payload, m.created`
+
+func scanMessage(rows interface{ Scan(...any) error }, dst ...any) (store.Message, error) {
+	var m store.Message
+	var epoch, created int64
+	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Kind, &epoch, &m.Payload, &created)
+	if err := rows.Scan(args...); err != nil {
+		return store.Message{}, mapErr(err)
+	}
+	m.Epoch, m.Created = epochOut(epoch), fromNano(created)
+	return m, nil
+}
+
+// RoomMessages returns up to limit messages of the room's log with Seq
+// greater than after, in order; an unknown room is store.ErrNotFound. A
+// limit of 0 or less is treated as 1.
+func (s *Store) RoomMessages(ctx context.Context, roomID string, after int64, limit int) ([]store.Message, error) {
+	db, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+messageCols+` FROM room_messages m
+		WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, roomID, after, max(limit, 1))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
+	if len(out) == 0 {
+		if err := exists(ctx, db, `SELECT 1 FROM rooms WHERE id = ?`, roomID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// MessageByClientID finds the message submitted to a room under an
+// idempotency key.
+func (s *Store) MessageByClientID(ctx context.Context, roomID, clientID string) (store.Message, error) {
+	db, err := s.reader()
+	if err != nil {
+		return store.Message{}, err
+	}
+	row := db.QueryRowContext(ctx, `SELECT `+messageCols+` FROM room_messages m
+		WHERE m.room_id = ? AND m.client_id = ?`, roomID, clientID)
+	return scanMessage(row)
+}

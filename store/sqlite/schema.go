@@ -1,0 +1,164 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema's history: migrations[i] moves a database from
+// version i to version i+1. Entries are only ever appended; an applied
+// migration is never edited, because databases in the field already ran it.
+//
+// Choices worth knowing before editing:
+//
+//   - Times are INTEGER Unix nanoseconds (UTC), so comparisons are integer
+//     comparisons and no driver time formatting is involved.
+//   - uint64 epochs are stored bit-for-bit in INTEGER (int64) columns;
+//     the Go side converts, so the full uint64 range round-trips.
+//   - A message's payload is stored once, in room_messages; device_queue
+//     holds only (device, cursor) -> message id references, so a message for
+//     five devices costs one payload and five small index entries.
+//   - device_queue is WITHOUT ROWID with the primary key (device_id,
+//     cursor): one b-tree, clustered the way Deliveries reads it.
+//   - Cursors come from the counters table, not from max(cursor)+1: after
+//     an Ack empties a queue, max+1 would hand out a cursor the device has
+//     already acknowledged, and the device would never see that entry.
+//   - users and devices use AUTOINCREMENT so an ID is never reused, even
+//     if rows are deleted one day: IDs are identities for other providers.
+//   - room_members.user_id and room_messages.sender_device have no foreign
+//     keys on purpose: rooms hosted here will have members and senders on
+//     other providers, who have no local row.
+var migrations = []string{
+	// 1: the first schema.
+	`
+CREATE TABLE users (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	handle  TEXT    NOT NULL UNIQUE,
+	phone   TEXT    UNIQUE,          -- NULL when none: NULLs do not collide
+	created INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id  INTEGER NOT NULL REFERENCES users(id),
+	name     TEXT    NOT NULL,
+	auth_key BLOB    NOT NULL UNIQUE,
+	created  INTEGER NOT NULL,
+	UNIQUE (user_id, name)
+);
+
+CREATE TABLE enrollments (
+	code_hash BLOB    PRIMARY KEY,
+	user_id   INTEGER NOT NULL REFERENCES users(id),
+	expires   INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+	token_hash BLOB    PRIMARY KEY,
+	device_id  INTEGER NOT NULL REFERENCES devices(id),
+	expires    INTEGER NOT NULL
+);
+
+-- A claimed (or replaced last-resort) KeyPackage keeps its row, without its
+-- data, so that KeyPackageDevice can still route a Welcome to its device.
+CREATE TABLE key_packages (
+	ref         BLOB    PRIMARY KEY,
+	device_id   INTEGER NOT NULL REFERENCES devices(id),
+	suite       INTEGER NOT NULL,
+	data        BLOB    NOT NULL,
+	last_resort INTEGER NOT NULL,
+	claimed     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX key_packages_available
+	ON key_packages (device_id, suite, last_resort) WHERE claimed = 0;
+
+CREATE TABLE rooms (
+	id         TEXT    PRIMARY KEY,
+	creator_id INTEGER NOT NULL REFERENCES users(id),
+	epoch      INTEGER NOT NULL,
+	version    INTEGER NOT NULL,
+	state      BLOB    NOT NULL,
+	created    INTEGER NOT NULL
+);
+
+CREATE TABLE room_members (
+	room_id TEXT    NOT NULL REFERENCES rooms(id),
+	user_id INTEGER NOT NULL,
+	role    TEXT    NOT NULL,
+	PRIMARY KEY (room_id, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE room_messages (
+	id            INTEGER PRIMARY KEY,
+	room_id       TEXT    NOT NULL REFERENCES rooms(id),
+	seq           INTEGER NOT NULL,
+	client_id     TEXT    NOT NULL,
+	sender_device INTEGER NOT NULL,
+	kind          TEXT    NOT NULL,
+	epoch         INTEGER NOT NULL,
+	payload       BLOB    NOT NULL,
+	created       INTEGER NOT NULL,
+	UNIQUE (room_id, seq),
+	UNIQUE (room_id, client_id)
+);
+
+CREATE TABLE device_queue (
+	device_id  INTEGER NOT NULL REFERENCES devices(id),
+	cursor     INTEGER NOT NULL,
+	message_id INTEGER NOT NULL REFERENCES room_messages(id),
+	PRIMARY KEY (device_id, cursor)
+) WITHOUT ROWID;
+
+CREATE TABLE counters (
+	name  TEXT    PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('cursor', 0);
+`,
+}
+
+// migrate brings the database on conn up to the newest schema, one
+// migration per transaction, recording each in schema_version. It refuses a
+// database written by a newer binary rather than guess at its meaning.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: schema_version: %w", err)
+	}
+	var have int
+	if err := conn.QueryRowContext(ctx,
+		`SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&have); err != nil {
+		return fmt.Errorf("sqlite: reading schema version: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary's %d", have, len(migrations))
+	}
+	for v := have; v < len(migrations); v++ {
+		if err := applyMigration(ctx, conn, v+1, migrations[v]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, conn *sql.Conn, version int, ddl string) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, version); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+// Package sqlite implements store.Store on SQLite, the embedded default: a
+// single database file in WAL mode, pure Go (modernc.org/sqlite, no cgo).
+//
+// One goroutine owns the only writing connection and runs every change.
+// Concurrent changes are grouped into one transaction (group commit): each
+// runs inside its own SAVEPOINT, so one that fails does not fail the
+// others, and the transaction commits once for the whole group. A caller is
+// answered only after the COMMIT that holds its change has returned, and
+// with synchronous=FULL that COMMIT has reached the disk. Readers use a
+// separate pool of read-only connections, which WAL lets run alongside the
+// writer. docs/storage.md explains the choices and shows the measurements.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// Store is a store.Store on one SQLite database file. Its methods are safe
+// for concurrent use.
+type Store struct {
+	wdb *sql.DB // exactly one connection: the writer's
+	rdb *sql.DB // read-only connections
+
+	w       *writer
+	closed  atomic.Bool
+	closeMu sync.Mutex
+	cerr    error
+	now     func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+type config struct {
+	readConns int
+	maxBatch  int
+	queueLen  int
+	busy      time.Duration
+	now       func() time.Time
+}
+
+// Option changes how Open sets up the store.
+type Option func(*config)
+
+// WithReadConns sets how many read-only connections may be open at once
+// (default: max(4, GOMAXPROCS)). Reads never wait for the writer, only
+// for a free read connection.
+func WithReadConns(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readConns = n
+		}
+	}
+}
+
+// WithMaxBatch bounds how many changes one transaction groups (default
+// 256). A bigger group shares one fsync among more callers but holds the
+// write lock longer and makes the first caller in it wait for the rest.
+func WithMaxBatch(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxBatch = n
+		}
+	}
+}
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process (default 5s). Within one Store nothing contends, since
+// there is one writer and WAL readers do not block it.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(c *config) { c.busy = d }
+}
+
+// WithClock replaces time.Now for the times the store stamps itself
+// (User.Created, Device.Created, Message.Created, a Room's zero Created).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// Open opens (creating if needed) the database at path and brings its
+// schema up to date. Close releases it.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{
+		readConns: max(4, runtime.GOMAXPROCS(0)),
+		maxBatch:  256,
+		queueLen:  1024,
+		busy:      5 * time.Second,
+		now:       time.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	// The driver reads everything after the first '?' as parameters, and
+	// a path starting "file:" as a URI; neither should be a surprise.
+	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: unusable database path %q", path)
+	}
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)",
+		cfg.busy.Milliseconds())
+
+	// journal_mode=WAL is persistent in the file; setting it on the
+	// writer is enough, and must happen before any reader opens.
+	wdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+
+	ctx := context.Background()
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		conn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: journal_mode is %q, want wal (%v)", path, mode, err)
+	}
+	if err := migrate(ctx, conn); err != nil {
+		conn.Close()
+		wdb.Close()
+		return nil, err
+	}
+
+	// query_only makes a read connection refuse writes, so a bug that
+	// writes through the read pool fails loudly instead of racing the
+	// writer for the lock.
+	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		conn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(cfg.readConns)
+	rdb.SetMaxIdleConns(cfg.readConns)
+
+	w, err := newWriter(conn, cfg.maxBatch, cfg.queueLen)
+	if err != nil {
+		conn.Close()
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	return &Store{wdb: wdb, rdb: rdb, w: w, now: cfg.now}, nil
+}
+
+// Close stops accepting calls, lets the writer finish every change already
+// handed to it (their callers get their answers), and closes the database.
+// Calling Close again returns the first call's result.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed.Swap(true) {
+		return s.cerr
+	}
+	s.cerr = errors.Join(s.w.close(), s.rdb.Close(), s.wdb.Close())
+	return s.cerr
+}
+
+// reader returns the read pool, or ErrClosed once Close has begun.
+func (s *Store) reader() (*sql.DB, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	return s.rdb, nil
+}
+
+// mapErr turns SQLite's constraint failures into the store's errors, so
+// callers can use errors.Is without knowing the driver. The original error
+// stays wrapped for the log.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
+		return fmt.Errorf("%w (%v)", store.ErrClosed, err)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w (%v)", store.ErrExists, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			// A reference to a row that is not there: an unknown
+			// user, device or room.
+			return fmt.Errorf("%w (%v)", store.ErrNotFound, err)
+		}
+	}
+	return err
+}
+
+// Times are stored as Unix nanoseconds; see schema.go.
+func unixNano(t time.Time) int64 { return t.UnixNano() }
+func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// Epochs are uint64 but SQLite integers are int64: store the bits.
+func epochIn(e uint64) int64  { return int64(e) }
+func epochOut(e int64) uint64 { return uint64(e) }
+
+// nonNil turns a nil slice into an empty one: the BLOB columns are NOT
+// NULL, and nil and empty mean the same to every caller.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
