@@ -97,6 +97,10 @@ func NewPublicGroup(info *GroupInfo, tree TreeNodes) (*PublicGroup, error) {
 		return nil, fmt.Errorf("%w: group context: %w", ErrInvalidWelcome, err)
 	}
 	p.interimHash = InterimTranscriptHash(s, p.ctx.ConfirmedTranscriptHash, p.confirmationTag)
+	// Build the tree's member index now: every Check copies the tree, and
+	// a copy made after the index exists copies it (a block copy of its
+	// maps) instead of rebuilding it from every leaf.
+	p.tree.index()
 	return p, nil
 }
 
@@ -539,6 +543,7 @@ func (d *stateDecoder) publicGroup() *PublicGroup {
 	if p.tree = d.tree(s, "ratchet tree", p.ctx.TreeHash); p.tree == nil {
 		return nil
 	}
+	p.tree.index() // as in NewPublicGroup
 	p.confirmationTag = r.OpaqueCopy()
 	if !d.check("confirmation tag") {
 		return nil

@@ -381,6 +381,13 @@ func TestPublicGroupRefusesBadHandshakes(t *testing.T) {
 	// Dueling commits: both check against this epoch; the first applied
 	// wins, and the second is refused at Apply and at Check.
 	epoch := h.hub.Epoch()
+	oldInfo, err := a.GroupInfo(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.hub.CheckGroupInfo(oldInfo.GroupInfo); err != nil {
+		t.Fatalf("the current GroupInfo with its tree: %v", err)
+	}
 	ra, err := a.Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -406,6 +413,9 @@ func TestPublicGroupRefusesBadHandshakes(t *testing.T) {
 	}
 	if !bytes.Equal(before, h.hub.MarshalState()) {
 		t.Fatal("a refused Apply changed the hub")
+	}
+	if err := h.hub.CheckGroupInfo(oldInfo.GroupInfo); !errors.Is(err, ErrInvalidWelcome) {
+		t.Fatalf("a GroupInfo of the previous epoch: %v", err)
 	}
 	refused("the second commit of an epoch", rb.Commit, ErrWrongEpoch, fmt.Sprintf("commit for epoch %d in epoch %d", epoch, epoch+1))
 	refused("the first commit again", ra.Commit, ErrWrongEpoch, "")
