@@ -94,7 +94,7 @@ func (g *Group) Propose(p *Proposal, authenticatedData []byte) (*MLSMessage, []b
 		return nil, nil, err
 	}
 	self := Sender{Type: SenderMember, Leaf: g.self}
-	if err := g.checkProposal(p, self); err != nil {
+	if err := g.view().checkProposal(p, self); err != nil {
 		return nil, nil, err
 	}
 	c := g.framed(ContentProposal, authenticatedData)
@@ -211,7 +211,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		list = append(list, committedProposal{proposal: p, sender: self})
 	}
 	tree := g.tree.CloneShared()
-	applied, err := g.applyProposals(tree, list, g.self, false)
+	applied, err := g.view().applyProposals(tree, list, g.self, false)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		provisional := g.nextContext(tree, g.ctx.ConfirmedTranscriptHash, applied.extensions)
+		provisional := g.view().nextContext(tree, g.ctx.ConfirmedTranscriptHash, applied.extensions)
 		up, err := path.Encrypt(tree, &provisional, applied.added)
 		if err != nil {
 			return nil, err
@@ -258,7 +258,7 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 		if err != nil {
 			return err
 		}
-		next = g.nextContext(tree, confirmed, applied.extensions)
+		next = g.view().nextContext(tree, confirmed, applied.extensions)
 		secrets, err = NewEpochSecrets(s, g.secrets.InitSecret, commitSecret, pskSecret, Marshal(&next))
 		if err != nil {
 			return err
@@ -298,12 +298,14 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	return res, nil
 }
 
-func (g *Group) nextContext(tree *RatchetTree, confirmed []byte, exts Extensions) GroupContext {
+// nextContext returns the GroupContext of the epoch a commit starts, from
+// the commit's new tree, confirmed transcript hash and extensions.
+func (v groupView) nextContext(tree *RatchetTree, confirmed []byte, exts Extensions) GroupContext {
 	return GroupContext{
-		Version:                 g.ctx.Version,
-		CipherSuite:             g.ctx.CipherSuite,
-		GroupID:                 g.ctx.GroupID,
-		Epoch:                   g.ctx.Epoch + 1,
+		Version:                 v.ctx.Version,
+		CipherSuite:             v.ctx.CipherSuite,
+		GroupID:                 v.ctx.GroupID,
+		Epoch:                   v.ctx.Epoch + 1,
 		TreeHash:                tree.TreeHash(),
 		ConfirmedTranscriptHash: confirmed,
 		Extensions:              exts,

@@ -74,7 +74,7 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 		list[i] = committedProposal{proposal: p, sender: joiner}
 	}
 	next := tree.CloneShared()
-	applied, err := g.applyProposals(next, list, 0, true)
+	applied, err := g.view().applyProposals(next, list, 0, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,13 +97,13 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 	if err != nil {
 		return nil, nil, err
 	}
-	provisional := g.nextContext(next, g.ctx.ConfirmedTranscriptHash, applied.extensions)
+	provisional := g.view().nextContext(next, g.ctx.ConfirmedTranscriptHash, applied.extensions)
 	up, err := path.Encrypt(next, &provisional, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	commit.Path = up
-	check, err := g.leafCheck(applied.extensions)
+	check, err := g.view().leafCheck(applied.extensions)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -132,7 +132,7 @@ func JoinExternal(info *GroupInfo, id Identity, o ExternalJoinOptions, config Gr
 	if err != nil {
 		return nil, nil, err
 	}
-	nextCtx := g.nextContext(next, confirmed, applied.extensions)
+	nextCtx := g.view().nextContext(next, confirmed, applied.extensions)
 	secrets, err := NewEpochSecrets(s, initSecret, path.CommitSecret, pskSecret, Marshal(&nextCtx))
 	if err != nil {
 		return nil, nil, err

@@ -236,17 +236,17 @@ func requiredCapabilities(exts Extensions) (*RequiredCapabilities, error) {
 
 // leafCheck returns the leaf validation parameters for a group whose
 // GroupContext extensions are exts.
-func (g *Group) leafCheck(exts Extensions) (LeafNodeCheck, error) {
+func (v groupView) leafCheck(exts Extensions) (LeafNodeCheck, error) {
 	rc, err := requiredCapabilities(exts)
 	if err != nil {
 		return LeafNodeCheck{}, err
 	}
 	return LeafNodeCheck{
-		GroupID:             g.ctx.GroupID,
+		GroupID:             v.ctx.GroupID,
 		RequiredExtensions:  rc.Extensions,
 		RequiredProposals:   rc.Proposals,
 		RequiredCredentials: rc.Credentials,
-		Now:                 g.config.now(),
+		Now:                 v.now,
 	}, nil
 }
 
@@ -318,7 +318,7 @@ func CreateGroup(s *Suite, groupID []byte, id Identity, extensions Extensions, c
 		},
 		resumption: map[uint64][]byte{},
 	}
-	check, err := g.leafCheck(extensions)
+	check, err := g.view().leafCheck(extensions)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func CreateGroup(s *Suite, groupID []byte, id Identity, extensions Extensions, c
 	if err := ValidateLeafNode(s, leaf, &check); err != nil {
 		return nil, fmt.Errorf("creator's leaf: %w", err)
 	}
-	if err := g.checkExtensionsSupported(g.tree, extensions); err != nil {
+	if err := checkExtensionsSupported(g.tree, extensions); err != nil {
 		return nil, err
 	}
 	g.ctx.TreeHash = g.tree.TreeHash()
@@ -374,7 +374,7 @@ func (g *Group) enterEpoch(secrets *EpochSecrets, confirmationTag []byte) error 
 
 // checkExtensionsSupported verifies that every member supports every
 // non-default GroupContext extension and the required capabilities.
-func (g *Group) checkExtensionsSupported(tree *RatchetTree, exts Extensions) error {
+func checkExtensionsSupported(tree *RatchetTree, exts Extensions) error {
 	rc, err := requiredCapabilities(exts)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidProposal, err)

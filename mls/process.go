@@ -63,19 +63,20 @@ func (g *Group) ProcessMessage(m *MLSMessage) (*Received, error) {
 	return nil, fmt.Errorf("%w: a %d message cannot be processed by a group", ErrInvalidValue, m.WireFormat)
 }
 
-func (g *Group) checkHeader(groupID []byte, epoch uint64, ct ContentType) error {
-	if !bytes.Equal(groupID, g.ctx.GroupID) {
-		return fmt.Errorf("%w: message for group %x in group %x", ErrWrongGroup, groupID, g.ctx.GroupID)
+// checkHeader checks that a message is for this group and epoch.
+func (v groupView) checkHeader(groupID []byte, epoch uint64, ct ContentType) error {
+	if !bytes.Equal(groupID, v.ctx.GroupID) {
+		return fmt.Errorf("%w: message for group %x in group %x", ErrWrongGroup, groupID, v.ctx.GroupID)
 	}
-	if epoch != g.ctx.Epoch {
-		return fmt.Errorf("%w: %v for epoch %d in epoch %d", ErrWrongEpoch, ct, epoch, g.ctx.Epoch)
+	if epoch != v.ctx.Epoch {
+		return fmt.Errorf("%w: %v for epoch %d in epoch %d", ErrWrongEpoch, ct, epoch, v.ctx.Epoch)
 	}
 	return nil
 }
 
 func (g *Group) processPublic(pm *PublicMessage) (*Received, error) {
 	c := &pm.Content
-	if err := g.checkHeader(c.GroupID, c.Epoch, c.ContentType); err != nil {
+	if err := g.view().checkHeader(c.GroupID, c.Epoch, c.ContentType); err != nil {
 		return nil, err
 	}
 	if c.ContentType == ContentApplication {
@@ -87,19 +88,35 @@ func (g *Group) processPublic(pm *PublicMessage) (*Received, error) {
 			return g.MergePendingCommit()
 		}
 	}
-	var pub []byte
-	switch c.Sender.Type {
-	case SenderMember:
-		leaf := g.tree.Leaf(c.Sender.Leaf)
-		if leaf == nil {
-			return nil, fmt.Errorf("%w: leaf %d is not a member", ErrInvalidSender, c.Sender.Leaf)
-		}
+	pub, err := g.view().senderKey(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Sender.Type == SenderMember {
 		if err := pm.VerifyMembershipTag(g.suite, g.secrets.MembershipKey, &g.ctx); err != nil {
 			return nil, err
 		}
-		pub = leaf.SignatureKey
+	}
+	if err := a.VerifySignature(g.suite, pub, &g.ctx); err != nil {
+		return nil, err
+	}
+	return g.handleContent(a)
+}
+
+// senderKey checks that the sender of content sent as a PublicMessage may
+// send it, and returns the signature key it must be signed with (§6.1): a
+// member's leaf key, an external sender's key from external_senders, or a
+// new member's own key from its Add or from its commit's path.
+func (v groupView) senderKey(c *FramedContent) ([]byte, error) {
+	switch c.Sender.Type {
+	case SenderMember:
+		leaf := v.tree.Leaf(c.Sender.Leaf)
+		if leaf == nil {
+			return nil, fmt.Errorf("%w: leaf %d is not a member", ErrInvalidSender, c.Sender.Leaf)
+		}
+		return leaf.SignatureKey, nil
 	case SenderExternal:
-		es, err := externalSenders(g.ctx.Extensions)
+		es, err := externalSenders(v.ctx.Extensions)
 		if err != nil {
 			return nil, err
 		}
@@ -109,28 +126,23 @@ func (g *Group) processPublic(pm *PublicMessage) (*Received, error) {
 		if c.ContentType != ContentProposal {
 			return nil, fmt.Errorf("%w: an external sender sent a %v", ErrInvalidSender, c.ContentType)
 		}
-		pub = es[c.Sender.Index].SignatureKey
+		return es[c.Sender.Index].SignatureKey, nil
 	case SenderNewMemberProposal:
 		if c.ContentType != ContentProposal || c.Proposal.Type != ProposalAdd {
 			return nil, fmt.Errorf("%w: a new member may only propose to add itself", ErrInvalidSender)
 		}
-		pub = c.Proposal.Add.LeafNode.SignatureKey
+		return c.Proposal.Add.LeafNode.SignatureKey, nil
 	case SenderNewMemberCommit:
 		if c.ContentType != ContentCommit || c.Commit.Path == nil {
 			return nil, fmt.Errorf("%w: a new member's commit must carry a path", ErrInvalidSender)
 		}
-		pub = c.Commit.Path.LeafNode.SignatureKey
-	default:
-		return nil, fmt.Errorf("%w: sender type %d", ErrInvalidSender, c.Sender.Type)
+		return c.Commit.Path.LeafNode.SignatureKey, nil
 	}
-	if err := a.VerifySignature(g.suite, pub, &g.ctx); err != nil {
-		return nil, err
-	}
-	return g.handleContent(a)
+	return nil, fmt.Errorf("%w: sender type %d", ErrInvalidSender, c.Sender.Type)
 }
 
 func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
-	if err := g.checkHeader(pm.GroupID, pm.Epoch, pm.ContentType); err != nil {
+	if err := g.view().checkHeader(pm.GroupID, pm.Epoch, pm.ContentType); err != nil {
 		return nil, err
 	}
 	a, err := UnprotectPrivate(g.suite, pm, g.keys, g.secrets.SenderDataSecret)
@@ -160,7 +172,7 @@ func (g *Group) handleContent(a *AuthenticatedContent) (*Received, error) {
 		r.ApplicationData = c.ApplicationData
 		return r, nil
 	case ContentProposal:
-		if err := g.checkProposal(c.Proposal, c.Sender); err != nil {
+		if err := g.view().checkProposal(c.Proposal, c.Sender); err != nil {
 			return nil, err
 		}
 		ref := ProposalRef(g.suite, Marshal(a))
@@ -184,8 +196,8 @@ func (g *Group) handleContent(a *AuthenticatedContent) (*Received, error) {
 }
 
 // resolveProposals turns a commit's ProposalOrRefs into proposals with their
-// senders. References must name proposals received in this epoch.
-func (g *Group) resolveProposals(commit *Commit, committer Sender) ([]committedProposal, error) {
+// senders. References must name proposals received in this epoch (cached).
+func resolveProposals(cached []cachedProposal, commit *Commit, committer Sender) ([]committedProposal, error) {
 	out := make([]committedProposal, 0, len(commit.Proposals))
 	for i := range commit.Proposals {
 		por := &commit.Proposals[i]
@@ -196,13 +208,85 @@ func (g *Group) resolveProposals(commit *Commit, committer Sender) ([]committedP
 		if committer.Type == SenderNewMemberCommit {
 			return nil, fmt.Errorf("%w: an external commit refers to proposal %x", ErrInvalidCommit, por.Reference)
 		}
-		j := slices.IndexFunc(g.proposals, func(c cachedProposal) bool { return bytes.Equal(c.ref, por.Reference) })
+		j := slices.IndexFunc(cached, func(c cachedProposal) bool { return bytes.Equal(c.ref, por.Reference) })
 		if j < 0 {
 			return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
 		}
-		out = append(out, committedProposal{proposal: g.proposals[j].proposal, sender: g.proposals[j].sender})
+		out = append(out, committedProposal{proposal: cached[j].proposal, sender: cached[j].sender})
 	}
 	return out, nil
+}
+
+// publicCommit is what a commit does to the public state of a group.
+type publicCommit struct {
+	list    []committedProposal // the resolved proposal list, in commit order
+	applied *appliedProposals
+	// tree is the new epoch's tree, with the path (if any) merged.
+	tree *RatchetTree
+	// committer is the committer's leaf in tree: for an external commit,
+	// the leaf the joiner took.
+	committer LeafIndex
+	external  bool
+	// provisional is the new GroupContext with the old confirmed transcript
+	// hash, which path secrets are encrypted under (§12.4.2).
+	provisional GroupContext
+	// next is the new epoch's GroupContext.
+	next GroupContext
+}
+
+// applyCommit is the part of processing a commit (§12.4.2) that needs no
+// secrets, shared by members and by PublicGroup: it checks the sender, the
+// proposal list (references resolved in cached), the path rules and the
+// path's public part (its leaf, keys and parent hashes), and computes the new
+// tree and GroupContext, extending the transcript from interim, the current
+// interim transcript hash. The caller has checked the signature. The
+// confirmation tag is not checked here: that needs the new epoch's secrets.
+// v's tree is not changed.
+func (v groupView) applyCommit(a *AuthenticatedContent, cached []cachedProposal, interim []byte) (*publicCommit, error) {
+	c := &a.Content
+	commit := c.Commit
+	external := c.Sender.Type == SenderNewMemberCommit
+	if !external && c.Sender.Type != SenderMember {
+		return nil, fmt.Errorf("%w: sender type %d cannot commit", ErrInvalidSender, c.Sender.Type)
+	}
+	list, err := resolveProposals(cached, commit, c.Sender)
+	if err != nil {
+		return nil, err
+	}
+	tree := v.tree.CloneShared()
+	applied, err := v.applyProposals(tree, list, c.Sender.Leaf, external)
+	if err != nil {
+		return nil, err
+	}
+	if applied.pathRequired && commit.Path == nil {
+		return nil, fmt.Errorf("%w: the proposals require a path and the commit has none", ErrInvalidCommit)
+	}
+	pc := &publicCommit{list: list, applied: applied, tree: tree, committer: c.Sender.Leaf, external: external}
+	if external {
+		// The joiner takes the leftmost blank leaf (§12.4.3.2). A
+		// placeholder without keys holds it while the path is checked.
+		placeholder := commit.Path.LeafNode.Clone()
+		placeholder.EncryptionKey = nil
+		if pc.committer, err = tree.AddLeaf(placeholder); err != nil {
+			return nil, err
+		}
+	}
+	if commit.Path != nil {
+		check, err := v.leafCheck(applied.extensions)
+		if err != nil {
+			return nil, err
+		}
+		if err := tree.ApplyUpdatePath(pc.committer, commit.Path, applied.added, check); err != nil {
+			return nil, err
+		}
+	}
+	pc.provisional = v.nextContext(tree, v.ctx.ConfirmedTranscriptHash, applied.extensions)
+	confirmed, err := ConfirmedTranscriptHash(v.suite, interim, a)
+	if err != nil {
+		return nil, err
+	}
+	pc.next = v.nextContext(tree, confirmed, applied.extensions)
+	return pc, nil
 }
 
 // processCommit applies another member's commit (§12.4.2).
@@ -210,25 +294,14 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	s := g.suite
 	c := &a.Content
 	commit := c.Commit
-	external := c.Sender.Type == SenderNewMemberCommit
-	if !external && c.Sender.Type != SenderMember {
-		return nil, fmt.Errorf("%w: sender type %d cannot commit", ErrInvalidSender, c.Sender.Type)
-	}
-	if !external && c.Sender.Leaf == g.self {
+	if c.Sender.Type == SenderMember && c.Sender.Leaf == g.self {
 		return nil, fmt.Errorf("%w: this member's own commit; merge it with MergePendingCommit", ErrInvalidCommit)
 	}
-	list, err := g.resolveProposals(commit, c.Sender)
+	pc, err := g.view().applyCommit(a, g.proposals, g.interimHash)
 	if err != nil {
 		return nil, err
 	}
-	tree := g.tree.CloneShared()
-	applied, err := g.applyProposals(tree, list, c.Sender.Leaf, external)
-	if err != nil {
-		return nil, err
-	}
-	if applied.pathRequired && commit.Path == nil {
-		return nil, fmt.Errorf("%w: the proposals require a path and the commit has none", ErrInvalidCommit)
-	}
+	applied, tree := pc.applied, pc.tree
 	sum := &CommitSummary{Epoch: g.ctx.Epoch + 1, Added: applied.added, Removed: applied.removed, Updated: applied.updated, ReInit: applied.reinit}
 	if slices.Contains(applied.removed, g.self) {
 		// This member can follow no further: it gets no secrets of the
@@ -237,18 +310,8 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 		sum.RemovedSelf = true
 		return sum, nil
 	}
-
-	committer := c.Sender.Leaf
-	if external {
-		// The joiner takes the leftmost blank leaf (§12.4.3.2). A
-		// placeholder without keys holds it while the path is checked.
-		placeholder := commit.Path.LeafNode.Clone()
-		placeholder.EncryptionKey = nil
-		l, err := tree.AddLeaf(placeholder)
-		if err != nil {
-			return nil, err
-		}
-		committer = l
+	if pc.external {
+		l := pc.committer
 		sum.Joined = &l
 	}
 	priv := g.priv
@@ -259,32 +322,20 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	}
 	var commitSecret []byte
 	if commit.Path != nil {
-		check, err := g.leafCheck(applied.extensions)
-		if err != nil {
-			return nil, err
-		}
-		if err := tree.ApplyUpdatePath(committer, commit.Path, applied.added, check); err != nil {
-			return nil, err
-		}
-		provisional := g.nextContext(tree, g.ctx.ConfirmedTranscriptHash, applied.extensions)
-		priv, _, commitSecret, err = priv.DecryptPath(tree, committer, commit.Path, &provisional, applied.added)
+		priv, _, commitSecret, err = priv.DecryptPath(tree, pc.committer, commit.Path, &pc.provisional, applied.added)
 		if err != nil {
 			return nil, err
 		}
 	}
 	priv = priv.Pruned(tree)
 
-	confirmed, err := ConfirmedTranscriptHash(s, g.interimHash, a)
-	if err != nil {
-		return nil, err
-	}
-	next := g.nextContext(tree, confirmed, applied.extensions)
+	next := pc.next
 	pskSecret, err := g.pskSecret(applied.psks)
 	if err != nil {
 		return nil, err
 	}
 	initSecret := g.secrets.InitSecret
-	if external {
+	if pc.external {
 		initSecret, err = g.externalInitSecret(applied.externalInit)
 		if err != nil {
 			return nil, err
@@ -294,7 +345,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifyConfirmationTag(s, secrets.ConfirmationKey, confirmed, a.Auth.ConfirmationTag); err != nil {
+	if err := VerifyConfirmationTag(s, secrets.ConfirmationKey, next.ConfirmedTranscriptHash, a.Auth.ConfirmationTag); err != nil {
 		return nil, fmt.Errorf("%w: commit from %s: %w", ErrInvalidCommit, c.Sender.describe(), err)
 	}
 

@@ -3,11 +3,28 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 )
 
 // Validating and applying proposals (RFC 9420 §12.1–12.3). The same code
-// serves a committer building a commit and a member processing one, so both
-// reach the same tree.
+// serves a committer building a commit, a member processing one, and a
+// PublicGroup (a delivery service following the group without its secrets),
+// so all of them reach the same tree.
+
+// groupView is the public state of a group in its current epoch: all that
+// validating proposals and commits needs. Group and PublicGroup each build
+// one over their own fields, so that neither duplicates the other's checks.
+type groupView struct {
+	suite *Suite
+	ctx   *GroupContext
+	tree  *RatchetTree
+	now   uint64 // for KeyPackage lifetimes; 0 skips the check
+}
+
+// view returns the member's public state, for the shared checks.
+func (g *Group) view() groupView {
+	return groupView{suite: g.suite, ctx: &g.ctx, tree: g.tree, now: g.config.now()}
+}
 
 // committedProposal is one entry of a commit's proposal list, resolved.
 type committedProposal struct {
@@ -48,30 +65,30 @@ func mayPropose(st SenderType, t ProposalType) bool {
 
 // checkProposal validates one proposal on its own, against the current
 // group (§12.1): what can be checked before it is committed.
-func (g *Group) checkProposal(p *Proposal, sender Sender) error {
-	s := g.suite
+func (v groupView) checkProposal(p *Proposal, sender Sender) error {
+	s := v.suite
 	if !mayPropose(sender.Type, p.Type) {
 		return fmt.Errorf("%w: sender type %d may not send proposal type 0x%04x", ErrInvalidProposal, sender.Type, uint16(p.Type))
 	}
 	switch p.Type {
 	case ProposalAdd:
-		if err := ValidateKeyPackage(s, p.Add, g.config.now()); err != nil {
+		if err := ValidateKeyPackage(s, p.Add, v.now); err != nil {
 			return fmt.Errorf("%w: add: %w", ErrInvalidProposal, err)
 		}
 	case ProposalUpdate:
 		if sender.Type != SenderMember {
 			return fmt.Errorf("%w: update from a non-member", ErrInvalidProposal)
 		}
-		check, err := g.leafCheck(g.ctx.Extensions)
+		check, err := v.leafCheck(v.ctx.Extensions)
 		if err != nil {
 			return err
 		}
-		check.Leaf, check.Source, check.Tree = sender.Leaf, SourceUpdate, g.tree
+		check.Leaf, check.Source, check.Tree = sender.Leaf, SourceUpdate, v.tree
 		if err := ValidateLeafNode(s, p.Update, &check); err != nil {
 			return fmt.Errorf("%w: update: %w", ErrInvalidProposal, err)
 		}
 	case ProposalRemove:
-		if g.tree.Leaf(p.Remove) == nil {
+		if v.tree.Leaf(p.Remove) == nil {
 			return fmt.Errorf("%w: remove of blank leaf %d", ErrInvalidProposal, p.Remove)
 		}
 	case ProposalPSK:
@@ -82,8 +99,8 @@ func (g *Group) checkProposal(p *Proposal, sender Sender) error {
 			return fmt.Errorf("%w: psk: resumption PSK of usage %v in a proposal", ErrInvalidProposal, p.PSK.Usage)
 		}
 	case ProposalReInit:
-		if p.ReInit.Version < g.ctx.Version {
-			return fmt.Errorf("%w: reinit to version %d from %d", ErrInvalidProposal, p.ReInit.Version, g.ctx.Version)
+		if p.ReInit.Version < v.ctx.Version {
+			return fmt.Errorf("%w: reinit to version %d from %d", ErrInvalidProposal, p.ReInit.Version, v.ctx.Version)
 		}
 	case ProposalGroupContextExtensions:
 		if _, err := requiredCapabilities(p.Extensions); err != nil {
@@ -103,17 +120,17 @@ func (g *Group) checkProposal(p *Proposal, sender Sender) error {
 // applyProposals validates a commit's proposal list (§12.2) and applies it
 // to tree, a copy of the group's tree, in the order §12.3 prescribes. For an
 // external commit committer is ignored.
-func (g *Group) applyProposals(tree *RatchetTree, list []committedProposal, committer LeafIndex, external bool) (*appliedProposals, error) {
+func (v groupView) applyProposals(tree *RatchetTree, list []committedProposal, committer LeafIndex, external bool) (*appliedProposals, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidProposal}, args...)...)
 	}
-	res := &appliedProposals{extensions: g.ctx.Extensions, pathRequired: len(list) == 0 || external}
+	res := &appliedProposals{extensions: v.ctx.Extensions, pathRequired: len(list) == 0 || external}
 	var gce, reinit, externalInit int
 	touched := map[LeafIndex]bool{}
 	var updates, removes, adds []committedProposal
 	for i := range list {
 		p, sender := list[i].proposal, list[i].sender
-		if err := g.checkProposal(p, sender); err != nil && !(external && p.Type == ProposalExternalInit) {
+		if err := v.checkProposal(p, sender); err != nil && !(external && p.Type == ProposalExternalInit) {
 			return nil, err
 		}
 		switch p.Type {
@@ -140,6 +157,13 @@ func (g *Group) applyProposals(tree *RatchetTree, list []committedProposal, comm
 		case ProposalAdd:
 			adds = append(adds, list[i])
 		case ProposalPSK:
+			// §12.2 forbids naming one PSK twice. resolvePSKs catches it
+			// too, but only members resolve PSKs; a PublicGroup must see it
+			// here.
+			id := Marshal(p.PSK)
+			if slices.ContainsFunc(res.psks, func(q PreSharedKeyID) bool { return bytes.Equal(Marshal(&q), id) }) {
+				return nil, fail("psk %x is listed twice", p.PSK.ID)
+			}
 			res.psks = append(res.psks, *p.PSK)
 		case ProposalReInit:
 			reinit++
@@ -167,14 +191,14 @@ func (g *Group) applyProposals(tree *RatchetTree, list []committedProposal, comm
 		return nil, fail("an external commit may hold only external_init, one remove and psks")
 	}
 
-	check, err := g.leafCheck(res.extensions)
+	check, err := v.leafCheck(res.extensions)
 	if err != nil {
 		return nil, fail("%v", err)
 	}
 	for _, u := range updates {
 		c := check
 		c.Leaf, c.Source, c.Tree = u.sender.Leaf, SourceUpdate, tree
-		if err := ValidateLeafNode(g.suite, u.proposal.Update, &c); err != nil {
+		if err := ValidateLeafNode(v.suite, u.proposal.Update, &c); err != nil {
 			return nil, fail("update of leaf %d: %v", u.sender.Leaf, err)
 		}
 		if err := tree.UpdateLeaf(u.sender.Leaf, u.proposal.Update); err != nil {
@@ -193,7 +217,7 @@ func (g *Group) applyProposals(tree *RatchetTree, list []committedProposal, comm
 		c := check
 		c.Leaf, c.Source, c.Tree = LeafIndex(tree.LeafCount()), SourceKeyPackage, tree
 		c.GroupID = nil
-		if err := ValidateLeafNode(g.suite, &kp.LeafNode, &c); err != nil {
+		if err := ValidateLeafNode(v.suite, &kp.LeafNode, &c); err != nil {
 			return nil, fail("add: %v", err)
 		}
 		if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
@@ -207,7 +231,7 @@ func (g *Group) applyProposals(tree *RatchetTree, list []committedProposal, comm
 		res.addedKPs = append(res.addedKPs, kp)
 	}
 	if gce > 0 || len(adds) > 0 {
-		if err := g.checkExtensionsSupported(tree, res.extensions); err != nil {
+		if err := checkExtensionsSupported(tree, res.extensions); err != nil {
 			return nil, err
 		}
 	}
