@@ -360,6 +360,7 @@ func (g *Group) MergePendingCommit() (*Received, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: none to merge", ErrPendingCommit)
 	}
+	g.retire()
 	g.tree = p.tree
 	g.ctx = p.ctx
 	g.priv = p.priv

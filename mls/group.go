@@ -41,6 +41,10 @@ type Group struct {
 	removed bool
 	reinit  *ReInit
 
+	// past holds recent epochs' keys for late application messages,
+	// oldest first.
+	past []pastEpoch
+
 	// successorPSK is set only while the first commit of a branched or
 	// reinitialized group is built.
 	successorPSK *PSKInput
@@ -59,6 +63,11 @@ type GroupConfig struct {
 	ResumptionEpochs int
 	// PSKs supplies external PSKs and resumption PSKs of other groups.
 	PSKs PSKStore
+	// PastEpochs is how many earlier epochs' keys are kept to read
+	// application messages that arrive after a commit (default 2; -1
+	// keeps none). Only keys of messages not yet read are kept, and they
+	// are not saved with the group's state.
+	PastEpochs int
 	// Now gives the time for KeyPackage lifetime checks; nil skips them.
 	// (The official vectors carry fixed lifetimes, so tests leave it nil.)
 	Now func() uint64
@@ -349,9 +358,6 @@ func (g *Group) enterEpoch(secrets *EpochSecrets, confirmationTag []byte) error 
 	keys, err := NewSecretTree(g.suite, secrets.EncryptionSecret, g.tree.LeafCount())
 	if err != nil {
 		return err
-	}
-	if g.keys != nil {
-		g.keys.Wipe()
 	}
 	g.secrets = secrets
 	g.keys = keys

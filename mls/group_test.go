@@ -490,3 +490,59 @@ func TestBranchStartsASubgroup(t *testing.T) {
 	}
 	sc.say("carol", "the main room goes on") // the original group is untouched
 }
+
+func TestExternalJoinWithPSKReplacingAnOldDevice(t *testing.T) {
+	psks := &PSKMap{}
+	psks.AddExternal([]byte("room-psk"), []byte("fedcba9876543210"))
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{PSKs: psks})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+
+	// Bob lost his device; he rejoins from outside, removing his old leaf.
+	info, err := sc.members["alice"].g.GroupInfo(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := sc.members["bob"].g.OwnLeaf()
+	id, sig := sc.identity("bob")
+	psk := NewExternalPSKID(sc.s, []byte("room-psk"))
+	bob2, commit, err := JoinExternal(info.GroupInfo, id, ExternalJoinOptions{Resync: &old, PSKs: []PreSharedKeyID{psk}}, sc.config)
+	if err != nil {
+		t.Fatalf("bob rejoins: %v", err)
+	}
+	delete(sc.members, "bob")
+	got := sc.broadcast("bob2", commit)
+	if r := got["alice"].Commit; len(r.Removed) != 1 || r.Removed[0] != old {
+		t.Fatalf("alice saw removed %v, want leaf %d", r.Removed, old)
+	}
+	sc.members["bob"] = &member{name: "bob", g: bob2, sig: sig}
+	sc.agree()
+	sc.say("bob", "back again")
+}
+
+func TestLateMessagesOfThePreviousEpochAreRead(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	alice, b := sc.members["alice"].g, sc.members["bob"].g
+	early, _ := alice.Encrypt([]byte("sent before the commit"), nil)
+	sc.commit("alice", CommitOptions{}, nil)
+	sc.commit("alice", CommitOptions{}, nil)
+	r, err := b.ProcessMessage(early)
+	if err != nil || string(r.ApplicationData) != "sent before the commit" {
+		t.Fatalf("late message: %v", err)
+	}
+	if _, err := b.ProcessMessage(early); err == nil {
+		t.Fatal("a late message was read twice")
+	}
+	// Three commits later its keys are gone.
+	old, _ := alice.Encrypt([]byte("too old"), nil)
+	for range 3 {
+		sc.commit("alice", CommitOptions{}, nil)
+	}
+	if _, err := b.ProcessMessage(old); !errors.Is(err, ErrWrongEpoch) {
+		t.Fatalf("message three epochs late: %v", err)
+	}
+}

@@ -142,6 +142,11 @@ func (v groupView) senderKey(c *FramedContent) ([]byte, error) {
 }
 
 func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
+	if pm.Epoch < g.ctx.Epoch && pm.ContentType == ContentApplication && bytes.Equal(pm.GroupID, g.ctx.GroupID) {
+		if p := g.pastEpoch(pm.Epoch); p != nil {
+			return g.processLate(p, pm)
+		}
+	}
 	if err := g.view().checkHeader(pm.GroupID, pm.Epoch, pm.ContentType); err != nil {
 		return nil, err
 	}
@@ -349,6 +354,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 		return nil, fmt.Errorf("%w: commit from %s: %w", ErrInvalidCommit, c.Sender.describe(), err)
 	}
 
+	g.retire()
 	g.tree = tree
 	g.ctx = next
 	g.priv = priv

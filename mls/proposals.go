@@ -59,6 +59,13 @@ func mayPropose(st SenderType, t ProposalType) bool {
 		}
 	case SenderNewMemberProposal:
 		return t == ProposalAdd
+	case SenderNewMemberCommit:
+		// An external commit carries its ExternalInit, at most one Remove
+		// of the joiner's old leaf, and PSKs (§12.2).
+		switch t {
+		case ProposalExternalInit, ProposalRemove, ProposalPSK:
+			return true
+		}
 	}
 	return false
 }
@@ -130,7 +137,7 @@ func (v groupView) applyProposals(tree *RatchetTree, list []committedProposal, c
 	var updates, removes, adds []committedProposal
 	for i := range list {
 		p, sender := list[i].proposal, list[i].sender
-		if err := v.checkProposal(p, sender); err != nil && !(external && p.Type == ProposalExternalInit) {
+		if err := v.checkProposal(p, sender); err != nil {
 			return nil, err
 		}
 		switch p.Type {

@@ -168,7 +168,7 @@ func loadOrCreateCA(dir, domain string) (*identity.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, err := ca.PEM()
+	certPEM, keyPEM, err = ca.PEM()
 	if err != nil {
 		return nil, err
 	}
