@@ -1341,10 +1341,10 @@ const (
 )
 
 // RunOptions selects what RunConfig plays. The zero value plays every
-// script round-robin, for every suite all clients support, with handshake
+// script round-robin, for every suite any client supports, with handshake
 // messages both in the clear and encrypted.
 type RunOptions struct {
-	// Suites to play; empty means every suite all clients support.
+	// Suites to play; empty means every suite any client supports.
 	Suites []uint16
 	// Encrypt lists the encrypt_handshake settings; empty means both.
 	Encrypt []bool
@@ -1405,11 +1405,13 @@ func (r *Runner) RunConfig(ctx context.Context, cfg Config, opts RunOptions) ([]
 	}
 	suites := opts.Suites
 	if len(suites) == 0 {
-		suites = slices.Clone(support[0])
-		for _, s := range support[1:] {
-			suites = slices.DeleteFunc(suites, func(x uint16) bool { return !slices.Contains(s, x) })
+		// Every suite some client supports, as upstream; a suite only some
+		// clients support is played among those alone.
+		for _, s := range support {
+			suites = append(suites, s...)
 		}
 		slices.Sort(suites)
+		suites = slices.Compact(suites)
 	}
 	encrypt := opts.Encrypt
 	if len(encrypt) == 0 {
