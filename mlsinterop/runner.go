@@ -218,6 +218,7 @@ type StepError struct {
 	Err    error
 }
 
+// Error reads "script "name" step N (action, actor A): cause".
 func (e *StepError) Error() string {
 	actor := e.Actor
 	if actor == "" {
@@ -226,6 +227,7 @@ func (e *StepError) Error() string {
 	return fmt.Sprintf("script %q step %d (%s, actor %s): %v", e.Script, e.Step, e.Action, actor, e.Err)
 }
 
+// Unwrap gives the cause, so errors.Is/As and status.Code see through.
 func (e *StepError) Unwrap() error { return e.Err }
 
 // ActVerifyGroupState is the pseudo-action StepError names when the
