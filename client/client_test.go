@@ -12,28 +12,20 @@ import (
 	"github.com/switchboard-chat/switchboard/client"
 )
 
-// The scenarios run against a provider that speaks docs/api.md. Today that
-// is fakeProvider; when package provider lands, newEnv also runs them
-// against the real server.
-
-// testProvider is what the scenarios need of a provider: its URL and a way
-// to enroll users (the operator's job, outside the client API).
-type testProvider interface {
-	URL() string
-	Enroll(handle string) string
-}
+// The scenarios run against a real provider (package provider on SQLite)
+// on loopback: see provider_env_test.go.
 
 type env struct {
 	t   *testing.T
 	ctx context.Context
-	p   testProvider
+	p   *testProvider
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &env{t: t, ctx: ctx, p: newFakeProvider(t)}
+	return &env{t: t, ctx: ctx, p: newTestProvider(t)}
 }
 
 // device is one registered device and everything it received.
@@ -376,18 +368,16 @@ func TestConcurrentCommitsOneWins(t *testing.T) {
 	if err := phone.Invite(e.ctx, room, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	fake := e.p.(*fakeProvider)
-	fake.mu.Lock()
-	before := fake.wrongEpochs
-	fake.mu.Unlock()
+	wrongEpochs := func() float64 {
+		return e.p.metric("switchboard_requests_total", `code="wrong_epoch"`, `handler="submit"`)
+	}
+	before := wrongEpochs()
 	if err := laptop.Invite(e.ctx, room, "carol"); err != nil {
 		t.Fatalf("laptop's invite after losing its epoch: %v", err)
 	}
-	fake.mu.Lock()
-	if fake.wrongEpochs != before+1 {
-		t.Errorf("the laptop's commit was refused %d times, want once", fake.wrongEpochs-before)
+	if n := wrongEpochs() - before; n != 1 {
+		t.Errorf("the laptop's commit was refused %v times, want once", n)
 	}
-	fake.mu.Unlock()
 	// And both at once, for good measure.
 	dave := e.register("dave", "phone")
 	erin := e.register("erin", "phone")
@@ -438,7 +428,6 @@ func TestConcurrentCommitsOneWins(t *testing.T) {
 
 func TestSendRetriesWithSameClientID(t *testing.T) {
 	e := newEnv(t)
-	fake := e.p.(*fakeProvider)
 	alice := e.register("alice", "phone")
 	bob := e.register("bob", "phone")
 	room, _ := alice.CreateRoom(e.ctx)
@@ -446,9 +435,7 @@ func TestSendRetriesWithSameClientID(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.sync(e.ctx)
-	fake.mu.Lock()
-	fake.failAfterStore = 1
-	fake.mu.Unlock()
+	e.p.loseReplies(1)
 	id, err := alice.Send(e.ctx, room, []byte("once"))
 	if err != nil {
 		t.Fatal(err)
@@ -486,7 +473,6 @@ func TestRestartKeepsRooms(t *testing.T) {
 
 func TestKeyPackagesReplenished(t *testing.T) {
 	e := newEnv(t)
-	fake := e.p.(*fakeProvider)
 	alice := e.register("alice", "phone")
 	bob := e.register("bob", "phone")
 	// Each room costs bob one KeyPackage; below the watermark the
@@ -501,11 +487,8 @@ func TestKeyPackagesReplenished(t *testing.T) {
 		}
 	}
 	bob.sync(e.ctx)
-	fake.mu.Lock()
-	n := len(fake.users["bob"].devices[0].kps)
-	fake.mu.Unlock()
-	if n < 20 {
-		t.Fatalf("bob has %d key packages on the provider after replenishing", n)
+	if n := e.p.keyPackages("bob", "phone"); n < 20 {
+		t.Fatalf("bob has %d key packages on the provider after replenishing", e.p.keyPackages("bob", "phone"))
 	}
 	eventually(t, "bob to join 12 rooms", func() bool { return len(bob.Rooms()) == 12 })
 }
@@ -532,21 +515,16 @@ func TestAPIErrors(t *testing.T) {
 
 func TestCommitOfUnknownOutcomeResolved(t *testing.T) {
 	e := newEnv(t)
-	fake := e.p.(*fakeProvider)
 	alice := e.register("alice", "phone")
 	bob := e.register("bob", "phone")
 	room, _ := alice.CreateRoom(e.ctx)
 	// The provider stores the commit but every answer is lost: alice
 	// cannot know whether it won.
-	fake.mu.Lock()
-	fake.failAfterStore = 100
-	fake.mu.Unlock()
+	e.p.loseReplies(100)
 	if err := alice.Invite(e.ctx, room, "bob"); err == nil {
 		t.Fatal("invite succeeded without an answer")
 	}
-	fake.mu.Lock()
-	fake.failAfterStore = 0
-	fake.mu.Unlock()
+	e.p.loseReplies(0)
 	// After a restart alice asks again with the same client_id, learns
 	// that the commit won, and merges it.
 	alice = e.reopen(alice)
@@ -574,10 +552,7 @@ func TestNewDeviceAddedToRoomsOverStream(t *testing.T) {
 	go phone.Run(ctx)
 	// Wait for the stream, so that the device.added notice reaches it.
 	eventually(t, "the phone's stream", func() bool {
-		fake := e.p.(*fakeProvider)
-		fake.mu.Lock()
-		defer fake.mu.Unlock()
-		return fake.users["alice"].devices[0].streams > 0
+		return e.p.metric("switchboard_streams_open") > 0
 	})
 	laptop := e.register("alice", "laptop")
 	eventually(t, "laptop to be added", func() bool {

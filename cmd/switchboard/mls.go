@@ -23,10 +23,13 @@ func runMLS(args []string, stdout, stderr io.Writer) int {
 			return runTestVectors(args[1:], stdout, stderr)
 		case "interop-client":
 			return runInteropClient(args[1:], stdout, stderr)
+		case "interop-run":
+			return runInteropRun(args[1:], stdout, stderr)
 		}
 	}
 	fmt.Fprintln(stderr, "usage: switchboard mls test-vectors [-v] [PATH...]")
 	fmt.Fprintln(stderr, "       switchboard mls interop-client --port N [--host ADDR]")
+	fmt.Fprintln(stderr, "       switchboard mls interop-run -config FILE... -client HOST:PORT...")
 	return 2
 }
 
