@@ -51,7 +51,6 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	sub := store.Submission{RoomID: rs.room.ID, ClientID: req.ClientID, SenderDevice: c.device.ID, Payload: req.Message}
-	var welcome *store.Submission
 	var next *mls.PublicGroup
 	var nextMembers map[mls.LeafIndex]member
 	switch msg.WireFormat {
@@ -101,7 +100,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if len(u.Added) > 0 {
-				welcome, err = s.routeWelcome(r, rs, c, req, u)
+				sub.Welcome, err = s.routeWelcome(r, req)
 				if err != nil {
 					return err
 				}
@@ -128,17 +127,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
 	s.streams.notifyAll(sub.Recipients)
-	if welcome != nil {
-		welcome.ClientID = req.ClientID + "/welcome"
-		welcome.Epoch = rs.group.Epoch()
-		if _, err := s.store.Submit(r.Context(), *welcome); err != nil {
-			// The commit is in; the joiners can still be welcomed again
-			// by the committer. Say so rather than pretend.
-			s.log.Error("storing a welcome failed after its commit", "room", rs.room.ID, "err", err)
-			return errInternal(fmt.Errorf("the commit was accepted (seq %d) but its welcome was not stored: %w", res.Seq, err))
-		}
+	if sub.Welcome != nil {
 		s.metrics.accepted.WithLabelValues(string(store.KindWelcome)).Inc()
-		s.streams.notifyAll(welcome.Recipients)
+		s.streams.notifyAll(sub.Welcome.Recipients)
 	}
 	s.metrics.commitWait.Observe(time.Since(start).Seconds())
 	writeJSON(w, http.StatusOK, map[string]any{"seq": res.Seq, "epoch": rs.group.Epoch(), "duplicate": res.Duplicate})
@@ -156,8 +147,8 @@ func (rs *roomState) devicesExcept(deviceID int64) []int64 {
 }
 
 // routeWelcome addresses a commit's Welcome to the devices whose
-// KeyPackages it names.
-func (s *Server) routeWelcome(r *http.Request, rs *roomState, c *caller, req submitRequest, u *mls.PublicUpdate) (*store.Submission, error) {
+// KeyPackages it names. It is stored with the commit, atomically.
+func (s *Server) routeWelcome(r *http.Request, req submitRequest) (*store.Welcome, error) {
 	if len(req.Welcome) == 0 {
 		return nil, errBadRequest("a commit that adds members needs its welcome")
 	}
@@ -175,7 +166,7 @@ func (s *Server) routeWelcome(r *http.Request, rs *roomState, c *caller, req sub
 		}
 		to = append(to, d)
 	}
-	return &store.Submission{RoomID: rs.room.ID, SenderDevice: c.device.ID, Kind: store.KindWelcome, Payload: req.Welcome, Recipients: to}, nil
+	return &store.Welcome{Payload: req.Welcome, Recipients: to}, nil
 }
 
 // roomRoles carries the roles over to the group after a commit: users who

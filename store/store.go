@@ -148,6 +148,18 @@ type Submission struct {
 
 	// Recipients are the devices whose queues get the message.
 	Recipients []int64
+
+	// Welcome, if set, is stored in the same transaction, as the next
+	// message of the log (kind welcome, ClientID + "/welcome"), queued for
+	// its own recipients: a commit that adds members and the Welcome those
+	// members need are accepted together or not at all.
+	Welcome *Welcome
+}
+
+// Welcome is the Welcome message of a commit and the devices it is for.
+type Welcome struct {
+	Payload    []byte
+	Recipients []int64
 }
 
 // SubmitResult tells where a submission landed. Duplicate is set when the

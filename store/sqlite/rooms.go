@@ -142,27 +142,11 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 			}
 		}
 		res.Seq = last + 1
-		var msgID int64
-		if err := tx.insMessage.QueryRowContext(tx.ctx,
-			sub.RoomID, res.Seq, sub.ClientID, sub.SenderDevice, string(sub.Kind),
-			epochIn(sub.Epoch), nonNil(sub.Payload), unixNano(s.now())).Scan(&msgID); err != nil {
+		if err := s.appendMessage(tx, sub.RoomID, res.Seq, sub.ClientID, sub.SenderDevice, sub.Kind, sub.Epoch, sub.Payload, recipients); err != nil {
 			return err
 		}
-		if len(recipients) == 0 {
-			return nil
-		}
-		// Take len(recipients) cursors at once; the savepoint gives them
-		// back if anything below fails.
-		var top int64
-		if err := tx.takeCursors.QueryRowContext(tx.ctx, len(recipients)).Scan(&top); err != nil {
-			return err
-		}
-		cursor := top - int64(len(recipients))
-		for _, dev := range recipients {
-			cursor++
-			if _, err := tx.enqueue.ExecContext(tx.ctx, dev, cursor, msgID); err != nil {
-				return err
-			}
+		if w := sub.Welcome; w != nil {
+			return s.appendMessage(tx, sub.RoomID, res.Seq+1, sub.ClientID+"/welcome", sub.SenderDevice, store.KindWelcome, sub.NewEpoch, w.Payload, dedupe(w.Recipients))
 		}
 		return nil
 	})
@@ -170,6 +154,33 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
 	}
 	return res, nil
+}
+
+// appendMessage adds one message to a room's log and queues it.
+func (s *Store) appendMessage(tx *wtx, roomID string, seq int64, clientID string, sender int64, kind store.Kind, epoch uint64, payload []byte, recipients []int64) error {
+	var msgID int64
+	if err := tx.insMessage.QueryRowContext(tx.ctx,
+		roomID, seq, clientID, sender, string(kind),
+		epochIn(epoch), nonNil(payload), unixNano(s.now())).Scan(&msgID); err != nil {
+		return err
+	}
+	if len(recipients) == 0 {
+		return nil
+	}
+	// Take len(recipients) cursors at once; the savepoint gives them back
+	// if anything below fails.
+	var top int64
+	if err := tx.takeCursors.QueryRowContext(tx.ctx, len(recipients)).Scan(&top); err != nil {
+		return err
+	}
+	cursor := top - int64(len(recipients))
+	for _, dev := range recipients {
+		cursor++
+		if _, err := tx.enqueue.ExecContext(tx.ctx, dev, cursor, msgID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dedupe drops repeated device IDs, keeping the first of each.

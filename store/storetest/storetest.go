@@ -210,6 +210,7 @@ var scenarios = []scenario{
 	{"RoomsHaveMembers", rooms},
 	{"SubmitAppendsInOrderAndQueuesForRecipients", submitAppends},
 	{"SubmitIsIdempotentByClientID", submitIdempotent},
+	{"CommitAndItsWelcomeLandTogether", submitWelcome},
 	{"StaleHandshakeIsRefusedAndChangesNothing", submitStale},
 	{"HandshakeMovesRoomStateAndMembers", submitHandshake},
 	{"ConcurrentCommitsOnOneVersionOneWins", submitConcurrentCommits},
@@ -1291,4 +1292,39 @@ func reopenAfterConcurrentClose(t *testing.T, open func() *env) {
 		}
 	}
 	t.Logf("%d of %d submissions accepted before Close", len(accepted), senders*each)
+}
+
+// submitWelcome: a commit that adds a member carries its Welcome; both are
+// stored in one transaction, the Welcome right after the commit and queued
+// only for the joiner; a commit that loses its epoch stores neither.
+func submitWelcome(t *testing.T, e *env) {
+	alice, bob := e.user("alice"), e.user("bob")
+	a, b := e.device(alice.ID, "a"), e.device(bob.ID, "b")
+	e.room("!w", alice.ID)
+	c := commit("!w", "c1", a.ID, 0, 1)
+	c.Welcome = &store.Welcome{Payload: []byte("welcome for bob"), Recipients: []int64{b.ID}}
+	res := e.submit(c)
+	log := e.log("!w")
+	if len(log) != 2 || log[1].Seq != res.Seq+1 || log[1].Kind != store.KindWelcome || string(log[1].Payload) != "welcome for bob" || log[1].ClientID != "c1/welcome" {
+		t.Fatalf("log after a commit with a welcome = %+v", log)
+	}
+	if got := clientIDs(e.deliveries(b.ID)); !slices.Equal(got, []string{"c1/welcome"}) {
+		t.Errorf("bob's queue = %v, want only the welcome", got)
+	}
+	if got := e.deliveries(a.ID); len(got) != 0 {
+		t.Errorf("the committer's queue = %v, want empty", clientIDs(got))
+	}
+	// A second commit for the same version loses, and its welcome with it.
+	lost := commit("!w", "c2", a.ID, 0, 1)
+	lost.Welcome = &store.Welcome{Payload: []byte("welcome that never was"), Recipients: []int64{b.ID}}
+	if _, err := e.s.Submit(e.ctx, lost); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale commit with welcome: %v, want ErrConflict", err)
+	}
+	if len(e.log("!w")) != 2 || len(e.deliveries(b.ID)) != 1 {
+		t.Errorf("a refused commit left its welcome behind")
+	}
+	// A retry of the first commit is a duplicate and adds nothing.
+	if again := e.submit(c); !again.Duplicate || again.Seq != res.Seq || len(e.log("!w")) != 2 {
+		t.Errorf("retried commit with welcome = %+v", again)
+	}
 }
