@@ -467,14 +467,16 @@ func (c *Client) propose(id uint32, build func(gs *groupState) (*mls.Proposal, e
 	return &pb.ProposalResponse{Proposal: data}, nil
 }
 
-func (c *Client) AddProposal(_ context.Context, r *pb.AddProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(*groupState) (*mls.Proposal, error) {
-		kp, err := parseKeyPackage(r.KeyPackage)
-		if err != nil {
-			return nil, err
-		}
-		return &mls.Proposal{Type: mls.ProposalAdd, Add: kp}, nil
+// proposeDescribed sends the proposal a framework description names; the
+// single-proposal RPCs are descriptions with one field set.
+func (c *Client) proposeDescribed(id uint32, d *pb.ProposalDescription) (*pb.ProposalResponse, error) {
+	return c.propose(id, func(gs *groupState) (*mls.Proposal, error) {
+		return describe(gs.g.Suite(), d, gs.g.Tree(), gs.g.GroupID())
 	})
+}
+
+func (c *Client) AddProposal(_ context.Context, r *pb.AddProposalRequest) (*pb.ProposalResponse, error) {
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("add"), KeyPackage: r.KeyPackage})
 }
 
 func (c *Client) UpdateProposal(_ context.Context, r *pb.UpdateProposalRequest) (*pb.ProposalResponse, error) {
@@ -485,43 +487,23 @@ func (c *Client) UpdateProposal(_ context.Context, r *pb.UpdateProposalRequest) 
 }
 
 func (c *Client) RemoveProposal(_ context.Context, r *pb.RemoveProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(gs *groupState) (*mls.Proposal, error) {
-		l, err := leafOf(gs.g.Tree(), r.RemovedId)
-		if err != nil {
-			return nil, err
-		}
-		return &mls.Proposal{Type: mls.ProposalRemove, Remove: l}, nil
-	})
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("remove"), RemovedId: r.RemovedId})
 }
 
 func (c *Client) ExternalPSKProposal(_ context.Context, r *pb.ExternalPSKProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(gs *groupState) (*mls.Proposal, error) {
-		id := mls.NewExternalPSKID(gs.g.Suite(), r.PskId)
-		return &mls.Proposal{Type: mls.ProposalPSK, PSK: &id}, nil
-	})
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("externalPSK"), PskId: r.PskId})
 }
 
 func (c *Client) ResumptionPSKProposal(_ context.Context, r *pb.ResumptionPSKProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(gs *groupState) (*mls.Proposal, error) {
-		id := mls.NewResumptionPSKID(gs.g.Suite(), mls.ResumptionApplication, gs.g.GroupID(), r.EpochId)
-		return &mls.Proposal{Type: mls.ProposalPSK, PSK: &id}, nil
-	})
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("resumptionPSK"), EpochId: r.EpochId})
 }
 
 func (c *Client) GroupContextExtensionsProposal(_ context.Context, r *pb.GroupContextExtensionsProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(*groupState) (*mls.Proposal, error) {
-		exts, err := extensions(r.Extensions)
-		if err != nil {
-			return nil, err
-		}
-		return &mls.Proposal{Type: mls.ProposalGroupContextExtensions, Extensions: exts}, nil
-	})
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("groupContextExtensions"), Extensions: r.Extensions})
 }
 
 func (c *Client) ReInitProposal(_ context.Context, r *pb.ReInitProposalRequest) (*pb.ProposalResponse, error) {
-	return c.propose(r.StateId, func(gs *groupState) (*mls.Proposal, error) {
-		return reinitProposal(r.GroupId, r.CipherSuite, r.Extensions)
-	})
+	return c.proposeDescribed(r.StateId, &pb.ProposalDescription{ProposalType: []byte("reinit"), GroupId: r.GroupId, CipherSuite: r.CipherSuite, Extensions: r.Extensions})
 }
 
 func reinitProposal(groupID []byte, suite uint32, exts []*pb.Extension) (*mls.Proposal, error) {
