@@ -45,7 +45,8 @@ type CA struct {
 
 // NewCA makes a fresh Ed25519 CA for the provider domain: a self-signed
 // certificate with Subject O=domain, a URI SAN mimi://domain, CA:TRUE with
-// path length 0 (it signs devices only), KeyUsage CertSign, a random serial,
+// path length 0 (it signs end-entity certificates only: devices, and the
+// provider's own TLS certificate), KeyUsage CertSign, a random serial,
 // validity CAValidity, and critical name constraints that permit URIs on
 // exactly domain (not its subdomains), so even a verifier that does no
 // Switchboard-specific checks refuses a device URI of another domain.
@@ -252,4 +253,53 @@ func toURL(u URI) *url.URL {
 		panic("identity: url.Parse of " + u.String() + ": " + err.Error())
 	}
 	return p
+}
+
+// SignCertificate signs an end-entity certificate for pub from tmpl under
+// the CA and returns it parsed. It is for certificates other than device
+// credentials — the provider's own TLS certificate for federation — whose
+// profile belongs to the package that uses them, so the caller fills in the
+// names, key usages and validity.
+//
+// It still enforces what keeps the CA sound: tmpl must not be a CA (the CA
+// has path length 0, and handing out intermediates is not what it is for),
+// and NotAfter must be in the future and within the CA's own validity. A
+// nil SerialNumber gets a random one, and a zero NotBefore becomes an hour
+// ago (clock skew), as for device credentials. tmpl is not modified. The
+// CA's name constraints still apply: a verifier refuses a mimi:// URI of
+// another domain in the result.
+func (ca *CA) SignCertificate(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
+	now := time.Now()
+	if tmpl.IsCA {
+		return nil, newError(ErrCA, nil, "sign certificate: the template is a CA certificate; %s signs end-entity certificates only", ca.domain)
+	}
+	if !tmpl.NotAfter.After(now) {
+		return nil, newError(ErrCA, nil, "sign certificate: notAfter %s is not in the future", stamp(tmpl.NotAfter))
+	}
+	if tmpl.NotAfter.After(ca.cert.NotAfter) {
+		return nil, newError(ErrCA, nil, "sign certificate: notAfter %s is after the CA expires (%s)", stamp(tmpl.NotAfter), stamp(ca.cert.NotAfter))
+	}
+	t := *tmpl
+	if t.SerialNumber == nil {
+		serial, err := randomSerial()
+		if err != nil {
+			return nil, err
+		}
+		t.SerialNumber = serial
+	}
+	if t.NotBefore.IsZero() {
+		t.NotBefore = now.Add(-clockSkew)
+		if t.NotBefore.Before(ca.cert.NotBefore) {
+			t.NotBefore = ca.cert.NotBefore
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &t, ca.cert, pub, ca.key)
+	if err != nil {
+		return nil, newError(ErrCA, err, "sign certificate")
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, newError(ErrCA, err, "parse the certificate just signed")
+	}
+	return cert, nil
 }
