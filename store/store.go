@@ -1,6 +1,8 @@
 // Package store is the provider's system of record: accounts, devices,
 // sessions, the KeyPackage directory, rooms with their ordered message logs,
-// and every device's durable delivery queue. The provider talks to storage
+// every device's durable delivery queue, and the federation outbox (requests
+// to other providers, kept until delivered) with the inbound delivery IDs
+// already seen. The provider talks to storage
 // only through the Store interface; store/sqlite implements it on the
 // embedded default and store/storetest is the conformance suite every
 // implementation must pass.
@@ -154,6 +156,12 @@ type Submission struct {
 	// its own recipients: a commit that adds members and the Welcome those
 	// members need are accepted together or not at all.
 	Welcome *Welcome
+
+	// Outbound are requests to other providers (the room's followers)
+	// stored in the outbox in the same transaction, so an accepted
+	// message is never lost for remote members. A Duplicate or refused
+	// submission stores none of them.
+	Outbound []Outbound
 }
 
 // Welcome is the Welcome message of a commit and the devices it is for.
@@ -175,6 +183,32 @@ type SubmitResult struct {
 type Delivery struct {
 	Cursor  int64
 	Message Message
+}
+
+// Outbound is one request to another provider, waiting in the durable
+// outbox until the destination has accepted it. Destination, Path and ID
+// are required.
+type Outbound struct {
+	Destination string // the receiving provider's domain
+	Kind        string // what the request is: "notify", "update", "submitMessage", "keyMaterial", ...
+	Path        string // the request path to POST at the destination
+	Body        []byte
+	// ID is the delivery ID the receiver de-duplicates on (SeenInbound):
+	// unique per destination, and the same on every retry.
+	ID string
+}
+
+// OutboundEntry is a queued Outbound with its delivery state.
+type OutboundEntry struct {
+	Outbound
+	// Seq orders the outbox: it increases in the order entries were
+	// stored and is never reused, so a stale Seq can never name a newer
+	// entry.
+	Seq       int64
+	Attempts  int       // failed attempts so far
+	NotBefore time.Time // no attempt before this; zero for a fresh entry
+	LastError string    // why the last attempt failed
+	Created   time.Time // when the entry was stored
 }
 
 // Store is the provider's storage. All methods are safe for concurrent use.
@@ -249,6 +283,45 @@ type Store interface {
 	// TrimQueues removes queue entries older than before (for devices that
 	// never came back) and returns how many were removed.
 	TrimQueues(ctx context.Context, before time.Time) (int64, error)
+
+	// The federation outbox. Entries for one destination are handed out
+	// oldest first; the sender delivers the head entry before the next.
+	// EnqueueOutbound stores all of out or none (an entry without a
+	// Destination, Path or ID is an error). An entry whose (Destination,
+	// ID) is still queued is skipped, so a retried call stores nothing
+	// twice. Submission.Outbound stores entries with a room message.
+	EnqueueOutbound(ctx context.Context, out []Outbound) error
+	// OutboundDestinations lists, sorted, the destinations that have
+	// queued entries: what a sender must resume after a restart.
+	OutboundDestinations(ctx context.Context) ([]string, error)
+	// NextOutbound returns the destination's oldest queued entry,
+	// whatever its NotBefore, or ErrNotFound when there is none.
+	NextOutbound(ctx context.Context, dest string) (OutboundEntry, error)
+	// MarkOutboundFailed records a failed attempt on an entry: its
+	// attempt count, when to try again and why it failed. An unknown
+	// entry is ErrNotFound.
+	MarkOutboundFailed(ctx context.Context, dest string, seq int64, attempts int, notBefore time.Time, lastError string) error
+	// DeleteOutbound removes an entry once it is delivered (or given
+	// up). An unknown entry, such as one already deleted, is ErrNotFound.
+	DeleteOutbound(ctx context.Context, dest string, seq int64) error
+
+	// Inbound de-duplication, for requests from other providers.
+	// SeenInbound records the delivery ID from fromDomain at now and says
+	// whether it had been recorded before; of concurrent calls for one
+	// ID, exactly one answers false. A repeat moves the ID's time to now
+	// (if later), so an ID a sender keeps retrying stays remembered.
+	//
+	// It commits on its own, not with the request's effect: a receiver
+	// that records an ID and then fails to apply the request makes the
+	// sender's retry look like a duplicate, and the request is lost. So
+	// a receiver records an ID only once its effect can no longer fail,
+	// or gives the effect an idempotency key of its own
+	// (Submission.ClientID), which is better still: one transaction.
+	SeenInbound(ctx context.Context, fromDomain, id string, now time.Time) (bool, error)
+	// TrimInbound forgets IDs last seen before before and returns how
+	// many. The window must outlast the senders' retries: a retry that
+	// arrives after its ID is forgotten is applied again.
+	TrimInbound(ctx context.Context, before time.Time) (int64, error)
 
 	Close() error
 }

@@ -107,8 +107,12 @@ func isHandshake(k store.Kind) bool {
 //     store.ErrConflict, and nothing is written.
 //
 // Recipients named twice are queued once; an unknown recipient device is
-// store.ErrNotFound, and then nothing at all is written.
+// store.ErrNotFound, and then nothing at all is written. sub.Outbound goes
+// into the outbox in the same savepoint, so it shares the message's fate.
 func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitResult, error) {
+	if err := checkOutbound(sub.Outbound); err != nil {
+		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
+	}
 	recipients := dedupe(sub.Recipients)
 	var res store.SubmitResult
 	err := s.w.do(ctx, func(tx *wtx) error {
@@ -146,9 +150,11 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 			return err
 		}
 		if w := sub.Welcome; w != nil {
-			return s.appendMessage(tx, sub.RoomID, res.Seq+1, sub.ClientID+"/welcome", sub.SenderDevice, store.KindWelcome, sub.NewEpoch, w.Payload, dedupe(w.Recipients))
+			if err := s.appendMessage(tx, sub.RoomID, res.Seq+1, sub.ClientID+"/welcome", sub.SenderDevice, store.KindWelcome, sub.NewEpoch, w.Payload, dedupe(w.Recipients)); err != nil {
+				return err
+			}
 		}
-		return nil
+		return s.insertOutbound(tx, sub.Outbound)
 	})
 	if err != nil {
 		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)

@@ -116,6 +116,38 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 INSERT INTO counters (name, value) VALUES ('cursor', 0);
 `,
+	// 2: the federation outbox and inbound de-duplication.
+	//
+	// outbox.seq is AUTOINCREMENT so a Seq is never reused: a sender that
+	// deletes "its" entry late (after a restart, say) can never delete a
+	// newer one. (destination, seq) is the order a destination's entries
+	// are sent in; UNIQUE (destination, delivery_id) makes a retried
+	// enqueue a no-op. inbound_seen is keyed the way SeenInbound looks it
+	// up and indexed by time for TrimInbound.
+	`
+CREATE TABLE outbox (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	destination TEXT    NOT NULL,
+	delivery_id TEXT    NOT NULL,
+	kind        TEXT    NOT NULL,
+	path        TEXT    NOT NULL,
+	body        BLOB    NOT NULL,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	not_before  INTEGER NOT NULL DEFAULT 0, -- Unix ns; 0: no wait
+	last_error  TEXT    NOT NULL DEFAULT '',
+	created     INTEGER NOT NULL,
+	UNIQUE (destination, delivery_id)
+);
+CREATE INDEX outbox_next ON outbox (destination, seq);
+
+CREATE TABLE inbound_seen (
+	from_domain TEXT    NOT NULL,
+	delivery_id TEXT    NOT NULL,
+	seen        INTEGER NOT NULL,
+	PRIMARY KEY (from_domain, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX inbound_seen_by_time ON inbound_seen (seen);
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -169,4 +170,47 @@ func BenchmarkDeliveriesWhileSubmitting(b *testing.B) {
 	b.StopTimer()
 	close(stop)
 	wg.Wait()
+}
+
+// TestMigrationKeepsDataFromVersion1 opens a database written by a binary
+// that knew only the first schema: Open must add the outbox tables and
+// keep what was there.
+func TestMigrationKeepsDataFromVersion1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_version (version INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyMigration(ctx, conn, 1, migrations[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO users (handle, created) VALUES ('alice', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if u, err := s.UserByHandle(ctx, "alice"); err != nil || u.ID != 1 {
+		t.Errorf("user from version 1 = %+v, %v", u, err)
+	}
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+		t.Errorf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
+	}
+	if err := s.EnqueueOutbound(ctx, []store.Outbound{{Destination: "blue.test", Path: "/p", ID: "1"}}); err != nil {
+		t.Errorf("outbox after migration: %v", err)
+	}
 }

@@ -17,6 +17,7 @@ type stmts struct {
 	insMessage  *sql.Stmt
 	takeCursors *sql.Stmt
 	enqueue     *sql.Stmt
+	insOutbound *sql.Stmt
 }
 
 func (s *stmts) prepare(ctx context.Context, conn *sql.Conn) error {
@@ -37,6 +38,9 @@ func (s *stmts) prepare(ctx context.Context, conn *sql.Conn) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`},
 		{&s.takeCursors, `UPDATE counters SET value = value + ? WHERE name = 'cursor' RETURNING value`},
 		{&s.enqueue, `INSERT INTO device_queue (device_id, cursor, message_id) VALUES (?, ?, ?)`},
+		// A hub's Submit stores one entry per follower provider.
+		{&s.insOutbound, `INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination, delivery_id) DO NOTHING`},
 	} {
 		st, err := conn.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -48,7 +52,7 @@ func (s *stmts) prepare(ctx context.Context, conn *sql.Conn) error {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.dupSeq, s.roomHead, s.moveRoom, s.delMembers, s.insMember, s.insMessage, s.takeCursors, s.enqueue} {
+	for _, st := range []*sql.Stmt{s.dupSeq, s.roomHead, s.moveRoom, s.delMembers, s.insMember, s.insMessage, s.takeCursors, s.enqueue, s.insOutbound} {
 		if st != nil {
 			st.Close()
 		}

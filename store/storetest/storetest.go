@@ -222,6 +222,13 @@ var scenarios = []scenario{
 	{"AckRemovesUpToCursorOnly", ack},
 	{"CursorsNeverGoBackAfterAQueueEmpties", cursorsMonotonic},
 	{"TrimQueuesRemovesOnlyOldEntries", trim},
+	// The federation outbox and inbound de-duplication.
+	{"OutboxHandsOutEachDestinationInOrder", outboxOrder},
+	{"OutboxRecordsFailedAttempts", outboxFailed},
+	{"EnqueueOutboundIsAllOrNothingAndIdempotent", outboxEnqueue},
+	{"SubmitStoresOutboundAtomically", outboxWithSubmit},
+	{"InboundIDsAreSeenOncePerSender", inboundSeen},
+	{"ConcurrentSeenInboundAnswersFalseOnce", inboundConcurrent},
 	// Life cycle.
 	{"ClosedStoreRefusesCalls", closed},
 }
@@ -229,6 +236,7 @@ var scenarios = []scenario{
 var reopenScenarios = []reopenScenario{
 	{"ReopenedStoreKeepsEverything", reopenKeeps},
 	{"SubmitsThatReturnedSurviveClose", reopenAfterConcurrentClose},
+	{"OutboxAndInboundIDsSurviveReopen", reopenOutbox},
 }
 
 func usersFound(t *testing.T, e *env) {

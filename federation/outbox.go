@@ -1,0 +1,385 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// ErrPermanent marks a delivery failure that retrying cannot fix, such as a
+// 4xx answer that is not 408, 425 or 429: the request itself is wrong for
+// the receiver. A SendFunc wraps it (fmt.Errorf("%w: ...", ErrPermanent))
+// and the Outbox then drops the entry instead of retrying it.
+var ErrPermanent = errors.New("federation: permanent delivery failure")
+
+// SendFunc delivers one outbox entry to dest and returns nil only once the
+// destination has accepted it. ctx carries the per-request deadline. An
+// error wrapping ErrPermanent drops the entry; any other error is retried.
+type SendFunc func(ctx context.Context, dest string, e store.OutboundEntry) error
+
+// OutboxOptions tune an Outbox. Zero values take the defaults.
+type OutboxOptions struct {
+	// MinBackoff is the longest wait after a first failure (default 1s);
+	// each further failure doubles it, up to MaxBackoff (default 5m).
+	// The actual wait is drawn uniformly from [0, that ceiling] ("full
+	// jitter"), so that the many providers retrying one partner that
+	// comes back do not all arrive at once.
+	MinBackoff, MaxBackoff time.Duration
+	// RequestTimeout bounds each attempt (default 30s), so a partner
+	// that accepts connections and never answers costs one timeout per
+	// attempt, not a worker for ever.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	// Now replaces time.Now when computing and honouring NotBefore.
+	Now func() time.Time
+	// Metrics, if set, is told of every event, with its destination.
+	Metrics OutboxMetrics
+}
+
+// OutboxMetrics receives the Outbox's events, for instance to count them
+// in Prometheus with the destination as a label. Its methods are called
+// from many goroutines at once and must not block.
+type OutboxMetrics interface {
+	Queued(dest string)  // an entry reached the head of its destination's queue
+	Sent(dest string)    // an entry was accepted by its destination
+	Retried(dest string) // an attempt failed and the entry will be retried
+	Failed(dest string)  // an entry was dropped after a permanent failure
+}
+
+// OutboxStats are the Outbox's counts since it was made (see
+// OutboxMetrics for what each counts).
+type OutboxStats struct {
+	Queued, Sent, Retried, Failed int64
+}
+
+// Outbox delivers the store's outbound entries to other providers: one
+// worker goroutine per destination with entries, each sending its
+// destination's entries strictly in order with at most one request in
+// flight. A failed attempt is recorded in the store and retried after an
+// exponential, jittered, capped backoff; the entries behind it wait, since
+// that is what per-destination order means. Destinations never wait for
+// each other: a slow or dead partner holds up only its own worker.
+//
+// Delivery is at least once: an entry is deleted only after its
+// destination accepted it, so a crash or a lost answer between the two
+// sends it again, and the receiver drops the repeat by its ID
+// (store.Store.SeenInbound).
+type Outbox struct {
+	st     store.Store
+	send   SendFunc
+	opts   OutboxOptions
+	log    *slog.Logger
+	jitter func(ceiling time.Duration) time.Duration // replaced by tests
+	// idle, if set, runs when a worker has found its queue empty and is
+	// about to retire: tests use it to land a Wake in that window.
+	idle func(dest string)
+
+	queued, sent, retried, failed atomic.Int64
+
+	mu      sync.Mutex
+	started bool                     // a Run is in progress (including its shutdown)
+	running bool                     // Wake starts workers
+	runCtx  context.Context          // Run's context, for the workers
+	workers map[string]chan struct{} // destination -> its worker's wake-up
+	wg      sync.WaitGroup
+}
+
+// NewOutbox returns an Outbox that delivers st's outbound entries with
+// send. Nothing happens until Run.
+func NewOutbox(st store.Store, send SendFunc, opts OutboxOptions) *Outbox {
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Outbox{
+		st:      st,
+		send:    send,
+		opts:    opts,
+		log:     log.With("component", "outbox"),
+		jitter:  fullJitter,
+		workers: map[string]chan struct{}{},
+	}
+}
+
+// Run delivers until ctx ends, then waits for its workers and returns nil.
+// It starts a worker for every destination that has entries in the store,
+// which is how delivery resumes after a restart, and for each destination
+// Wake names later. Run returns an error if the store cannot list the
+// destinations or if the Outbox is already running. Close the store only
+// after Run has returned: a worker may be recording an outcome until then.
+func (o *Outbox) Run(ctx context.Context) error {
+	o.mu.Lock()
+	if o.started {
+		o.mu.Unlock()
+		return errors.New("federation: outbox already running")
+	}
+	// The workers' context ends with Run, whichever way Run ends.
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// Accept wakes before listing the destinations: an entry stored and
+	// woken in between is then either listed or woken, never missed.
+	o.started, o.running, o.runCtx = true, true, wctx
+	o.mu.Unlock()
+
+	dests, err := o.st.OutboundDestinations(ctx)
+	if err == nil {
+		for _, d := range dests {
+			o.Wake(d)
+		}
+		o.log.Info("outbox running", "destinations", len(dests))
+		<-ctx.Done()
+	}
+
+	o.mu.Lock()
+	o.running = false // no new workers: wg.Go never races wg.Wait
+	o.mu.Unlock()
+	stop()
+	o.wg.Wait()
+	o.mu.Lock()
+	o.started, o.runCtx = false, nil
+	o.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// Wake tells the Outbox that dest has new entries in the store; call it
+// after Submit or EnqueueOutbound returns. It never blocks. Before Run or
+// after it has stopped it does nothing: the next Run finds the entries.
+func (o *Outbox) Wake(dest string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.running {
+		return
+	}
+	if poke, ok := o.workers[dest]; ok {
+		select {
+		case poke <- struct{}{}:
+		default: // already poked
+		}
+		return
+	}
+	poke := make(chan struct{}, 1)
+	o.workers[dest] = poke
+	ctx := o.runCtx
+	o.wg.Go(func() { o.work(ctx, dest, poke) })
+}
+
+// Enqueue stores out in the outbox and wakes each destination: the way to
+// send a request that does not come with a room message.
+func (o *Outbox) Enqueue(ctx context.Context, out []store.Outbound) error {
+	if err := o.st.EnqueueOutbound(ctx, out); err != nil {
+		return err
+	}
+	for i, e := range out {
+		if i == 0 || out[i-1].Destination != e.Destination {
+			o.Wake(e.Destination)
+		}
+	}
+	return nil
+}
+
+// Stats returns the counts so far.
+func (o *Outbox) Stats() OutboxStats {
+	return OutboxStats{Queued: o.queued.Load(), Sent: o.sent.Load(), Retried: o.retried.Load(), Failed: o.failed.Load()}
+}
+
+// work delivers dest's entries until there are none or ctx ends.
+func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
+	log := o.log.With("destination", dest)
+	defer o.forget(dest, poke)
+	var head int64     // the Seq last counted as queued
+	storeFailures := 0 // consecutive store errors, for their own backoff
+	for ctx.Err() == nil {
+		e, err := o.st.NextOutbound(ctx, dest)
+		if errors.Is(err, store.ErrNotFound) {
+			if o.idle != nil {
+				o.idle(dest)
+			}
+			if o.retire(dest, poke) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// The store is in trouble; delivering is pointless until it
+			// recovers, and spinning would only flood the log.
+			storeFailures++
+			log.Error("outbox: reading the next entry", "err", err)
+			sleep(ctx, o.backoff(storeFailures))
+			continue
+		}
+		storeFailures = 0
+		if e.Seq != head {
+			head = e.Seq
+			o.note(&o.queued, OutboxMetrics.Queued, dest)
+		}
+		// After a restart the entry's backoff is still running; within a
+		// process it was set just now, by the failure below.
+		if wait := e.NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(ctx, wait) {
+			return
+		}
+		if !o.deliver(ctx, log, dest, e) {
+			return
+		}
+	}
+}
+
+// deliver makes one attempt at e and records its outcome. It returns false
+// when ctx has ended.
+func (o *Outbox) deliver(ctx context.Context, log *slog.Logger, dest string, e store.OutboundEntry) bool {
+	rctx, cancel := context.WithTimeout(ctx, o.opts.RequestTimeout)
+	err := o.send(rctx, dest, e)
+	cancel()
+	// Records are written on a context that outlives a shutdown, so that
+	// a delivery that succeeded just as Run was stopped is not sent again
+	// needlessly; the writes are short and bounded.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer wcancel()
+	log = log.With("seq", e.Seq, "id", e.ID, "kind", e.Kind)
+
+	switch {
+	case err == nil:
+		o.note(&o.sent, OutboxMetrics.Sent, dest)
+		if derr := o.st.DeleteOutbound(wctx, dest, e.Seq); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			// It will be sent again; the receiver drops the repeat. Wait
+			// first, so a broken store does not turn into a resend loop.
+			log.Error("outbox: delivered but not deleted", "err", derr)
+			return sleep(ctx, o.backoff(1))
+		}
+		log.Debug("outbox: delivered", "attempts", e.Attempts+1)
+		return true
+
+	case ctx.Err() != nil:
+		// We are stopping, not the destination failing: record nothing,
+		// and the next Run sends the entry again.
+		return false
+
+	case errors.Is(err, ErrPermanent):
+		// Retrying cannot fix this entry, and keeping it at the head
+		// would block every later entry for this destination for ever
+		// (the hub's fan-out to a whole provider). Dropping it loses
+		// one request, loudly: an error log with everything needed to
+		// find it, and the Failed count for alerting.
+		o.note(&o.failed, OutboxMetrics.Failed, dest)
+		log.Error("outbox: dropped after a permanent failure", "path", e.Path, "attempts", e.Attempts+1, "err", err)
+		if derr := o.st.DeleteOutbound(wctx, dest, e.Seq); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			log.Error("outbox: dropping entry", "err", derr)
+			return sleep(ctx, o.backoff(1))
+		}
+		return true
+
+	default:
+		attempts := e.Attempts + 1
+		wait := o.backoff(attempts)
+		o.note(&o.retried, OutboxMetrics.Retried, dest)
+		log.Warn("outbox: delivery failed, will retry", "attempts", attempts, "retry_in", wait, "err", err)
+		if merr := o.st.MarkOutboundFailed(wctx, dest, e.Seq, attempts, o.opts.Now().Add(wait), err.Error()); merr != nil {
+			// The stored NotBefore is stale, so wait here instead.
+			log.Error("outbox: recording a failed attempt", "err", merr)
+			return sleep(ctx, wait)
+		}
+		return true
+	}
+}
+
+// retire removes dest's worker when its queue is empty, unless a Wake came
+// in since the worker last looked: then there may be a new entry, and it
+// looks again. Wake and retire hold the same lock, so a wake is never lost
+// between a worker's last look and its exit.
+func (o *Outbox) retire(dest string, poke chan struct{}) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case <-poke:
+		return false
+	default:
+		delete(o.workers, dest)
+		return true
+	}
+}
+
+// forget removes a stopping worker from the map so the next Run starts a
+// fresh one. It checks the entry is still this worker's: after retire, a
+// Wake may already have started a successor for dest, and deleting that
+// one's entry would let a further Wake start a second worker beside it,
+// breaking one request in flight per destination.
+func (o *Outbox) forget(dest string, poke chan struct{}) {
+	o.mu.Lock()
+	if o.workers[dest] == poke {
+		delete(o.workers, dest)
+	}
+	o.mu.Unlock()
+}
+
+// backoff is the wait before retrying after the given number of failed
+// attempts: full jitter under an exponential, capped ceiling.
+func (o *Outbox) backoff(attempts int) time.Duration {
+	return o.jitter(backoffCeiling(attempts, o.opts.MinBackoff, o.opts.MaxBackoff))
+}
+
+// backoffCeiling is lo after the first failure, doubled for each further
+// one, and never more than hi.
+func backoffCeiling(attempts int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempts && d < hi; i++ {
+		if d > hi/2 { // doubling would pass hi, or overflow
+			return hi
+		}
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// fullJitter draws uniformly from [0, ceiling].
+func fullJitter(ceiling time.Duration) time.Duration {
+	if ceiling <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+// sleep waits for d or until ctx ends, and reports whether it waited the
+// whole time.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// note counts an event and tells Metrics, if any. hook is a method
+// expression (OutboxMetrics.Sent, ...), so one helper serves all four.
+func (o *Outbox) note(n *atomic.Int64, hook func(OutboxMetrics, string), dest string) {
+	n.Add(1)
+	if o.opts.Metrics != nil {
+		hook(o.opts.Metrics, dest)
+	}
+}
