@@ -15,6 +15,12 @@
 // CheckSpeaksFor keeps a partner to its own users, and ReplayGuard refuses
 // requests seen before or stamped too far from now.
 //
-// docs/federation.md describes the trust file, the certificates and the
-// request headers.
+// The calling side sends requests to partners through a Transport: Peers
+// over HTTPS with mutual TLS, or Loopback to handlers in the same process
+// for tests and the demo. Classify sorts the outcome into delivered,
+// retryable and permanent, and the Outbox delivers its entries through
+// Peers.OutboxSender, retrying in order until each is accepted.
+//
+// docs/federation.md describes the trust file, the certificates, the
+// request headers, and how requests are sent, classified and retried.
 package federation

@@ -20,7 +20,9 @@ var ErrPermanent = errors.New("federation: permanent delivery failure")
 
 // SendFunc delivers one outbox entry to dest and returns nil only once the
 // destination has accepted it. ctx carries the per-request deadline. An
-// error wrapping ErrPermanent drops the entry; any other error is retried.
+// error wrapping ErrPermanent drops the entry; any other error is retried,
+// no sooner than the RetryAfter of a *PeerError in it (capped by
+// MaxBackoff). Peers.OutboxSender is the SendFunc of a real provider.
 type SendFunc func(ctx context.Context, dest string, e store.OutboundEntry) error
 
 // OutboxOptions tune an Outbox. Zero values take the defaults.
@@ -295,6 +297,14 @@ func (o *Outbox) deliver(ctx context.Context, log *slog.Logger, dest string, e s
 	default:
 		attempts := e.Attempts + 1
 		wait := o.backoff(attempts)
+		// A partner that said when to come back (Retry-After, which MIMI
+		// asks senders to respect) would only refuse an earlier retry.
+		// MaxBackoff still caps the wait, so a broken header cannot park
+		// the queue.
+		var pe *PeerError
+		if errors.As(err, &pe) && !pe.RetryAfter.IsZero() {
+			wait = max(wait, min(pe.RetryAfter.Sub(o.opts.Now()), o.opts.MaxBackoff))
+		}
 		o.note(&o.retried, OutboxMetrics.Retried, dest)
 		log.Warn("outbox: delivery failed, will retry", "attempts", attempts, "retry_in", wait, "err", err)
 		if merr := o.st.MarkOutboundFailed(wctx, dest, e.Seq, attempts, o.opts.Now().Add(wait), err.Error()); merr != nil {
