@@ -17,4 +17,14 @@
 //
 // docs/federation.md describes the trust file, the certificates and the
 // request headers.
+//
+// The wire side: the MIMI protocol (draft-ietf-mimi-protocol) by which a
+// room's hub and its follower providers fetch key material, submit and fan
+// out messages, update rooms, ask for consent, look users up and report
+// abuse. The wire_*.go files hold the bodies of the MIMI endpoints, encoded
+// in the TLS presentation language exactly as the draft writes them, with
+// the mls package's codec: every type has MarshalMLS and UnmarshalMLS, so
+// mls.Marshal and mls.Unmarshal encode and decode them. directory.go holds
+// the /.well-known/mimi-protocol-directory document. docs/federation.md
+// lists the endpoints and the choices made where the draft is open.
 package federation
