@@ -514,9 +514,21 @@ func TestOperationsEndpoints(t *testing.T) {
 	// docs/api.md also promises queue depths; there is no such series yet
 	// (reported, not tested).
 
+	code := p.enroll("carol")
 	p.srv.Drain()
 	r := p.request("GET", "/readyz", "", "", nil)
 	p.expectError(r, 503, "unavailable")
+	// Draining refuses all new work, not only signed-in requests: a new
+	// device neither registers nor signs in, and its code stays unused.
+	before := p.dump()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	reg, _ := json.Marshal(map[string]any{"enrollment_code": code, "device_name": "phone", "auth_key": []byte(pub)})
+	p.expectError(p.request("POST", "/v1/devices", "", "application/json", reg), 503, "unavailable")
+	ch, _ := json.Marshal(map[string]any{"auth_key": []byte(pub)})
+	p.expectError(p.request("POST", "/v1/auth/challenge", "", "application/json", ch), 503, "unavailable")
+	if after := p.dump(); after != before {
+		t.Errorf("requests refused while draining changed the provider's state:\n%s", diff(before, after))
+	}
 	if r := p.request("GET", "/healthz", "", "", nil); r.status != 200 {
 		t.Fatalf("healthz while draining: %d", r.status)
 	}
