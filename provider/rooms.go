@@ -59,6 +59,13 @@ func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error
 	if !rs.loaded {
 		if err := h.load(ctx, id, rs); err != nil {
 			rs.mu.Unlock()
+			// Forget a room that does not exist, or every request for a
+			// made-up room ID would leave an entry behind for good.
+			h.mu.Lock()
+			if !rs.loaded && h.rooms[id] == rs {
+				delete(h.rooms, id)
+			}
+			h.mu.Unlock()
 			return nil, nil, err
 		}
 	}

@@ -30,8 +30,9 @@ type event struct {
 // streams wakes the open streams of devices when their queues grow, and
 // passes them notices that are not queue entries.
 type streams struct {
-	mu   sync.Mutex
-	open map[int64]map[*conn]struct{}
+	mu     sync.Mutex
+	open   map[int64]map[*conn]struct{}
+	closed bool // after closeAll, no stream may open
 }
 
 type conn struct {
@@ -42,13 +43,20 @@ type conn struct {
 
 func newStreams() *streams { return &streams{open: map[int64]map[*conn]struct{}{}} }
 
-func (st *streams) add(device int64, c *conn) {
+// add registers a stream; it reports false once closeAll has run, for a
+// stream that passed the drain check before Drain but reached here after
+// closeAll would otherwise stay open through the shutdown.
+func (st *streams) add(device int64, c *conn) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.closed {
+		return false
+	}
 	if st.open[device] == nil {
 		st.open[device] = map[*conn]struct{}{}
 	}
 	st.open[device][c] = struct{}{}
+	return true
 }
 
 func (st *streams) remove(device int64, c *conn) {
@@ -91,6 +99,7 @@ func (st *streams) notify(device int64, e event) {
 func (st *streams) closeAll() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.closed = true
 	for _, cs := range st.open {
 		for c := range cs {
 			c.close()
@@ -113,7 +122,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	cn := &conn{wake: make(chan struct{}, 1), notices: make(chan event, 16), close: cancel}
-	s.streams.add(c.device.ID, cn)
+	if !s.streams.add(c.device.ID, cn) {
+		ws.Close(websocket.StatusGoingAway, "provider shutting down")
+		return nil
+	}
 	defer s.streams.remove(c.device.ID, cn)
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -76,6 +77,39 @@ func (c *serveConfig) check() error {
 	return nil
 }
 
+// checkFiles checks what the configuration names on disk, for --check,
+// without creating anything: the TLS pair loads, and the data directory,
+// if it exists already, is a directory whose CA (once made) loads and is
+// for this domain. A serve that would fail on these should fail at check.
+func (c *serveConfig) checkFiles() error {
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("tls_cert and tls_key: %v", err)
+		}
+	}
+	fi, err := os.Stat(c.DataDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // made on the first start
+	case err != nil:
+		return fmt.Errorf("data directory: %v", err)
+	case !fi.IsDir():
+		return fmt.Errorf("data directory %s is not a directory", c.DataDir)
+	}
+	if _, _, err := loadCA(c.DataDir, c.Domain); err != nil {
+		return err
+	}
+	if c.TLSSelfSigned && c.TLSCert == "" {
+		certFile, keyFile := filepath.Join(c.DataDir, "tls.pem"), filepath.Join(c.DataDir, "tls-key.pem")
+		if _, err := os.Stat(certFile); err == nil {
+			if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+				return fmt.Errorf("the self-signed TLS pair in the data directory: %v", err)
+			}
+		}
+	}
+	return nil
+}
+
 func runServe(args []string, stdout, stderr io.Writer) int {
 	cfg := defaultServeConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -89,6 +123,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		// A stray word is most likely a mistyped flag; serving with the
+		// defaults instead would hide it.
+		fmt.Fprintf(stderr, "switchboard: serve takes no arguments, got %q\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
 	if *configFile != "" {
@@ -122,6 +163,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *check {
+		if err := cfg.checkFiles(); err != nil {
+			fmt.Fprintln(stderr, "switchboard: configuration:", err)
+			return 2
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
@@ -150,25 +195,41 @@ func openProvider(cfg serveConfig) (*sqlite.Store, *identity.CA, error) {
 	return st, ca, nil
 }
 
-func loadOrCreateCA(dir, domain string) (*identity.CA, error) {
+// loadCA reads the data directory's CA; found is false when there is
+// none yet.
+func loadCA(dir, domain string) (ca *identity.CA, found bool, err error) {
 	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
 	certPEM, err1 := os.ReadFile(certFile)
 	keyPEM, err2 := os.ReadFile(keyFile)
-	if err1 == nil && err2 == nil {
-		ca, err := identity.LoadCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", certFile, err)
-		}
-		if ca.Domain() != domain {
-			return nil, fmt.Errorf("the data directory's CA is for %q, not %q", ca.Domain(), domain)
-		}
-		return ca, nil
+	if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	// Half a CA is not "no CA": making a new one would overwrite the
+	// other half, and every credential issued so far would stop
+	// verifying.
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, false, fmt.Errorf("the data directory's CA: %w", err)
+	}
+	ca, err = identity.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", certFile, err)
+	}
+	if ca.Domain() != domain {
+		return nil, false, fmt.Errorf("the data directory's CA is for %q, not %q", ca.Domain(), domain)
+	}
+	return ca, true, nil
+}
+
+func loadOrCreateCA(dir, domain string) (*identity.CA, error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if ca, found, err := loadCA(dir, domain); found || err != nil {
+		return ca, err
 	}
 	ca, err := identity.NewCA(domain)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, err = ca.PEM()
+	certPEM, keyPEM, err := ca.PEM()
 	if err != nil {
 		return nil, err
 	}
@@ -213,18 +274,25 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go p.Maintain(ctx, time.Hour)
+	shutDown := make(chan struct{})
 	go func() {
+		defer close(shutDown)
 		<-ctx.Done()
 		log.Info("shutting down: draining connections")
 		p.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Error("requests still running at shutdown", "err", err)
+		}
 	}()
 	fmt.Fprintf(stdout, "Switchboard provider %s serving %s://%s (data in %s)\n", cfg.Domain, scheme, ln.Addr(), cfg.DataDir)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Serve returns as soon as Shutdown starts; the requests in flight
+	// (submits among them) finish before the store closes.
+	<-shutDown
 	return nil
 }
 

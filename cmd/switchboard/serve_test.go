@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServeCheck runs `switchboard serve --check` as an operator would,
+// from a fresh working directory: valid configurations say so and exit 0,
+// invalid ones exit 2 naming the problem, and neither creates anything.
+func TestServeCheck(t *testing.T) {
+	work := t.TempDir()
+	t.Chdir(work)
+	file := func(name, content string) string {
+		t.Helper()
+		path := filepath.Join(work, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// A TLS pair that loads, and a data directory whose CA is for
+	// green.example (made the way `serve` makes it).
+	cert, key := filepath.Join(work, "tls.pem"), filepath.Join(work, "tls-key.pem")
+	if err := selfSign("green.example", cert, key); err != nil {
+		t.Fatal(err)
+	}
+	greenData := filepath.Join(work, "green-data")
+	os.Mkdir(greenData, 0o700)
+	if _, err := loadOrCreateCA(greenData, "green.example"); err != nil {
+		t.Fatal(err)
+	}
+	halfCA := filepath.Join(work, "half-ca")
+	os.Mkdir(halfCA, 0o700)
+	caPEM, _ := os.ReadFile(filepath.Join(greenData, "ca.pem"))
+	os.WriteFile(filepath.Join(halfCA, "ca.pem"), caPEM, 0o600)
+	full := file("full.json", `{"listen": "0.0.0.0:8443", "domain": "green.example", "data_dir": "`+greenData+`",
+		"tls_self_signed": true, "max_body_bytes": 65536, "key_package_low_watermark": 5, "queue_retention_days": 7}`)
+	notAFile := file("plain-file", "")
+
+	valid := [][]string{
+		{},                          // the defaults: ./switchboard-data, 127.0.0.1:8080
+		{"--config", full},          // every field, TLS on every interface
+		{"--listen", "[::1]:9000"},  // IPv6 loopback, plain HTTP
+		{"--listen", "localhost:0"}, // a name for loopback
+		{"--domain", "green.example", "--data", greenData},
+		{"--listen", "0.0.0.0:443", "--tls-cert", cert, "--tls-key", key},
+	}
+	for _, args := range valid {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"serve", "--check"}, args...), &out, &errOut)
+		if code != 0 || strings.TrimSpace(out.String()) != "configuration ok" {
+			t.Errorf("serve --check %q: exit %d, %q %q", args, code, out.String(), errOut.String())
+		}
+	}
+
+	invalid := []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"extra"}, "takes no arguments"},
+		{[]string{"--listen", "127.0.0.1"}, "missing port"},
+		{[]string{"--listen", "0.0.0.0:8080"}, "not a loopback address"},
+		{[]string{"--domain", "Green.Example"}, "lower case"},
+		{[]string{"--domain", "127.0.0.1"}, "domain"},
+		{[]string{"--tls-cert", cert}, "go together"},
+		{[]string{"--tls-cert", filepath.Join(work, "missing.pem"), "--tls-key", key}, "tls_cert and tls_key"},
+		{[]string{"--tls-cert", key, "--tls-key", cert}, "tls_cert and tls_key"},
+		{[]string{"--config", filepath.Join(work, "missing.json")}, "no such file"},
+		{[]string{"--config", file("unknown.json", `{"listen": "127.0.0.1:1", "colour": "red"}`)}, `unknown field "colour"`},
+		{[]string{"--config", file("bad.json", `{"listen": `)}, "unexpected EOF"},
+		{[]string{"--config", file("negative.json", `{"max_body_bytes": -1}`)}, "must not be negative"},
+		{[]string{"--data", notAFile}, "not a directory"},
+		{[]string{"--data", greenData}, `CA is for "green.example", not "localhost"`},
+		{[]string{"--data", halfCA}, "ca-key.pem"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	}
+	for _, c := range invalid {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"serve", "--check"}, c.args...), &out, &errOut)
+		if code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("serve --check %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, out.String(), errOut.String(), c.want)
+		}
+	}
+
+	// --check made nothing: no default data directory, no CA in the half
+	// one, no TLS pair in the green one.
+	if _, err := os.Stat(filepath.Join(work, "switchboard-data")); !os.IsNotExist(err) {
+		t.Errorf("--check created the default data directory (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(halfCA, "ca-key.pem")); !os.IsNotExist(err) {
+		t.Errorf("--check made a CA key (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(greenData, "tls.pem")); !os.IsNotExist(err) {
+		t.Errorf("--check made a TLS pair (%v)", err)
+	}
+}
+
+// TestHalfACAIsNotReplaced: a data directory that lost its CA key must
+// not get a new CA, which would silently invalidate every credential.
+func TestHalfACAIsNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := loadOrCreateCA(dir, "green.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "ca-key.pem"))
+	if _, err := loadOrCreateCA(dir, "green.example"); err == nil {
+		t.Fatal("a new CA was made beside the old certificate")
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if block, _ := pem.Decode(caPEM); block == nil || !bytes.Equal(block.Bytes, ca.Certificate().Raw) {
+		t.Fatal("the CA certificate was replaced")
+	}
+}
