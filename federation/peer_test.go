@@ -794,3 +794,32 @@ func TestTransportSenderRefusesBadDeliveryID(t *testing.T) {
 		t.Error("a request with a bad delivery ID was sent")
 	}
 }
+
+// A path from the partner's directory reaches its ServeMux pattern intact:
+// the percent-encoded room URI is sent exactly as given, and a path that
+// needs escaping is refused rather than escaped behind the caller's back.
+func TestPeerSendsDirectoryPathAsGiven(t *testing.T) {
+	dir, err := NewDirectory("https://fed.blue.example/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify, err := dir.NotifyURL("mimi://blue.example/r/clubhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(notify, "https://fed.blue.example")
+	forEachTransport(t, PeerOptions{}, func(t *testing.T, e *peerEnv) {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /v1/notify/{roomId}", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, r.PathValue("roomId"))
+		})
+		e.serve(mux.ServeHTTP)
+		resp, err := e.post("blue.example", path, []byte("fanout"), nil)
+		if err != nil || resp.Status != http.StatusOK || string(resp.Body) != "mimi://blue.example/r/clubhouse" {
+			t.Errorf("Post %s: %v, %+v", path, err, resp)
+		}
+		if _, err := e.post("blue.example", "/v1/notify/mimi://blue.example/r/club house", nil, nil); !errors.Is(err, ErrPermanent) {
+			t.Errorf("an unescaped path: err = %v, want permanent", err)
+		}
+	})
+}
