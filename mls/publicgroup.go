@@ -496,20 +496,11 @@ func (p *PublicGroup) MarshalState() []byte {
 // tree hash ties the tree to the GroupContext. Any failure is a
 // *StateError wrapping ErrInvalidState; no input makes it panic.
 func RestorePublicGroup(data []byte) (*PublicGroup, error) {
-	if len(data) == 0 {
-		return nil, stateErrf("format", "no data")
+	body, err := openState(data, publicStateFormat)
+	if err != nil {
+		return nil, err
 	}
-	if data[0] != publicStateFormat {
-		return nil, stateErrf("format", "unknown public group state format %d", data[0])
-	}
-	if len(data) < 1+stateChecksumSize {
-		return nil, stateErr("checksum", fmt.Errorf("%w: %d bytes", ErrTruncated, len(data)))
-	}
-	body, sum := data[:len(data)-stateChecksumSize], data[len(data)-stateChecksumSize:]
-	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
-		return nil, stateErrf("checksum", "checksum mismatch: the state is truncated or corrupted")
-	}
-	d := &stateDecoder{r: NewReader(body[1:])}
+	d := &stateDecoder{r: NewReader(body)}
 	p := d.publicGroup()
 	if d.err != nil {
 		return nil, d.err

@@ -259,20 +259,11 @@ func marshalPendingCommit(w *Writer, p *pendingCommit) error {
 // them now could refuse a whole group because, say, a KeyPackage expired
 // while the client was offline.
 func RestoreGroup(data []byte, config GroupConfig) (*Group, error) {
-	if len(data) == 0 {
-		return nil, stateErrf("format", "no data")
+	body, err := openState(data, stateFormat)
+	if err != nil {
+		return nil, err
 	}
-	if data[0] != stateFormat {
-		return nil, stateErrf("format", "unknown state format %d", data[0])
-	}
-	if len(data) < 1+stateChecksumSize {
-		return nil, stateErr("checksum", fmt.Errorf("%w: %d bytes", ErrTruncated, len(data)))
-	}
-	body, sum := data[:len(data)-stateChecksumSize], data[len(data)-stateChecksumSize:]
-	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
-		return nil, stateErrf("checksum", "checksum mismatch: the state is truncated or corrupted")
-	}
-	d := &stateDecoder{r: NewReader(body[1:])}
+	d := &stateDecoder{r: NewReader(body)}
 	g := d.group(config)
 	if d.err != nil {
 		return nil, d.err
@@ -790,4 +781,23 @@ func (g *Group) checkPending(p *pendingCommit) error {
 		return stateErr("pending commit: confirmation tag", err)
 	}
 	return nil
+}
+
+// openState checks a saved state's format byte and checksum and returns
+// the encoded state between them.
+func openState(data []byte, format byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, stateErrf("format", "no data")
+	}
+	if data[0] != format {
+		return nil, stateErrf("format", "unknown state format %d", data[0])
+	}
+	if len(data) < 1+stateChecksumSize {
+		return nil, stateErr("checksum", fmt.Errorf("%w: %d bytes", ErrTruncated, len(data)))
+	}
+	body, sum := data[:len(data)-stateChecksumSize], data[len(data)-stateChecksumSize:]
+	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:]) {
+		return nil, stateErrf("checksum", "checksum mismatch: the state is truncated or corrupted")
+	}
+	return body[1:], nil
 }
