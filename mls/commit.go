@@ -195,13 +195,18 @@ func (g *Group) Commit(o CommitOptions) (*CommitResult, error) {
 	commit := &Commit{}
 	var list []committedProposal
 	if !o.OnlyByValue {
-		for _, c := range g.proposals {
-			if c.sender.Type == SenderMember && c.sender.Leaf == g.self && c.proposal.Type == ProposalUpdate {
-				continue // a committer's own update is its path
+		var cached []cachedProposal
+		if o.ProposalRefs != nil {
+			// The caller chose: commit exactly those, valid or not.
+			for _, c := range g.proposals {
+				if slices.ContainsFunc(o.ProposalRefs, func(r []byte) bool { return bytes.Equal(r, c.ref) }) {
+					cached = append(cached, c)
+				}
 			}
-			if o.ProposalRefs != nil && !slices.ContainsFunc(o.ProposalRefs, func(r []byte) bool { return bytes.Equal(r, c.ref) }) {
-				continue
-			}
+		} else {
+			cached = g.selectProposals(o.Proposals)
+		}
+		for _, c := range cached {
 			commit.Proposals = append(commit.Proposals, ProposalOrRef{Reference: c.ref})
 			list = append(list, committedProposal{proposal: c.proposal, sender: c.sender})
 		}
@@ -373,17 +378,137 @@ func (g *Group) MergePendingCommit() (*Received, error) {
 	return &Received{ContentType: ContentCommit, Sender: p.content.Content.Sender, AuthenticatedData: p.content.Content.AuthenticatedData, Commit: p.summary}, nil
 }
 
-// applyOwnUpdate gives this member the private key of its committed Update.
-func (g *Group) applyOwnUpdate(tree *RatchetTree, priv *TreePrivateState) (*TreePrivateState, error) {
+// applyOwnUpdate returns this member's private state and signing key after
+// a commit applies its Update. The caller adopts them only once the whole
+// commit has been accepted.
+func (g *Group) applyOwnUpdate(tree *RatchetTree, priv *TreePrivateState) (*TreePrivateState, *SignaturePrivateKey, error) {
 	leaf := tree.Leaf(g.self)
 	u, ok := g.updateKeys[string(leaf.EncryptionKey)]
 	if !ok {
-		return nil, fmt.Errorf("%w: committed update of leaf %d has no known private key", ErrInvalidCommit, g.self)
+		return nil, nil, fmt.Errorf("%w: committed update of leaf %d has no known private key", ErrInvalidCommit, g.self)
 	}
 	q := priv.Clone()
 	q.LeafKey = u.key
-	if !bytes.Equal(u.signer.PublicKey(), g.signer.PublicKey()) {
-		g.signer = u.signer
+	return q, u.signer, nil
+}
+
+// selectProposals picks, from the proposals received in this epoch, a set
+// that makes a valid commit together with the committer's own new ones
+// (§12.2). Whatever another member sends, a committer can always commit:
+// per leaf it keeps a Remove over Updates and the latest Update over older
+// ones; it drops proposals that no longer pass their checks, the
+// committer's own Updates (its path replaces them), proposals about leaves
+// it removes itself, Adds of a client already present or added twice, PSKs
+// it does not hold or that repeat, all but the latest context-extensions
+// change, and a ReInit when anything else is committed (the RFC prefers the
+// other proposals; the ReInit can be sent again).
+func (g *Group) selectProposals(byValue []*Proposal) []cachedProposal {
+	v := g.view()
+	leafOf := func(c cachedProposal) (LeafIndex, bool) {
+		switch c.proposal.Type {
+		case ProposalUpdate:
+			return c.sender.Leaf, true
+		case ProposalRemove:
+			return c.proposal.Remove, true
+		}
+		return 0, false
 	}
-	return q, nil
+	removedByValue := map[LeafIndex]bool{}
+	addKeys := map[string]bool{}
+	pskIDs := map[string]bool{}
+	gceByValue := false
+	for _, p := range byValue {
+		switch p.Type {
+		case ProposalRemove:
+			removedByValue[p.Remove] = true
+		case ProposalAdd:
+			addKeys[string(p.Add.LeafNode.SignatureKey)] = true
+		case ProposalPSK:
+			pskIDs[string(Marshal(p.PSK))] = true
+		case ProposalGroupContextExtensions:
+			gceByValue = true
+		}
+	}
+	var keep []cachedProposal
+	byLeaf := map[LeafIndex]int{} // index in keep of the proposal chosen for a leaf
+	drop := map[int]bool{}
+	lastGCE := -1
+	var reinit *cachedProposal
+	for _, c := range g.proposals {
+		if c.proposal.Type == ProposalUpdate && c.sender.Type == SenderMember && c.sender.Leaf == g.self {
+			continue
+		}
+		if v.checkProposal(c.proposal, c.sender) != nil {
+			continue
+		}
+		if l, ok := leafOf(c); ok {
+			if l == g.self || removedByValue[l] {
+				continue
+			}
+			if i, seen := byLeaf[l]; seen {
+				if keep[i].proposal.Type == ProposalRemove {
+					continue // a Remove wins over everything after it
+				}
+				drop[i] = true // a later Update or a Remove replaces an Update
+			}
+			byLeaf[l] = len(keep)
+			keep = append(keep, c)
+			continue
+		}
+		switch c.proposal.Type {
+		case ProposalAdd:
+			key := string(c.proposal.Add.LeafNode.SignatureKey)
+			if addKeys[key] || g.hasSignatureKey(c.proposal.Add.LeafNode.SignatureKey) {
+				continue
+			}
+			addKeys[key] = true
+		case ProposalPSK:
+			id := string(Marshal(c.proposal.PSK))
+			if pskIDs[id] {
+				continue
+			}
+			if _, _, err := resolvePSKs(g.suite, []PreSharedKeyID{*c.proposal.PSK}, g.config.PSKs, g.ownResumptionPSK, false); err != nil {
+				continue
+			}
+			pskIDs[id] = true
+		case ProposalGroupContextExtensions:
+			if gceByValue {
+				continue
+			}
+			if lastGCE >= 0 {
+				drop[lastGCE] = true
+			}
+			lastGCE = len(keep)
+		case ProposalReInit:
+			if reinit == nil {
+				c := c
+				reinit = &c
+			}
+			continue
+		case ProposalExternalInit:
+			continue
+		}
+		keep = append(keep, c)
+	}
+	var out []cachedProposal
+	for i, c := range keep {
+		if !drop[i] {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 && len(byValue) == 0 && reinit != nil {
+		out = []cachedProposal{*reinit}
+	}
+	return out
+}
+
+// hasSignatureKey reports whether a member's leaf carries this signature
+// key, which marks the same client (§12.2) unless that member is removed.
+func (g *Group) hasSignatureKey(key []byte) bool {
+	for _, l := range g.tree.Members() {
+		if bytes.Equal(g.tree.Leaf(l).SignatureKey, key) {
+			return true
+		}
+	}
+	return false
 }

@@ -546,3 +546,122 @@ func TestLateMessagesOfThePreviousEpochAreRead(t *testing.T) {
 		t.Fatalf("message three epochs late: %v", err)
 	}
 }
+
+func TestNoProposalCanJamTheGroup(t *testing.T) {
+	psks := &PSKMap{}
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{PSKs: psks})
+	sc.create("alice", nil)
+	bob, carol := sc.keyPackage("bob"), sc.keyPackage("carol")
+	sc.commit("alice", CommitOptions{Proposals: add(bob, carol), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob, "carol": carol})
+	propose := func(name string, p *Proposal) {
+		t.Helper()
+		msg, _, err := sc.members[name].g.Propose(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.broadcast(name, msg)
+	}
+	update := func(name string) *Proposal {
+		t.Helper()
+		p, err := sc.members[name].g.NewUpdateProposal(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Two Updates from bob and a PSK nobody holds: carol still commits,
+	// taking bob's latest Update and leaving the PSK out.
+	propose("bob", update("bob"))
+	propose("bob", update("bob"))
+	unknown := NewExternalPSKID(sc.s, []byte("nobody-holds-this"))
+	propose("bob", &Proposal{Type: ProposalPSK, PSK: &unknown})
+	res := sc.commit("carol", CommitOptions{}, nil)
+	if n := len(res.Commit.Public.Content.Commit.Proposals); n != 1 {
+		t.Fatalf("carol's commit carries %d proposals, want bob's latest update only", n)
+	}
+	sc.say("bob", "my new keys work")
+
+	// An Update from bob cannot stop alice from removing him.
+	propose("bob", update("bob"))
+	bobLeaf := sc.members["bob"].g.OwnLeaf()
+	res, err := sc.members["alice"].g.Commit(CommitOptions{Proposals: []*Proposal{{Type: ProposalRemove, Remove: bobLeaf}}})
+	if err != nil {
+		t.Fatalf("removing bob after his update: %v", err)
+	}
+	if got := sc.broadcast("alice", res.Commit); !got["bob"].Commit.RemovedSelf {
+		t.Fatal("bob was not removed")
+	}
+	if _, err := sc.members["alice"].g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	delete(sc.members, "bob")
+	sc.agree()
+}
+
+func TestRefusedCommitKeepsTheSigningKey(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob := sc.keyPackage("bob")
+	sc.commit("alice", CommitOptions{Proposals: add(bob), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob})
+	b := sc.members["bob"].g
+	newSig, _ := sc.s.GenerateSignatureKey()
+	up, err := b.NewUpdateProposal(newSig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _, err := b.Propose(up, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.broadcast("bob", msg)
+	a := sc.members["alice"].g
+	res, err := a.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A commit with a bad confirmation tag but a valid membership tag: bob
+	// refuses it, and must not have switched to his new key.
+	pm := res.Commit.Public
+	pm.Auth.ConfirmationTag[0] ^= 1
+	pm.MembershipTag = membershipTag(sc.s, a.secrets.MembershipKey, &pm.Content, &pm.Auth, &a.ctx)
+	oldKey := b.signer.PublicKey()
+	if _, err := b.ProcessMessage(res.Commit); err == nil {
+		t.Fatal("a commit with a bad confirmation tag was accepted")
+	}
+	if !bytes.Equal(b.signer.PublicKey(), oldKey) {
+		t.Fatal("a refused commit switched bob's signing key")
+	}
+}
+
+func TestPathReusingAKeyIsRefused(t *testing.T) {
+	sc := newScenario(t, X25519AES128GCMSHA256Ed25519, GroupConfig{})
+	sc.create("alice", nil)
+	bob, carol := sc.keyPackage("bob"), sc.keyPackage("carol")
+	sc.commit("alice", CommitOptions{Proposals: add(bob, carol), InlineTree: true}, map[string]*KeyPackagePrivate{"bob": bob, "carol": carol})
+	a := sc.members["alice"].g
+	res, err := a.Commit(CommitOptions{ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ClearPendingCommit()
+	path := res.Commit.Public.Content.Commit.Path
+	// Alice's new leaf takes the key of the first node of her path (the
+	// parent hashes do not cover it), re-signed so the leaf still verifies.
+	path.LeafNode.EncryptionKey = path.Nodes[0].EncryptionKey
+	if err := path.LeafNode.Sign(sc.s, a.signer, a.ctx.GroupID, a.self); err != nil {
+		t.Fatal(err)
+	}
+	b := sc.members["bob"].g
+	tree := b.tree.CloneShared()
+	check, _ := b.view().leafCheck(b.ctx.Extensions)
+	if err := tree.ApplyUpdatePath(a.self, path, nil, check); !errors.Is(err, ErrInvalidUpdatePath) {
+		t.Fatalf("a path reusing its own key: %v", err)
+	}
+	// A path node taking a key that is elsewhere in the tree is refused too.
+	path2 := *path
+	path2.Nodes = append([]UpdatePathNode{}, path.Nodes...)
+	path2.Nodes[0].EncryptionKey = b.tree.Leaf(b.self).EncryptionKey
+	if err := b.tree.CloneShared().ApplyUpdatePath(a.self, &path2, nil, check); err == nil {
+		t.Fatal("a path node with bob's leaf key was accepted")
+	}
+}

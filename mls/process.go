@@ -319,9 +319,9 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 		l := pc.committer
 		sum.Joined = &l
 	}
-	priv := g.priv
+	priv, signer := g.priv, g.signer
 	if slices.Contains(applied.updated, g.self) {
-		if priv, err = g.applyOwnUpdate(tree, priv); err != nil {
+		if priv, signer, err = g.applyOwnUpdate(tree, priv); err != nil {
 			return nil, err
 		}
 	}
@@ -358,6 +358,7 @@ func (g *Group) processCommit(a *AuthenticatedContent) (*CommitSummary, error) {
 	g.tree = tree
 	g.ctx = next
 	g.priv = priv
+	g.signer = signer
 	if err := g.enterEpoch(secrets, a.Auth.ConfirmationTag); err != nil {
 		return nil, err
 	}

@@ -340,6 +340,9 @@ func (t *RatchetTree) ApplyUpdatePath(sender LeafIndex, up *UpdatePath, excluded
 	if err := ValidateLeafNode(s, &up.LeafNode, &c); err != nil {
 		return err
 	}
+	if err := t.checkFreshPathKeys(sender, up.LeafNode.EncryptionKey, path, keys); err != nil {
+		return err
+	}
 	parents, leafPH := t.pathParentHashes(keys, copath)
 	if !bytes.Equal(leafPH, up.LeafNode.ParentHash) {
 		return fmt.Errorf("%w at leaf %d (node %d): leaf parent_hash does not match the path", ErrParentHash, sender, sender.Node())
@@ -437,4 +440,43 @@ func (p *TreePrivateState) ImplantPathSecret(t *RatchetTree, committer LeafIndex
 		return nil, nil, fmt.Errorf("%w: no node of committer %d's filtered direct path is above leaf %d", ErrInvalidUpdatePath, committer, p.Leaf)
 	}
 	return p.deriveUp(t, committer, path[i:], pathSecret)
+}
+
+// checkFreshPathKeys refuses an UpdatePath whose public keys repeat one
+// another, repeat its new leaf's key, or appear anywhere else in the tree
+// (§12.4.2): a reused key would hand whoever can decrypt one node the
+// private key of another. The sender's own direct path is about to be
+// replaced, so only nodes off it are compared. One pass over the tree.
+func (t *RatchetTree) checkFreshPathKeys(sender LeafIndex, leafKey []byte, path []NodeIndex, keys [][]byte) error {
+	seen := make(map[string]NodeIndex, len(keys)+1)
+	seen[string(leafKey)] = sender.Node()
+	for i, k := range keys {
+		if prev, dup := seen[string(k)]; dup {
+			return fmt.Errorf("%w: node %d reuses the key of node %d of the same path", ErrInvalidUpdatePath, path[i], prev)
+		}
+		seen[string(k)] = path[i]
+	}
+	onPath := map[NodeIndex]bool{sender.Node(): true}
+	for _, x := range directPath(sender.Node(), t.LeafCount()) {
+		onPath[x] = true
+	}
+	for i := range t.nodes {
+		x := NodeIndex(i)
+		if onPath[x] || t.nodes[i].blank() {
+			continue
+		}
+		var k []byte
+		if l := t.nodes[i].leaf; l != nil {
+			if x.IsLeaf() && x.Leaf() == sender {
+				continue
+			}
+			k = l.EncryptionKey
+		} else {
+			k = t.nodes[i].parent.EncryptionKey
+		}
+		if at, dup := seen[string(k)]; dup {
+			return fmt.Errorf("%w: node %d's new key is already in the tree at node %d", ErrInvalidUpdatePath, at, x)
+		}
+	}
+	return nil
 }
