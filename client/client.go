@@ -406,7 +406,12 @@ func (c *Client) fetchCredential(ctx context.Context) error {
 // therefore read Events until the channel is closed. Close does not end
 // the provider session.
 func (c *Client) Close() error {
-	if c.closed.Swap(true) {
+	// Under c.mu, so that no batch of deliveries is half applied: one that
+	// started finishes and hands its events over first.
+	c.mu.Lock()
+	already := c.closed.Swap(true)
+	c.mu.Unlock()
+	if already {
 		return nil
 	}
 	c.events.close()

@@ -372,6 +372,13 @@ const streamBatch = 200
 // handed to the application only after everything is saved.
 func (c *Client) processFrames(ctx context.Context, frames []frame) (int64, error) {
 	c.mu.Lock()
+	if c.closed.Load() {
+		// Nothing more is applied once Close has run: an entry saved as
+		// processed must reach the application, and after Close it could not.
+		cursor := c.cursor
+		c.mu.Unlock()
+		return cursor, ErrClosed
+	}
 	b := newBatch()
 	var err error
 	for _, f := range frames {
@@ -386,8 +393,10 @@ func (c *Client) processFrames(ctx context.Context, frames []frame) (int64, erro
 		err = ferr
 	}
 	cursor := c.cursor
-	c.mu.Unlock()
+	// Hand the events over before letting Close in (it takes c.mu), so
+	// that nothing saved as processed is dropped.
 	c.events.push(b.events...)
+	c.mu.Unlock()
 	return cursor, err
 }
 

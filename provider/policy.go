@@ -29,7 +29,7 @@ func (s *Server) authorize(r *http.Request, rs *roomState, c *caller, u *mls.Pub
 		admins[rm.UserID] = rm.Role == store.RoleAdmin
 	}
 	if u.ContentType == mls.ContentProposal {
-		return s.allowProposal(r, rs, m.user, admins[m.user.ID], u.Proposal)
+		return s.allowProposal(r, rs, m, admins[m.user.ID], u.Proposal)
 	}
 	for _, p := range u.Proposals {
 		if p.Sender.Type != mls.SenderMember {
@@ -39,17 +39,31 @@ func (s *Server) authorize(r *http.Request, rs *roomState, c *caller, u *mls.Pub
 		if !ok {
 			return errForbidden("a proposal's sender (leaf %d) is not in the room", p.Sender.Leaf)
 		}
-		if err := s.allowProposal(r, rs, proposer.user, admins[proposer.user.ID], p.Proposal); err != nil {
+		if err := s.allowProposal(r, rs, proposer, admins[proposer.user.ID], p.Proposal); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Server) allowProposal(r *http.Request, rs *roomState, by store.User, admin bool, p *mls.Proposal) error {
+func (s *Server) allowProposal(r *http.Request, rs *roomState, proposer member, admin bool, p *mls.Proposal) error {
+	by := proposer.user
 	switch p.Type {
-	case mls.ProposalUpdate, mls.ProposalPSK:
+	case mls.ProposalUpdate:
+		// A new leaf must still be this provider's credential for the
+		// same device, or the next commit could not be routed.
+		m, err := s.leafMember(r.Context(), rs.group.Suite(), p.Update)
+		if err != nil {
+			return err
+		}
+		if m.device.ID != proposer.device.ID {
+			return errForbidden("an update must keep the device's own credential")
+		}
 		return nil
+	case mls.ProposalPSK:
+		// The hub cannot tell whether members hold a PSK; one they lack
+		// would stop every commit that carries it.
+		return errForbidden("pre-shared key proposals are not accepted in this room")
 	case mls.ProposalAdd:
 		m, err := s.leafMember(r.Context(), rs.group.Suite(), &p.Add.LeafNode)
 		if err != nil {

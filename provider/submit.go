@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,7 +45,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	// A retry of an accepted message gets the first answer, whatever the
 	// room did since.
 	if m, err := s.store.MessageByClientID(r.Context(), rs.room.ID, req.ClientID); err == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"seq": m.Seq, "epoch": m.Epoch, "duplicate": true})
+		epoch := m.Epoch
+		if m.Kind == store.KindCommit {
+			epoch++ // the first answer named the epoch the commit began
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"seq": m.Seq, "epoch": epoch, "duplicate": true})
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -100,7 +105,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if len(u.Added) > 0 {
-				sub.Welcome, err = s.routeWelcome(r, req)
+				sub.Welcome, err = s.routeWelcome(r, req, rs.group.Suite(), u.Added)
 				if err != nil {
 					return err
 				}
@@ -112,11 +117,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("a room accepts PublicMessages and PrivateMessages, not wire format %d", msg.WireFormat)
 	}
 
-	res, err := s.store.Submit(r.Context(), sub)
-	if errors.Is(err, store.ErrConflict) {
-		rs.loaded = false // another writer moved the room; reload next time
-		return errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
-	} else if err != nil {
+	// The store is asked to finish even if the client goes away: a write
+	// can land after a cancelled request, and the hub must know the truth.
+	res, err := s.store.Submit(context.WithoutCancel(r.Context()), sub)
+	if err != nil {
+		rs.loaded = false // whatever happened, read the room again next time
+		if errors.Is(err, store.ErrConflict) {
+			return errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+		}
 		return err
 	}
 	if next != nil {
@@ -148,13 +156,28 @@ func (rs *roomState) devicesExcept(deviceID int64) []int64 {
 
 // routeWelcome addresses a commit's Welcome to the devices whose
 // KeyPackages it names. It is stored with the commit, atomically.
-func (s *Server) routeWelcome(r *http.Request, req submitRequest) (*store.Welcome, error) {
+func (s *Server) routeWelcome(r *http.Request, req submitRequest, suite *mls.Suite, added []mls.MemberChange) (*store.Welcome, error) {
 	if len(req.Welcome) == 0 {
 		return nil, errBadRequest("a commit that adds members needs its welcome")
 	}
 	wm, err := mls.ParseMLSMessage(req.Welcome)
 	if err != nil || wm.Welcome == nil {
 		return nil, errBadRequest("welcome must be a Welcome MLSMessage")
+	}
+	// The Welcome must be for exactly the members the commit adds: the hub
+	// delivers it to devices that did not ask for it.
+	want := map[string]bool{}
+	for _, a := range added {
+		want[string(a.KeyPackage.Ref(suite))] = true
+	}
+	if len(wm.Welcome.Secrets) != len(want) {
+		return nil, errBadRequest("the welcome is for %d new members, the commit adds %d", len(wm.Welcome.Secrets), len(want))
+	}
+	for _, sec := range wm.Welcome.Secrets {
+		if !want[string(sec.NewMember)] {
+			return nil, errBadRequest("the welcome names a KeyPackage the commit does not add")
+		}
+		delete(want, string(sec.NewMember))
 	}
 	var to []int64
 	for _, sec := range wm.Welcome.Secrets {
