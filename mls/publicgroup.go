@@ -150,6 +150,9 @@ func (p *PublicGroup) Members() map[LeafIndex]*LeafNode {
 	return out
 }
 
+// ProposalCount is how many proposals the group holds for the next commit.
+func (p *PublicGroup) ProposalCount() int { return len(p.proposals) }
+
 // PendingReInit returns the ReInit proposal of the last applied commit, if
 // any: the group is then finished, and Check refuses every handshake
 // message with ErrGroupClosed.

@@ -260,6 +260,8 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteSession(r.Context(), hashSecret([]byte(tok))); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	// A stream opened with this session must not outlive it.
+	s.streams.closeDevice(callerOf(r).device.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -44,6 +44,10 @@ type member struct {
 	user   store.User
 }
 
+// errRoomNotFound marks a room that does not exist, as opposed to one that
+// failed to load.
+var errRoomNotFound = errors.New("room not found")
+
 func newHub(s *Server) *hub { return &hub{s: s, rooms: map[string]*roomState{}} }
 
 // acquire locks a room and makes sure its cached state is loaded.
@@ -61,11 +65,13 @@ func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error
 			rs.mu.Unlock()
 			// Forget a room that does not exist, or every request for a
 			// made-up room ID would leave an entry behind for good.
-			h.mu.Lock()
-			if !rs.loaded && h.rooms[id] == rs {
-				delete(h.rooms, id)
+			if errors.Is(err, errRoomNotFound) {
+				h.mu.Lock()
+				if h.rooms[id] == rs {
+					delete(h.rooms, id)
+				}
+				h.mu.Unlock()
 			}
-			h.mu.Unlock()
 			return nil, nil, err
 		}
 	}
@@ -75,7 +81,7 @@ func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error
 func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
 	room, err := h.s.store.Room(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("no room %q", id)
+		return &Error{Code: "not_found", Status: http.StatusNotFound, Message: fmt.Sprintf("no room %q", id), cause: errRoomNotFound}
 	} else if err != nil {
 		return err
 	}

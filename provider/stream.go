@@ -96,6 +96,15 @@ func (st *streams) notify(device int64, e event) {
 	}
 }
 
+// closeDevice ends the device's open streams, as when it signs out.
+func (st *streams) closeDevice(device int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for c := range st.open[device] {
+		c.close()
+	}
+}
+
 func (st *streams) closeAll() {
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -12,6 +12,10 @@ import (
 	"github.com/switchboard-chat/switchboard/store"
 )
 
+// maxProposalsPerEpoch bounds the proposals a room collects before a
+// commit, so one member cannot grow the room's state without limit.
+const maxProposalsPerEpoch = 100
+
 type submitRequest struct {
 	ClientID string `json:"client_id"`
 	Message  []byte `json:"message"`
@@ -81,6 +85,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		}
 		if err := s.authorize(r, rs, c, u); err != nil {
 			return err
+		}
+		if u.ContentType == mls.ContentProposal && rs.group.ProposalCount() >= maxProposalsPerEpoch {
+			return errForbidden("the room holds %d proposals; commit them before proposing more", maxProposalsPerEpoch)
 		}
 		next, err = mls.RestorePublicGroup(rs.group.MarshalState())
 		if err != nil {
