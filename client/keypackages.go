@@ -20,7 +20,7 @@ func (c *Client) checkKeyPackages(ctx context.Context) error {
 	c.mu.Lock()
 	hasLastResort := false
 	for _, kp := range c.kps {
-		hasLastResort = hasLastResort || kp.LastResort
+		hasLastResort = hasLastResort || (kp.LastResort && kp.Uploaded)
 	}
 	c.mu.Unlock()
 	if !hasLastResort {
@@ -81,6 +81,17 @@ func (c *Client) uploadKeyPackages(ctx context.Context, n int, lastResort bool) 
 	}
 	if err := c.call(ctx, http.MethodPost, "/v1/me/keypackages", nil, req, nil); err != nil {
 		return fmt.Errorf("client: upload key packages: %w", err)
+	}
+	if last != nil {
+		// Only now does the provider hold it; until then a failed upload
+		// must be retried with a new last-resort KeyPackage.
+		c.mu.Lock()
+		last.Uploaded = true
+		err := c.saveKeyPackagesLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	c.log.Debug("uploaded key packages", "count", len(fresh), "last_resort", last != nil)
 	return nil

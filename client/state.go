@@ -74,6 +74,9 @@ type keyPackageState struct {
 	EncryptionKey []byte `json:"encryption_key"`
 	LastResort    bool   `json:"last_resort,omitempty"`
 	NotAfter      uint64 `json:"not_after"`
+	// Uploaded is set once the provider has stored it (for last-resort
+	// KeyPackages, which the device checks before making another).
+	Uploaded bool `json:"uploaded,omitempty"`
 }
 
 type keyPackagesFile struct {
