@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store"
@@ -43,6 +45,12 @@ type Config struct {
 	QueueRetention time.Duration
 	// CredentialTTL is the validity of issued MLS credentials.
 	CredentialTTL time.Duration
+	// FederationURL is the https base URL of the federation API, under
+	// which the directory (federation.NewDirectory) places the MIMI
+	// endpoints: "https://fed.example.com/mimi" gives
+	// https://fed.example.com/mimi/keyMaterial/{targetUser}. Defaults to
+	// https://DOMAIN.
+	FederationURL string
 }
 
 // DefaultConfig returns the defaults.
@@ -85,6 +93,9 @@ func (c *Config) fill() {
 	if c.CredentialTTL <= 0 {
 		c.CredentialTTL = d.CredentialTTL
 	}
+	if c.FederationURL == "" {
+		c.FederationURL = "https://" + c.Domain
+	}
 }
 
 // Server is one provider. Create it with New; serve Handler over HTTP(S).
@@ -101,6 +112,12 @@ type Server struct {
 	challenges *challenges
 	hub        *hub
 	streams    *streams
+
+	// directory is the federation API's directory, made from
+	// Config.FederationURL; fedOrigin is its scheme and host, which the
+	// endpoints' ServeMux patterns leave out.
+	directory *federation.Directory
+	fedOrigin string
 
 	mux      *http.ServeMux
 	mu       sync.Mutex
@@ -124,8 +141,17 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
+	// Checked here, so that a bad URL fails at start and
+	// FederationHandler cannot fail.
+	dir, err := federation.NewDirectory(cfg.FederationURL)
+	if err != nil {
+		return nil, fmt.Errorf("provider: FederationURL: %w", err)
+	}
+	fu, _ := url.Parse(cfg.FederationURL) // NewDirectory parsed it
 	reg := prometheus.NewRegistry()
 	s := &Server{
+		directory:  dir,
+		fedOrigin:  fu.Scheme + "://" + fu.Host,
 		cfg:        cfg,
 		verifier:   verifier,
 		store:      st,

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/provider"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
@@ -50,6 +51,14 @@ type serveConfig struct {
 	MaxBodyBytes  int64  `json:"max_body_bytes"`
 	LowWatermark  int    `json:"key_package_low_watermark"`
 	RetentionDays int    `json:"queue_retention_days"`
+	// Federation, off unless federation_listen is set: the MIMI API for
+	// partner providers on a listener of its own, with mutual TLS
+	// (docs/federation.md). FederationURL is the https base URL partners
+	// reach it at, as published in the directory (default
+	// https://DOMAIN); TrustFile lists the partners.
+	FederationListen string `json:"federation_listen"`
+	FederationURL    string `json:"federation_url"`
+	TrustFile        string `json:"trust_file"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -74,7 +83,35 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
+	return c.checkFederation()
+}
+
+// checkFederation checks the federation fields: all or nothing of listen
+// and trust file, and the URL one the directory can be made of.
+func (c *serveConfig) checkFederation() error {
+	if c.FederationListen == "" {
+		if c.FederationURL != "" || c.TrustFile != "" {
+			return errors.New("federation_url and trust_file need federation_listen")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.FederationListen); err != nil {
+		return fmt.Errorf("federation_listen %q: %v", c.FederationListen, err)
+	}
+	if c.TrustFile == "" {
+		return errors.New("federation_listen needs trust_file, the list of partners")
+	}
+	if _, err := federation.NewDirectory(c.federationURL()); err != nil {
+		return fmt.Errorf("federation_url: %v", err)
+	}
 	return nil
+}
+
+func (c *serveConfig) federationURL() string {
+	if c.FederationURL != "" {
+		return c.FederationURL
+	}
+	return "https://" + c.Domain
 }
 
 // checkFiles checks what the configuration names on disk, for --check,
@@ -85,6 +122,11 @@ func (c *serveConfig) checkFiles() error {
 	if c.TLSCert != "" {
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
 			return fmt.Errorf("tls_cert and tls_key: %v", err)
+		}
+	}
+	if c.TrustFile != "" {
+		if _, err := federation.LoadTrust(c.TrustFile, slog.New(slog.DiscardHandler)); err != nil {
+			return fmt.Errorf("trust_file: %v", err)
 		}
 	}
 	fi, err := os.Stat(c.DataDir)
@@ -248,7 +290,8 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	pcfg := provider.Config{Domain: cfg.Domain, MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark}
+	pcfg := provider.Config{Domain: cfg.Domain, MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+		FederationURL: cfg.federationURL()}
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
@@ -273,6 +316,20 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var fed *http.Server
+	if cfg.FederationListen != "" {
+		var fln net.Listener
+		if fed, fln, err = startFederation(ctx, cfg, p, ca, log); err != nil {
+			ln.Close()
+			return err
+		}
+		go func() {
+			if err := fed.Serve(fln); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("the federation listener stopped", "err", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, fln.Addr(), cfg.federationURL())
+	}
 	go p.Maintain(ctx, time.Hour)
 	shutDown := make(chan struct{})
 	go func() {
@@ -282,6 +339,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		p.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if fed != nil {
+			if err := fed.Shutdown(sctx); err != nil {
+				log.Error("federation requests still running at shutdown", "err", err)
+			}
+		}
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Error("requests still running at shutdown", "err", err)
 		}

@@ -1,0 +1,409 @@
+package provider
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/switchboard-chat/switchboard/federation"
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/mls"
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// The provider's side of federation (docs/federation.md): the MIMI
+// endpoints its partners call. So far the directory, keyMaterial and
+// identifierQuery; the room endpoints come with remote room members.
+
+// FederationHandler returns the handler of the provider's federation API,
+// to be served on a listener of its own with federation.ServerTLSConfig:
+//
+//   - GET /.well-known/mimi-protocol-directory: the directory, whose
+//     endpoints live under Config.FederationURL;
+//   - POST {keyMaterial}/{targetUser}: one KeyPackage per device of a local
+//     user, claimed for a partner's user;
+//   - POST {identifierQuery}/{domain}: a local user's URI, found by handle
+//     or phone number.
+//
+// Every request goes through federation.RequirePartner, so only active
+// partners with a valid certificate reach the endpoints; the POSTs also
+// through a federation.ReplayGuard. The directory is exempt from the
+// replay check: it is a GET that changes nothing, and a partner may fetch
+// it with any HTTP client, which would not stamp it.
+//
+// Errors are JSON in RequirePartner's shape, {"error": {"code": ...,
+// "message": ...}}, so federation.Classify reads them; successful answers
+// are the MIMI wire bodies.
+func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
+	guard := federation.NewReplayGuard(0, 0)
+	m := http.NewServeMux()
+	m.Handle("GET "+federation.WellKnownDirectoryPath, s.federated("fed_directory", nil, s.fedDirectory))
+	m.Handle("POST "+s.fedPath(s.directory.KeyMaterial), s.federated("fed_key_material", guard,
+		func(w http.ResponseWriter, r *http.Request) error { return s.fedKeyMaterial(w, r, trust) }))
+	m.Handle("POST "+s.fedPath(s.directory.IdentifierQuery), s.federated("fed_identifier_query", guard, s.fedIdentifierQuery))
+	return federation.RequirePartner(trust, m)
+}
+
+// fedPath turns one of our directory's URL templates into a ServeMux
+// pattern path: the template without scheme and host. NewDirectory made
+// the templates from Config.FederationURL, which New checked, so the
+// prefix is always there.
+func (s *Server) fedPath(template string) string {
+	return template[len(s.fedOrigin):]
+}
+
+// federated adapts a handlerFunc for the federation API as serve does for
+// the client API (request ID, draining, metrics, logs), with the error
+// body of federation.RequirePartner and the replay check for guard.
+func (s *Server) federated(name string, guard *federation.ReplayGuard, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-ID", id)
+		var err error
+		switch {
+		case s.isDraining():
+			err = errUnavailable("the provider is shutting down")
+		case guard != nil:
+			if err = guard.CheckRequest(r); err != nil {
+				break
+			}
+			fallthrough
+		default:
+			err = h(w, r)
+		}
+		if err == nil {
+			s.metrics.requests.WithLabelValues(name, "ok").Inc()
+			return
+		}
+		code, status, msg := "", 0, ""
+		var te *federation.TrustError
+		var apiErr *Error
+		switch {
+		case errors.As(err, &te):
+			code, status, msg = te.Code(), te.Status(), te.Msg
+		case errors.As(err, &apiErr):
+			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
+		default:
+			apiErr = errInternal(err)
+			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
+		}
+		s.metrics.requests.WithLabelValues(name, code).Inc()
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		peer, _ := federation.PeerDomain(r)
+		s.log.Log(r.Context(), level, "federation request failed", "request_id", id, "handler", name,
+			"peer", peer, "code", code, "message", msg, "err", err)
+		var body fedErrorBody
+		body.Error.Code, body.Error.Message = code, msg
+		writeJSON(w, status, body)
+	})
+}
+
+// fedErrorBody is federation.RequirePartner's error body. It has no
+// request_id, unlike the client API's: a partner's operator quotes our
+// X-Request-ID header instead, and Classify reads code and message only.
+type fedErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errInvalidSignature(err error) *Error {
+	return &Error{Code: "invalid_signature", Status: http.StatusForbidden, Message: err.Error(), cause: err}
+}
+
+func errUntrustedCredential(format string, args ...any) *Error {
+	return &Error{Code: "untrusted_credential", Status: http.StatusForbidden, Message: fmt.Sprintf(format, args...)}
+}
+
+// readWire reads a binary MIMI body into v, within MaxBodyBytes. The
+// Content-Type is not checked: the draft registers none, and the path says
+// what the body is (docs/federation.md, "Content type").
+func (s *Server) readWire(r *http.Request, what string, v mls.Unmarshaler) error {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errTooLarge(s.cfg.MaxBodyBytes)
+	} else if err != nil {
+		return errBadRequest("reading the body: %v", err)
+	}
+	if err := mls.Unmarshal(data, v); err != nil {
+		return errBadRequest("malformed %s: %v", what, err)
+	}
+	return nil
+}
+
+func writeWire(w http.ResponseWriter, v mls.Marshaler) {
+	w.Header().Set("Content-Type", federation.ContentType)
+	w.WriteHeader(http.StatusOK)
+	w.Write(mls.Marshal(v))
+}
+
+func (s *Server) fedDirectory(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.directory)
+	return nil
+}
+
+// fedKeyMaterial answers keyMaterial: it claims, for a partner's user, one
+// KeyPackage for each device of a local user.
+//
+// Consent is not checked yet (a later issue): every local user is
+// reachable by every partner's users, as on the client API, where any
+// signed-in user can claim anyone's KeyPackages. noConsent is never
+// answered.
+func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *federation.Trust) error {
+	peer, err := federation.PeerDomain(r)
+	if err != nil {
+		return err
+	}
+	var req federation.KeyMaterialRequest
+	if err := s.readWire(r, "KeyMaterialRequest", &req); err != nil {
+		return err
+	}
+	if string(req.TargetUser) != r.PathValue("targetUser") {
+		return errBadRequest("the path names %q, the body's targetUser is %q", r.PathValue("targetUser"), req.TargetUser)
+	}
+	if err := req.Verify(); err != nil {
+		return errInvalidSignature(err)
+	}
+	requester, err := identity.ParseURI(string(req.RequestingUser))
+	if err != nil || requester.Kind != identity.KindUser {
+		return errBadRequest("requestingUser %q is not a user URI", req.RequestingUser)
+	}
+	// The partner acts as its user here, so the user must be its own:
+	// otherwise red could claim our users' KeyPackages in blue's name.
+	if err := federation.CheckSpeaksFor(peer, requester); err != nil {
+		return err
+	}
+	// The signature proves possession of requesterSignatureKey; the
+	// credential, checked against the partner's CA, binds that key to the
+	// requesting user. Without it a partner's server could sign in any of
+	// its users' names with a key of its own, and the request would carry
+	// no evidence from the user's device.
+	if err := s.verifyRequester(trust, peer, requester, &req); err != nil {
+		return err
+	}
+	target, err := identity.ParseURI(string(req.TargetUser))
+	if err != nil || target.Kind != identity.KindUser {
+		return errBadRequest("targetUser %q is not a user URI", req.TargetUser)
+	}
+	if target.Domain != s.cfg.Domain {
+		return errBadRequest("targetUser %s is not a user of %s", target, s.cfg.Domain)
+	}
+	resp := federation.KeyMaterialResponse{Protocol: federation.ProtocolMLS10, UserURI: req.TargetUser}
+	u, err := s.store.UserByHandle(r.Context(), target.User)
+	if errors.Is(err, store.ErrNotFound) {
+		resp.UserStatus = federation.KeyMaterialUserUnknown
+		writeWire(w, &resp)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	devices, err := s.store.DevicesOfUser(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	// The requester's suites in its order of preference, of those we
+	// support: each device gets a KeyPackage of the first one it has.
+	var suites []mls.CipherSuite
+	for _, cs := range req.AcceptableCiphersuites {
+		if slices.Contains(mls.SupportedSuites, cs) && !slices.Contains(suites, cs) {
+			suites = append(suites, cs)
+		}
+	}
+	found := 0
+	for _, d := range devices {
+		c := federation.ClientKeyMaterial{ClientURI: federation.IdentifierURI(identity.DeviceURI(s.cfg.Domain, u.Handle, d.Name).String())}
+		switch kp, err := s.claimFor(r, d, suites); {
+		case err != nil:
+			return err
+		case kp != nil:
+			c.ClientStatus, c.KeyPackage = federation.ClientKeyMaterialSuccess, kp
+			found++
+		case len(suites) == 0:
+			// No device of ours could have a KeyPackage the requester
+			// accepts. The capabilities are left out: a provider may
+			// withhold them, and listing them tells a stranger what
+			// software each device runs.
+			c.ClientStatus = federation.ClientNothingCompatible
+		default:
+			c.ClientStatus = federation.ClientKeyMaterialExhausted
+		}
+		resp.Clients = append(resp.Clients, c)
+	}
+	switch {
+	case found > 0 && found == len(devices):
+		resp.UserStatus = federation.KeyMaterialSuccess
+	case found > 0:
+		resp.UserStatus = federation.KeyMaterialPartialSuccess
+	default:
+		// Also for a user without devices: there is nothing to add.
+		resp.UserStatus = federation.KeyMaterialNoCompatibleMaterial
+	}
+	writeWire(w, &resp)
+	return nil
+}
+
+// claimFor claims one KeyPackage of device d in the first of suites it has
+// one of, fresh or else last-resort: used up exactly once by the store,
+// which keeps its ref so that the Welcome that uses it can be routed to d.
+// It returns nil when the device has none of these suites.
+func (s *Server) claimFor(r *http.Request, d store.Device, suites []mls.CipherSuite) (*mls.KeyPackage, error) {
+	for _, cs := range suites {
+		row, left, err := s.store.ClaimKeyPackage(r.Context(), d.ID, uint16(cs))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		m, err := mls.ParseMLSMessage(row.Data)
+		if err != nil || m.KeyPackage == nil {
+			// It was checked on upload; a stored row that no longer
+			// parses is a bug or a damaged database, not the caller's.
+			return nil, fmt.Errorf("stored KeyPackage of device %d does not parse: %v", d.ID, err)
+		}
+		if left < s.cfg.KeyPackageLowWatermark {
+			s.streams.notify(d.ID, event{Type: "keypackages.low", CipherSuite: uint16(cs), Available: left})
+		}
+		return m.KeyPackage, nil
+	}
+	return nil, nil
+}
+
+// verifyRequester checks that the request's credential is a device
+// credential of the requesting user, issued by the partner's CA, for the
+// key that signed the request.
+func (s *Server) verifyRequester(trust *federation.Trust, peer string, requester identity.URI, req *federation.KeyMaterialRequest) error {
+	suite, err := req.SigningSuite()
+	if err != nil {
+		return errBadRequest("%v", err) // Verify passed, so this cannot happen
+	}
+	verifiers := partnerVerifiers(trust.Partners(), s.log)
+	if len(verifiers[peer]) == 0 {
+		// A partner trusted by pin has no CA in the trust file, and a pin
+		// authenticates its TLS key only, not its users' credentials.
+		return errUntrustedCredential("%s is trusted by pin only: its users' credentials cannot be verified until the trust file lists its CA (ca_pem)", peer)
+	}
+	var failure error
+	for _, v := range verifiers[peer] {
+		dev, err := v.Verify(suite, req.RequesterCredential, req.RequesterSignatureKey, s.now())
+		if err != nil {
+			failure = err
+			continue
+		}
+		if dev.User != requester {
+			return errUntrustedCredential("the credential is %s's, not the requesting user %s's", dev.User, requester)
+		}
+		return nil
+	}
+	return errUntrustedCredential("requesterCredential: %v", failure)
+}
+
+// partnerVerifiers makes credential verifiers from the trust
+// configuration: for each active partner with a CA, one identity.Verifier
+// per CA it lists (a Verifier takes one CA per domain; the trust file
+// allows several while a partner rolls its CA). A credential is good if
+// any of them accepts it. Pinned-only partners get none.
+//
+// They are made per request from the configuration as it is then, so a
+// reloaded trust file applies at once; the cost is one certificate pool
+// per CA, small beside the signature checks.
+func partnerVerifiers(partners []federation.Partner, log *slog.Logger) map[string][]*identity.Verifier {
+	out := make(map[string][]*identity.Verifier)
+	for _, p := range partners {
+		if p.Suspended {
+			continue
+		}
+		for _, ca := range p.CAs {
+			v, err := identity.NewVerifier(map[string]*x509.Certificate{p.Domain: ca})
+			if err != nil {
+				// The trust file's loader accepts any CA certificate;
+				// the Verifier also needs one allowed to sign
+				// certificates. Skip it, loudly, rather than refuse the
+				// partner's other CA.
+				log.Warn("federation: a partner's CA cannot verify credentials", "partner", p.Domain, "err", err)
+				continue
+			}
+			out[p.Domain] = append(out[p.Domain], v)
+		}
+	}
+	return out
+}
+
+// fedIdentifierQuery answers identifierQuery: the URI of the local user
+// whose handle or E.164 phone number matches. Every element must match the
+// same user (the draft ANDs them). Other search types are answered
+// unsupportedField.
+//
+// Any partner may ask about any user, as many times as it likes: per-
+// partner rate limiting, so that a partner cannot enumerate our users'
+// phone numbers, is a later issue.
+func (s *Server) fedIdentifierQuery(w http.ResponseWriter, r *http.Request) error {
+	if d := r.PathValue("domain"); d != s.cfg.Domain {
+		return errNotFound("this provider is %s and answers for its own users only, not %q", s.cfg.Domain, d)
+	}
+	var req federation.IdentifierRequest
+	if err := s.readWire(r, "IdentifierRequest", &req); err != nil {
+		return err
+	}
+	if len(req.QueryElements) == 0 {
+		return errBadRequest("the IdentifierRequest has no query element")
+	}
+	resp := federation.IdentifierResponse{ResponseCode: federation.IdentifierNotFound}
+	var match *store.User
+	for _, q := range req.QueryElements {
+		u, ok, err := s.findUser(r, q)
+		if errors.Is(err, errUnsupportedSearch) {
+			resp.ResponseCode = federation.IdentifierUnsupportedField
+			writeWire(w, &resp)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if !ok || (match != nil && match.ID != u.ID) {
+			writeWire(w, &resp)
+			return nil
+		}
+		match = &u
+	}
+	resp.ResponseCode = federation.IdentifierSuccess
+	resp.URIs = []federation.IdentifierURI{federation.IdentifierURI(identity.UserURI(s.cfg.Domain, match.Handle).String())}
+	writeWire(w, &resp)
+	return nil
+}
+
+var errUnsupportedSearch = errors.New("unsupported search type")
+
+// findUser looks up the user one query element names. A value that is not
+// a valid handle or phone number matches no one.
+func (s *Server) findUser(r *http.Request, q federation.QueryElement) (store.User, bool, error) {
+	var u store.User
+	var err error
+	switch q.SearchType {
+	case federation.SearchHandle:
+		h, herr := NormalizeHandle(q.SearchValue)
+		if herr != nil {
+			return store.User{}, false, nil
+		}
+		u, err = s.store.UserByHandle(r.Context(), h)
+	case federation.SearchPhone:
+		p, perr := NormalizePhone(q.SearchValue)
+		if perr != nil || p == "" { // NormalizePhone gives "" for a blank value
+			return store.User{}, false, nil
+		}
+		u, err = s.store.UserByPhone(r.Context(), p)
+	default:
+		return store.User{}, false, errUnsupportedSearch
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, false, nil
+	}
+	return u, err == nil, err
+}
