@@ -50,7 +50,8 @@ func NewDirectory(base string) (*Directory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: base URL: %v", ErrDirectory, err)
 	}
-	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil ||
+		(u.Path != "" && !strings.HasPrefix(u.Path, "/")) {
 		return nil, fmt.Errorf("%w: base URL %q must be https://host[/path] with no query, fragment or user", ErrDirectory, base)
 	}
 	b := strings.TrimSuffix(u.String(), "/")

@@ -1,7 +1,9 @@
 package provider
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -190,6 +192,15 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 	if err := s.verifyRequester(trust, peer, requester, &req); err != nil {
 		return err
 	}
+	// The signed body carries no nonce of its own, so a partner could send
+	// the same signed request again with fresh transport stamps and claim
+	// more KeyPackages in the user's name. Each signature is accepted once.
+	sig := sha256.Sum256(req.Signature)
+	if seen, err := s.store.SeenInbound(r.Context(), peer, "keyMaterial/"+hex.EncodeToString(sig[:]), s.now()); err != nil {
+		return err
+	} else if seen {
+		return &Error{Code: "replay", Status: http.StatusForbidden, Message: "this signed key material request was already answered"}
+	}
 	target, err := identity.ParseURI(string(req.TargetUser))
 	if err != nil || target.Kind != identity.KindUser {
 		return errBadRequest("targetUser %q is not a user URI", req.TargetUser)
@@ -256,26 +267,42 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 // which keeps its ref so that the Welcome that uses it can be routed to d.
 // It returns nil when the device has none of these suites.
 func (s *Server) claimFor(r *http.Request, d store.Device, suites []mls.CipherSuite) (*mls.KeyPackage, error) {
+	now := uint64(s.now().Unix())
 	for _, cs := range suites {
-		row, left, err := s.store.ClaimKeyPackage(r.Context(), d.ID, uint16(cs))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
+		// Expired KeyPackages must not be handed out (the draft's MUST):
+		// a fresh one that expired is used up and the next one tried; an
+		// expired last-resort one leaves the device with nothing.
+		for range maxExpiredSkips {
+			row, left, err := s.store.ClaimKeyPackage(r.Context(), d.ID, uint16(cs))
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			} else if err != nil {
+				return nil, err
+			}
+			m, err := mls.ParseMLSMessage(row.Data)
+			if err != nil || m.KeyPackage == nil {
+				// It was checked on upload; a stored row that no longer
+				// parses is a bug or a damaged database, not the caller's.
+				return nil, fmt.Errorf("stored KeyPackage of device %d does not parse: %v", d.ID, err)
+			}
+			if life := m.KeyPackage.LeafNode.Lifetime; now < life.NotBefore || now > life.NotAfter {
+				if row.LastResort {
+					break
+				}
+				continue
+			}
+			if left < s.cfg.KeyPackageLowWatermark {
+				s.streams.notify(d.ID, event{Type: "keypackages.low", CipherSuite: uint16(cs), Available: left})
+			}
+			return m.KeyPackage, nil
 		}
-		m, err := mls.ParseMLSMessage(row.Data)
-		if err != nil || m.KeyPackage == nil {
-			// It was checked on upload; a stored row that no longer
-			// parses is a bug or a damaged database, not the caller's.
-			return nil, fmt.Errorf("stored KeyPackage of device %d does not parse: %v", d.ID, err)
-		}
-		if left < s.cfg.KeyPackageLowWatermark {
-			s.streams.notify(d.ID, event{Type: "keypackages.low", CipherSuite: uint16(cs), Available: left})
-		}
-		return m.KeyPackage, nil
 	}
 	return nil, nil
 }
+
+// maxExpiredSkips bounds how many expired KeyPackages one claim uses up
+// before it gives up on a device.
+const maxExpiredSkips = 64
 
 // verifyRequester checks that the request's credential is a device
 // credential of the requesting user, issued by the partner's CA, for the

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -115,6 +116,13 @@ func (n *fedNode) serveFederation(t *testing.T, trust *federation.Trust) string 
 // lastResort.
 func (n *fedNode) addDevice(t *testing.T, handle, phone, device string, fresh int, lastResort bool) {
 	t.Helper()
+	n.addDeviceWithLifetime(t, handle, phone, device, fresh, lastResort, nil)
+}
+
+// addDeviceWithLifetime is addDevice with the KeyPackages' lifetime given
+// (nil: the default, valid now).
+func (n *fedNode) addDeviceWithLifetime(t *testing.T, handle, phone, device string, fresh int, lastResort bool, life *mls.Lifetime) {
+	t.Helper()
 	ctx := context.Background()
 	var code string
 	if u, err := n.st.UserByHandle(ctx, handle); err == nil {
@@ -136,7 +144,7 @@ func (n *fedNode) addDevice(t *testing.T, handle, phone, device string, fresh in
 		if last && !lastResort {
 			break
 		}
-		kp, err := mls.NewKeyPackage(suite, signer, cred, mls.KeyPackageOptions{LastResort: last})
+		kp, err := mls.NewKeyPackage(suite, signer, cred, mls.KeyPackageOptions{LastResort: last, Lifetime: life})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,6 +313,26 @@ func TestFederationKeyMaterialAndIdentifierQuery(t *testing.T) {
 		// and again.
 		for range 2 {
 			check(t, claim(t), federation.KeyMaterialPartialSuccess, map[string]federation.KeyMaterialClientCode{phone: ok, laptop: exhausted}, true)
+		}
+	})
+
+	t.Run("a signed request is answered once", func(t *testing.T) {
+		body := mls.Marshal(blue.keyMaterialRequest(t, "bob", string(alice)))
+		if resp := post(t, callers["blue.example"], kmPath, body); resp.Status != http.StatusOK {
+			t.Fatalf("first: %d %s", resp.Status, resp.Body)
+		}
+		// The same signed body again, with fresh transport stamps.
+		wantRefused(t, post(t, callers["blue.example"], kmPath, body), http.StatusForbidden, "replay")
+	})
+
+	t.Run("expired KeyPackages are never handed out", func(t *testing.T) {
+		past := &mls.Lifetime{NotBefore: 1, NotAfter: uint64(time.Now().Add(-time.Hour).Unix())}
+		green.addDeviceWithLifetime(t, "erin", "", "phone", 2, true, past)
+		erin := "mimi://green.example/u/erin"
+		resp := post(t, callers["blue.example"], "/mimi/keyMaterial/"+url.PathEscape(erin), mls.Marshal(blue.keyMaterialRequest(t, "bob", erin)))
+		var km federation.KeyMaterialResponse
+		if err := mls.Unmarshal(resp.Body, &km); err != nil || len(km.Clients) != 1 || km.Clients[0].ClientStatus != federation.ClientKeyMaterialExhausted {
+			t.Fatalf("%d %v: %+v", resp.Status, err, km)
 		}
 	})
 

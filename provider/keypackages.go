@@ -184,16 +184,15 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 	}
 	out := []claimed{}
 	for _, d := range devices {
-		kp, left, err := s.store.ClaimKeyPackage(r.Context(), d.ID, req.CipherSuite)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // a device without KeyPackages cannot be added yet
-		} else if err != nil {
+		// The same claim as for partners: never an expired KeyPackage.
+		kp, err := s.claimFor(r, d, []mls.CipherSuite{mls.CipherSuite(req.CipherSuite)})
+		if err != nil {
 			return err
 		}
-		out = append(out, claimed{Device: d.Name, KeyPackage: kp.Data})
-		if left < s.cfg.KeyPackageLowWatermark {
-			s.streams.notify(d.ID, event{Type: "keypackages.low", CipherSuite: req.CipherSuite, Available: left})
+		if kp == nil {
+			continue // a device without KeyPackages cannot be added yet
 		}
+		out = append(out, claimed{Device: d.Name, KeyPackage: mls.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatKeyPackage, KeyPackage: kp})})
 	}
 	if len(out) == 0 {
 		return errNoKeyPackages(handle, req.CipherSuite)

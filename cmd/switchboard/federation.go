@@ -73,6 +73,11 @@ func startFederation(ctx context.Context, cfg serveConfig, p *provider.Server, c
 	srv := &http.Server{
 		Handler:           p.FederationHandler(trust),
 		ReadHeaderTimeout: 10 * time.Second,
+		// Partners are trusted, not infallible: bound slow bodies and
+		// idle connections so a stuck partner cannot hold descriptors.
+		ReadTimeout:  60 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  2 * time.Minute,
 		// Refused handshakes are logged here with the partner's address
 		// (the reason goes to the trust's log as well).
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
