@@ -234,7 +234,11 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 		c := federation.ClientKeyMaterial{ClientURI: federation.IdentifierURI(identity.DeviceURI(s.cfg.Domain, u.Handle, d.Name).String())}
 		switch kp, err := s.claimFor(r, d, suites); {
 		case err != nil:
-			return err
+			// KeyPackages already claimed for other devices are used up:
+			// answer with them rather than lose them, and report this
+			// device as having none.
+			s.log.Error("claiming a KeyPackage", "device", d.ID, "err", err)
+			c.ClientStatus = federation.ClientKeyMaterialExhausted
 		case kp != nil:
 			c.ClientStatus, c.KeyPackage = federation.ClientKeyMaterialSuccess, kp
 			found++

@@ -183,11 +183,16 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 		KeyPackage []byte `json:"key_package"`
 	}
 	out := []claimed{}
+	var claimErr error
 	for _, d := range devices {
 		// The same claim as for partners: never an expired KeyPackage.
 		kp, err := s.claimFor(r, d, []mls.CipherSuite{mls.CipherSuite(req.CipherSuite)})
 		if err != nil {
-			return err
+			// Earlier devices' KeyPackages are already used up: hand them
+			// out rather than lose them; this device is left out.
+			s.log.Error("claiming a KeyPackage", "device", d.ID, "err", err)
+			claimErr = err
+			continue
 		}
 		if kp == nil {
 			continue // a device without KeyPackages cannot be added yet
@@ -195,6 +200,9 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 		out = append(out, claimed{Device: d.Name, KeyPackage: mls.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatKeyPackage, KeyPackage: kp})})
 	}
 	if len(out) == 0 {
+		if claimErr != nil {
+			return claimErr // nothing was handed out: a plain failure
+		}
 		return errNoKeyPackages(handle, req.CipherSuite)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"key_packages": out})
