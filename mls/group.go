@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Group is one member's state of an MLS group in its current epoch: the
@@ -388,22 +389,22 @@ func checkExtensionsSupported(tree *RatchetTree, exts Extensions) error {
 	for _, l := range tree.Members() {
 		caps := &tree.Leaf(l).Capabilities
 		for _, e := range exts {
-			if !isDefaultExtension(e.Type) && !containsType(caps.Extensions, e.Type) {
+			if !isDefaultExtension(e.Type) && !slices.Contains(caps.Extensions, e.Type) {
 				return fmt.Errorf("%w: leaf %d does not support group extension 0x%04x", ErrInvalidProposal, l, uint16(e.Type))
 			}
 		}
 		for _, e := range rc.Extensions {
-			if !isDefaultExtension(e) && !containsType(caps.Extensions, e) {
+			if !isDefaultExtension(e) && !slices.Contains(caps.Extensions, e) {
 				return fmt.Errorf("%w: leaf %d lacks required extension 0x%04x", ErrInvalidProposal, l, uint16(e))
 			}
 		}
 		for _, p := range rc.Proposals {
-			if !isDefaultProposal(p) && !containsType(caps.Proposals, p) {
+			if !isDefaultProposal(p) && !slices.Contains(caps.Proposals, p) {
 				return fmt.Errorf("%w: leaf %d lacks required proposal 0x%04x", ErrInvalidProposal, l, uint16(p))
 			}
 		}
 		for _, c := range rc.Credentials {
-			if !containsType(caps.Credentials, c) {
+			if !slices.Contains(caps.Credentials, c) {
 				return fmt.Errorf("%w: leaf %d lacks required credential 0x%04x", ErrInvalidProposal, l, uint16(c))
 			}
 		}
@@ -411,16 +412,7 @@ func checkExtensionsSupported(tree *RatchetTree, exts Extensions) error {
 	return nil
 }
 
-func containsType[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// leafOf finds the member whose leaf node equals leaf byte for byte.
+// findLeaf finds the member whose leaf node equals leaf byte for byte.
 func findLeaf(tree *RatchetTree, leaf *LeafNode) (LeafIndex, bool) {
 	want := Marshal(leaf)
 	for _, l := range tree.Members() {

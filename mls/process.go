@@ -170,10 +170,8 @@ func (g *Group) handleContent(a *AuthenticatedContent) (*Received, error) {
 	r := &Received{ContentType: c.ContentType, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData}
 	switch c.ContentType {
 	case ContentApplication:
-		if len(g.proposals) > 0 {
-			// §12.4: members commit pending proposals before sending data.
-			// Receivers accept the data anyway: refusing would lose it.
-		}
+		// §12.4 asks senders to commit pending proposals before sending
+		// data; receivers accept it anyway, since refusing would lose it.
 		r.ApplicationData = c.ApplicationData
 		return r, nil
 	case ContentProposal:
