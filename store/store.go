@@ -78,21 +78,31 @@ type KeyPackage struct {
 	LastResort bool
 }
 
-// Room is a group hosted by this provider (it is the room's hub). State is
-// the hub's public group state (mls.PublicGroup.MarshalState); Version
-// increases with every accepted handshake message so that concurrent
-// writers detect each other.
+// Room is a room this provider keeps a log of. Either it hosts the room
+// (Hub is empty: it is the room's hub), and then State is the hub's public
+// group state (mls.PublicGroup.MarshalState) and Version increases with
+// every accepted handshake message so that concurrent writers detect each
+// other; or the room is hosted by the provider named in Hub and this is a
+// follower's copy of its log, holding the messages the hub fanned out to
+// this provider under the hub's sequence numbers, with no State and
+// CreatorID 0.
 type Room struct {
 	ID        string
-	CreatorID int64 // user
+	Hub       string // the hosting provider's domain; empty when this provider hosts the room
+	CreatorID int64  // user; 0 for a follower's copy
 	Epoch     uint64
 	Version   int64
 	State     []byte
 	Created   time.Time
+	// LastSeq is the Seq of the last message of the room's log (0 when
+	// the log is empty). It is read-only: CreateRoom ignores it.
+	LastSeq int64
 }
 
-// RoomMember is a user's role in a room. The provider derives membership
-// from the MLS group; roles are its policy.
+// RoomMember is a local user's role in a room. The provider derives
+// membership from the MLS group; roles are its policy. Users of other
+// providers have no row: they are plain members. In a follower's copy the
+// rows list the local users in the room, as the hub last said.
 type RoomMember struct {
 	RoomID string
 	UserID int64
@@ -122,7 +132,8 @@ type Message struct {
 	RoomID       string
 	Seq          int64 // position in the room's log, from 1
 	ClientID     string
-	SenderDevice int64
+	SenderDevice int64  // the local sending device; 0 for a device of another provider
+	Sender       string // the sending device's URI (mimi://DOMAIN/d/USER/DEVICE); empty in logs written before it was kept
 	Kind         Kind
 	Epoch        uint64
 	Payload      []byte
@@ -136,10 +147,19 @@ type Message struct {
 type Submission struct {
 	RoomID       string
 	ClientID     string // the sender's idempotency key, unique per room
-	SenderDevice int64
+	SenderDevice int64  // 0 for a device of another provider
+	Sender       string // the sending device's URI, stored as Message.Sender
 	Kind         Kind
 	Epoch        uint64 // the epoch the message was sent in
 	Payload      []byte
+
+	// Seq, if not 0, is the message's place in the log: it must be
+	// greater than the room's LastSeq, else ErrConflict and nothing is
+	// written. A hub sets it to LastSeq+1, so that what it fans out
+	// names the same Seq the store gives the message; a follower's copy
+	// takes the hub's Seq, which may skip what the hub did not send it.
+	// If 0, the message gets LastSeq+1.
+	Seq int64
 
 	// For handshake messages (commit, proposal): the room's new state.
 	PrevVersion int64
@@ -196,6 +216,9 @@ type Outbound struct {
 	// ID is the delivery ID the receiver de-duplicates on (SeenInbound):
 	// unique per destination, and the same on every retry.
 	ID string
+	// Header holds extra request headers sent with every attempt (nil
+	// for none). Header names are in canonical form.
+	Header map[string]string
 }
 
 // OutboundEntry is a queued Outbound with its delivery state.
