@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,11 +30,46 @@ func (s *Store) insertOutbound(tx *wtx, out []store.Outbound) error {
 	}
 	created := unixNano(s.now())
 	for _, o := range out {
-		if _, err := tx.insOutbound.ExecContext(tx.ctx, o.Destination, o.ID, o.Kind, o.Path, nonNil(o.Body), created); err != nil {
+		header, err := encodeHeader(o.Header)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.insOutbound.ExecContext(tx.ctx, o.Destination, o.ID, o.Kind, o.Path, nonNil(o.Body), header, created); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encodeHeader turns an entry's headers into the outbox.header column: a
+// JSON object, or the empty string when there are none (nil or empty
+// alike).
+func encodeHeader(h map[string]string) (string, error) {
+	if len(h) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// decodeHeader reads the outbox.header column back. An entry without
+// headers (the empty string, or an empty object) reads back as nil, never
+// an empty map.
+func decodeHeader(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var h map[string]string
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, fmt.Errorf("sqlite: outbox header %q: %w", s, err)
+	}
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return h, nil
 }
 
 // EnqueueOutbound stores all of out in one savepoint, or none of it.
@@ -78,7 +114,8 @@ func (s *Store) OutboundDestinations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// NextOutbound returns the destination's entry with the lowest Seq.
+// NextOutbound returns the destination's entry with the lowest Seq. Its
+// Header is nil when the entry was stored without headers.
 func (s *Store) NextOutbound(ctx context.Context, dest string) (store.OutboundEntry, error) {
 	db, err := s.reader()
 	if err != nil {
@@ -86,11 +123,15 @@ func (s *Store) NextOutbound(ctx context.Context, dest string) (store.OutboundEn
 	}
 	e := store.OutboundEntry{Outbound: store.Outbound{Destination: dest}}
 	var notBefore, created int64
-	err = db.QueryRowContext(ctx, `SELECT seq, delivery_id, kind, path, body, attempts, not_before, last_error, created
+	var header string
+	err = db.QueryRowContext(ctx, `SELECT seq, delivery_id, kind, path, body, header, attempts, not_before, last_error, created
 		FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1`, dest).
-		Scan(&e.Seq, &e.ID, &e.Kind, &e.Path, &e.Body, &e.Attempts, &notBefore, &e.LastError, &created)
+		Scan(&e.Seq, &e.ID, &e.Kind, &e.Path, &e.Body, &header, &e.Attempts, &notBefore, &e.LastError, &created)
 	if err != nil {
 		return store.OutboundEntry{}, mapErr(err)
+	}
+	if e.Header, err = decodeHeader(header); err != nil {
+		return store.OutboundEntry{}, err
 	}
 	if notBefore != 0 {
 		e.NotBefore = fromNano(notBefore)

@@ -12,16 +12,27 @@ import (
 
 // CreateRoom adds a room and its members. A taken ID is store.ErrExists, an
 // unknown creator store.ErrNotFound. A zero Created is stamped now.
-// Members' RoomID fields are ignored: they join r.ID.
+// Members' RoomID fields are ignored: they join r.ID. r.LastSeq is ignored.
+//
+// A follower's copy (r.Hub set) may have CreatorID 0, stored as a NULL
+// creator_id; a room this provider hosts must name its creator, so a
+// hosted room with CreatorID 0 is store.ErrNotFound, as user 0 always was.
 func (s *Store) CreateRoom(ctx context.Context, r store.Room, members []store.RoomMember) error {
+	if r.Hub == "" && r.CreatorID == 0 {
+		return fmt.Errorf("sqlite: create room: a hosted room needs its creator: %w", store.ErrNotFound)
+	}
 	if r.Created.IsZero() {
 		r.Created = s.now()
 	}
+	var creator any // NULL for none
+	if r.CreatorID != 0 {
+		creator = r.CreatorID
+	}
 	err := s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(`
-			INSERT INTO rooms (id, creator_id, epoch, version, state, created)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			r.ID, r.CreatorID, epochIn(r.Epoch), r.Version, nonNil(r.State), unixNano(r.Created)); err != nil {
+			INSERT INTO rooms (id, hub, creator_id, epoch, version, state, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Hub, creator, epochIn(r.Epoch), r.Version, nonNil(r.State), unixNano(r.Created)); err != nil {
 			return err
 		}
 		return insertMembers(tx, r.ID, members)
@@ -41,7 +52,9 @@ func insertMembers(tx *wtx, roomID string, members []store.RoomMember) error {
 	return nil
 }
 
-// Room returns the room, or store.ErrNotFound.
+// Room returns the room, or store.ErrNotFound. A NULL creator (a
+// follower's copy) reads back as CreatorID 0; LastSeq is read from the log
+// in the same statement, so it is the log's last Seq when the room was read.
 func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
 	db, err := s.reader()
 	if err != nil {
@@ -49,8 +62,10 @@ func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
 	}
 	r := store.Room{ID: id}
 	var epoch, created int64
-	err = db.QueryRowContext(ctx, `SELECT creator_id, epoch, version, state, created FROM rooms WHERE id = ?`, id).
-		Scan(&r.CreatorID, &epoch, &r.Version, &r.State, &created)
+	err = db.QueryRowContext(ctx, `SELECT r.hub, coalesce(r.creator_id, 0), r.epoch, r.version, r.state, r.created,
+			coalesce((SELECT max(seq) FROM room_messages WHERE room_id = r.id), 0)
+		FROM rooms r WHERE r.id = ?`, id).
+		Scan(&r.Hub, &r.CreatorID, &epoch, &r.Version, &r.State, &created, &r.LastSeq)
 	if err != nil {
 		return store.Room{}, mapErr(err)
 	}
@@ -101,14 +116,24 @@ func isHandshake(k store.Kind) bool {
 //
 //  1. A ClientID already in the room's log is a retry: the original Seq is
 //     returned with Duplicate set, even for a commit whose PrevVersion is
-//     now stale, because that commit is the one that moved it.
+//     now stale (because that commit is the one that moved it) or a sub.Seq
+//     that is no longer after the log's end (because that message is the
+//     one that took it).
 //  2. An unknown room is store.ErrNotFound.
-//  3. A handshake message whose PrevVersion is not the room's Version is
-//     store.ErrConflict, and nothing is written.
+//  3. A sub.Seq other than 0 that is not greater than the log's last Seq
+//     is store.ErrConflict, and nothing is written.
+//  4. A handshake message (commit, proposal) whose PrevVersion is not the
+//     room's Version is store.ErrConflict, and nothing is written. Other
+//     kinds, welcome included, neither check nor move Version.
 //
-// Recipients named twice are queued once; an unknown recipient device is
-// store.ErrNotFound, and then nothing at all is written. sub.Outbound goes
-// into the outbox in the same savepoint, so it shares the message's fate.
+// The message takes sub.Seq, or the log's last Seq + 1 if sub.Seq is 0; a
+// sub.Welcome goes right after it, with the same Sender. The same code
+// serves hosted rooms and followers' copies (Room.Hub set): a copy takes
+// the hub's Seqs, and its Members replace the member rows as a hosted
+// room's do. Recipients named twice are queued once; an unknown recipient
+// device is store.ErrNotFound, and then nothing at all is written.
+// sub.Outbound goes into the outbox in the same savepoint, so it shares
+// the message's fate.
 func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitResult, error) {
 	if err := checkOutbound(sub.Outbound); err != nil {
 		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
@@ -129,6 +154,13 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 		if err := tx.roomHead.QueryRowContext(tx.ctx, sub.RoomID).Scan(&version, &last); err != nil {
 			return err // no rows: store.ErrNotFound
 		}
+		res.Seq = last + 1
+		if sub.Seq != 0 {
+			if sub.Seq <= last {
+				return fmt.Errorf("seq %d is not after the log's last %d: %w", sub.Seq, last, store.ErrConflict)
+			}
+			res.Seq = sub.Seq
+		}
 		if isHandshake(sub.Kind) {
 			if version != sub.PrevVersion {
 				return store.ErrConflict
@@ -145,12 +177,14 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 				return err
 			}
 		}
-		res.Seq = last + 1
-		if err := s.appendMessage(tx, sub.RoomID, res.Seq, sub.ClientID, sub.SenderDevice, sub.Kind, sub.Epoch, sub.Payload, recipients); err != nil {
+		m := store.Message{RoomID: sub.RoomID, Seq: res.Seq, ClientID: sub.ClientID, SenderDevice: sub.SenderDevice,
+			Sender: sub.Sender, Kind: sub.Kind, Epoch: sub.Epoch, Payload: sub.Payload}
+		if err := s.appendMessage(tx, m, recipients); err != nil {
 			return err
 		}
 		if w := sub.Welcome; w != nil {
-			if err := s.appendMessage(tx, sub.RoomID, res.Seq+1, sub.ClientID+"/welcome", sub.SenderDevice, store.KindWelcome, sub.NewEpoch, w.Payload, dedupe(w.Recipients)); err != nil {
+			m.Seq, m.ClientID, m.Kind, m.Epoch, m.Payload = res.Seq+1, sub.ClientID+"/welcome", store.KindWelcome, sub.NewEpoch, w.Payload
+			if err := s.appendMessage(tx, m, dedupe(w.Recipients)); err != nil {
 				return err
 			}
 		}
@@ -162,12 +196,13 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 	return res, nil
 }
 
-// appendMessage adds one message to a room's log and queues it.
-func (s *Store) appendMessage(tx *wtx, roomID string, seq int64, clientID string, sender int64, kind store.Kind, epoch uint64, payload []byte, recipients []int64) error {
+// appendMessage adds m to its room's log at m.Seq, stamped now (m.Created
+// is ignored), and queues it for the recipients.
+func (s *Store) appendMessage(tx *wtx, m store.Message, recipients []int64) error {
 	var msgID int64
 	if err := tx.insMessage.QueryRowContext(tx.ctx,
-		roomID, seq, clientID, sender, string(kind),
-		epochIn(epoch), nonNil(payload), unixNano(s.now())).Scan(&msgID); err != nil {
+		m.RoomID, m.Seq, m.ClientID, m.SenderDevice, m.Sender, string(m.Kind),
+		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now())).Scan(&msgID); err != nil {
 		return err
 	}
 	if len(recipients) == 0 {
@@ -200,12 +235,12 @@ func dedupe(ids []int64) []int64 {
 	return out
 }
 
-const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.kind, m.epoch, m.payload, m.created`
+const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.sender, m.kind, m.epoch, m.payload, m.created`
 
 func scanMessage(rows interface{ Scan(...any) error }, dst ...any) (store.Message, error) {
 	var m store.Message
 	var epoch, created int64
-	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Kind, &epoch, &m.Payload, &created)
+	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Sender, &m.Kind, &epoch, &m.Payload, &created)
 	if err := rows.Scan(args...); err != nil {
 		return store.Message{}, mapErr(err)
 	}

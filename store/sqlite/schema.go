@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // migrations are the schema's history: migrations[i] moves a database from
@@ -28,7 +29,10 @@ import (
 //     if rows are deleted one day: IDs are identities for other providers.
 //   - room_members.user_id and room_messages.sender_device have no foreign
 //     keys on purpose: rooms hosted here will have members and senders on
-//     other providers, who have no local row.
+//     other providers, who have no local row (sender_device is then 0 and
+//     room_messages.sender names the device).
+//   - Every migration runs with foreign keys off and a foreign_key_check
+//     before COMMIT (see applyMigration), so one may rebuild a table.
 var migrations = []string{
 	// 1: the first schema.
 	`
@@ -148,6 +152,42 @@ CREATE TABLE inbound_seen (
 ) WITHOUT ROWID;
 CREATE INDEX inbound_seen_by_time ON inbound_seen (seen);
 `,
+	// 3: follower copies of rooms hosted elsewhere, remote senders and
+	// outbox headers.
+	//
+	// rooms is rebuilt (SQLite cannot drop a NOT NULL in place) with
+	// creator_id nullable, NULL for a follower's copy, which has no local
+	// creator, and hub, the hosting provider's domain ('' when this
+	// provider hosts the room). The rebuild follows SQLite's recipe:
+	// create the new table, copy, drop the old, rename the new; the
+	// REFERENCES rooms(id) clauses of room_members and room_messages name
+	// the table by name, so they point at the new one. It needs foreign
+	// keys off (else DROP TABLE deletes the rows and fails on the
+	// messages that refer to them); applyMigration sees to that and runs
+	// foreign_key_check before it commits.
+	//
+	// room_messages.sender is the sending device's URI ('' for messages
+	// logged before it was kept). outbox.header is the entry's extra
+	// request headers as a JSON object, '' when there are none.
+	`
+CREATE TABLE rooms_v3 (
+	id         TEXT    PRIMARY KEY,
+	hub        TEXT    NOT NULL DEFAULT '',
+	creator_id INTEGER REFERENCES users(id), -- NULL for a follower's copy
+	epoch      INTEGER NOT NULL,
+	version    INTEGER NOT NULL,
+	state      BLOB    NOT NULL,
+	created    INTEGER NOT NULL
+);
+INSERT INTO rooms_v3 (id, hub, creator_id, epoch, version, state, created)
+	SELECT id, '', creator_id, epoch, version, state, created FROM rooms;
+DROP TABLE rooms;
+ALTER TABLE rooms_v3 RENAME TO rooms;
+
+ALTER TABLE room_messages ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+
+ALTER TABLE outbox ADD COLUMN header TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one
@@ -174,9 +214,30 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
+// applyMigration runs one migration in its own transaction, with foreign
+// key enforcement off so that a migration may rebuild a table others refer
+// to. PRAGMA foreign_keys is a no-op inside a transaction, so it is turned
+// off before BEGIN and on again after COMMIT (or ROLLBACK); in between,
+// PRAGMA foreign_key_check must find no dangling reference, else the
+// migration is rolled back. The connection goes on to be the writer's, so
+// applyMigration makes sure enforcement is back on before it returns.
 func applyMigration(ctx context.Context, conn *sql.Conn, version int, ddl string) (err error) {
+	fail := func(err error) error { return fmt.Errorf("sqlite: migration %d: %w", version, err) }
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); ferr != nil && err == nil {
+			err = fail(ferr)
+			return
+		}
+		var on int
+		if ferr := conn.QueryRowContext(context.Background(), "PRAGMA foreign_keys").Scan(&on); (ferr != nil || on != 1) && err == nil {
+			err = fail(fmt.Errorf("foreign keys are not back on (%d, %v)", on, ferr))
+		}
+	}()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+		return fail(err)
 	}
 	defer func() {
 		if err != nil {
@@ -184,13 +245,47 @@ func applyMigration(ctx context.Context, conn *sql.Conn, version int, ddl string
 		}
 	}()
 	if _, err := conn.ExecContext(ctx, ddl); err != nil {
-		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+		return fail(err)
+	}
+	if err := foreignKeyCheck(ctx, conn); err != nil {
+		return fail(err)
 	}
 	if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, version); err != nil {
-		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+		return fail(err)
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("sqlite: migration %d: %w", version, err)
+		return fail(err)
+	}
+	return nil
+}
+
+// foreignKeyCheck fails if PRAGMA foreign_key_check reports any row: a
+// reference to a row that is not there. It names the first few.
+func foreignKeyCheck(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var bad []string
+	n := 0
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		n++
+		if len(bad) < 5 {
+			bad = append(bad, fmt.Sprintf("%s row %v refers to a missing %s", table, rowid.Int64, parent))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("foreign_key_check found %d dangling references: %s", n, strings.Join(bad, "; "))
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,5 +214,178 @@ func TestMigrationKeepsDataFromVersion1(t *testing.T) {
 	}
 	if err := s.EnqueueOutbound(ctx, []store.Outbound{{Destination: "blue.test", Path: "/p", ID: "1"}}); err != nil {
 		t.Errorf("outbox after migration: %v", err)
+	}
+}
+
+// openAtVersion2 creates a database as a binary that knew only the first
+// two schema versions left it: the migrations' DDL applied by hand, with
+// foreign keys on (unless fkOff) so the data written after it is checked
+// the way that binary checked it, then fill run on it.
+func openAtVersion2(t *testing.T, path string, fkOff bool, fill string) {
+	t.Helper()
+	ctx := t.Context()
+	dsn := path + "?_pragma=foreign_keys(1)"
+	if fkOff {
+		dsn = path + "?_pragma=foreign_keys(0)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{
+		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		migrations[0], `INSERT INTO schema_version (version) VALUES (1)`,
+		migrations[1], `INSERT INTO schema_version (version) VALUES (2)`,
+		fill,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("building the version 2 database: %v\n%s", err, q)
+		}
+	}
+}
+
+// TestMigrationKeepsDataFromVersion2 opens a database written at schema
+// version 2, with a user, a device, a room, a message in its log queued for
+// the device and an outbox entry: migration 3 rebuilds rooms, and
+// everything must come through, the room as one hosted here (Hub "") with
+// its creator, the message with no Sender, the entry with no Header, and
+// foreign keys enforced again afterwards.
+func TestMigrationKeepsDataFromVersion2(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v2.db")
+	openAtVersion2(t, path, false, `
+INSERT INTO users (handle, created) VALUES ('alice', 1);
+INSERT INTO devices (user_id, name, auth_key, created) VALUES (1, 'laptop', x'01', 2);
+INSERT INTO rooms (id, creator_id, epoch, version, state, created) VALUES ('!r', 1, 3, 4, x'5354', 5);
+INSERT INTO room_members (room_id, user_id, role) VALUES ('!r', 1, 'admin');
+INSERT INTO room_messages (room_id, seq, client_id, sender_device, kind, epoch, payload, created)
+	VALUES ('!r', 1, 'm1', 1, 'application', 3, x'ff00', 6);
+UPDATE counters SET value = 1 WHERE name = 'cursor';
+INSERT INTO device_queue (device_id, cursor, message_id) VALUES (1, 1, 1);
+INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
+	VALUES ('blue.test', 'o1', 'notify', '/p', x'00', 7);
+`)
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != 3 {
+		t.Errorf("schema version after Open = %d, %v; want 3", v, err)
+	}
+	r, err := s.Room(ctx, "!r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Hub != "" || r.CreatorID != 1 || r.Epoch != 3 || r.Version != 4 || string(r.State) != "ST" ||
+		r.Created.UnixNano() != 5 || r.LastSeq != 1 {
+		t.Errorf("room after migration = %+v; want hosted here, creator 1, epoch 3, version 4, LastSeq 1", r)
+	}
+	if ms, err := s.RoomMembers(ctx, "!r"); err != nil || len(ms) != 1 || ms[0].UserID != 1 || ms[0].Role != store.RoleAdmin {
+		t.Errorf("members after migration = %+v, %v", ms, err)
+	}
+	want := store.Message{RoomID: "!r", Seq: 1, ClientID: "m1", SenderDevice: 1, Sender: "", Kind: store.KindApplication,
+		Epoch: 3, Payload: []byte{0xff, 0}, Created: time.Unix(0, 6).UTC()}
+	same := func(what string, m store.Message) {
+		t.Helper()
+		if m.RoomID != want.RoomID || m.Seq != want.Seq || m.ClientID != want.ClientID || m.SenderDevice != want.SenderDevice ||
+			m.Sender != want.Sender || m.Kind != want.Kind || m.Epoch != want.Epoch || string(m.Payload) != string(want.Payload) ||
+			!m.Created.Equal(want.Created) {
+			t.Errorf("%s after migration = %+v, want %+v", what, m, want)
+		}
+	}
+	if log, err := s.RoomMessages(ctx, "!r", 0, 10); err != nil || len(log) != 1 {
+		t.Errorf("log after migration = %+v, %v", log, err)
+	} else {
+		same("log", log[0])
+	}
+	if ds, err := s.Deliveries(ctx, 1, 0, 10); err != nil || len(ds) != 1 || ds[0].Cursor != 1 {
+		t.Errorf("queue after migration = %+v, %v", ds, err)
+	} else {
+		same("delivery", ds[0].Message)
+	}
+	if o, err := s.NextOutbound(ctx, "blue.test"); err != nil || o.ID != "o1" || o.Header != nil || string(o.Body) != "\x00" {
+		t.Errorf("outbox entry after migration = %+v, %v", o, err)
+	}
+
+	// The rebuilt rooms table is still the one the logs and member rows
+	// refer to, and nothing dangles.
+	var bad int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&bad); err != nil || bad != 0 {
+		t.Errorf("foreign_key_check after migration: %d rows, %v", bad, err)
+	}
+	for _, table := range []string{"room_members", "room_messages"} {
+		var parent string
+		if err := s.rdb.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_list(?) WHERE "from" = 'room_id'`, table).
+			Scan(&parent); err != nil || parent != "rooms" {
+			t.Errorf("%s.room_id refers to %q (%v), want rooms", table, parent, err)
+		}
+	}
+	// Foreign keys are enforced again on the writer: a room with an
+	// unknown creator and a message for an unknown device are refused.
+	if err := s.CreateRoom(ctx, store.Room{ID: "!x", CreatorID: 99}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("room with an unknown creator after migration: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "m2", Kind: store.KindApplication,
+		Recipients: []int64{99}}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("message for an unknown device after migration: %v, want ErrNotFound", err)
+	}
+	// And the new columns work on the old data.
+	res, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "m3", Sender: "mimi://blue.test/d/alice/laptop",
+		SenderDevice: 1, Kind: store.KindApplication, Seq: 5, Recipients: []int64{1}})
+	if err != nil || res.Seq != 5 {
+		t.Errorf("submit after migration = %+v, %v", res, err)
+	}
+	if m, err := s.MessageByClientID(ctx, "!r", "m3"); err != nil || m.Sender != "mimi://blue.test/d/alice/laptop" {
+		t.Errorf("m3 after migration = %+v, %v", m, err)
+	}
+	if err := s.CreateRoom(ctx, store.Room{ID: "!f", Hub: "green.test"}, nil); err != nil {
+		t.Errorf("follower copy after migration: %v", err)
+	}
+}
+
+// TestMigrationRefusesDanglingReferences: a database whose data already
+// breaks a foreign key (written with enforcement off) fails migration 3's
+// foreign_key_check, and is left as it was, at version 2.
+func TestMigrationRefusesDanglingReferences(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v2.db")
+	openAtVersion2(t, path, true, `
+INSERT INTO users (handle, created) VALUES ('alice', 1);
+INSERT INTO rooms (id, creator_id, epoch, version, state, created) VALUES ('!r', 1, 0, 0, x'', 1);
+INSERT INTO room_messages (room_id, seq, client_id, sender_device, kind, epoch, payload, created)
+	VALUES ('!r', 1, 'm1', 1, 'application', 0, x'', 1);
+INSERT INTO device_queue (device_id, cursor, message_id) VALUES (42, 1, 1); -- no device 42
+`)
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open migrated a database with a dangling reference")
+	}
+	if !strings.Contains(err.Error(), "migration 3") || !strings.Contains(err.Error(), "foreign_key_check") {
+		t.Errorf("Open: %v; want migration 3 to fail its foreign_key_check", err)
+	}
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != 2 {
+		t.Errorf("schema version after the failed migration = %d, %v; want 2", v, err)
+	}
+	var ddl string
+	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'rooms'`).Scan(&ddl); err != nil ||
+		!strings.Contains(ddl, "NOT NULL REFERENCES users") || strings.Contains(ddl, "hub") {
+		t.Errorf("rooms after the failed migration: %q, %v; want version 2's table", ddl, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'rooms_v3'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the failed migration left rooms_v3 behind (%d, %v)", n, err)
 	}
 }

@@ -185,7 +185,7 @@ func stamped(t *testing.T, what string, got, before, after time.Time) {
 func sameMessage(t *testing.T, got store.Message, sub store.Submission, seq int64) {
 	t.Helper()
 	if got.RoomID != sub.RoomID || got.Seq != seq || got.ClientID != sub.ClientID ||
-		got.SenderDevice != sub.SenderDevice || got.Kind != sub.Kind || got.Epoch != sub.Epoch ||
+		got.SenderDevice != sub.SenderDevice || got.Sender != sub.Sender || got.Kind != sub.Kind || got.Epoch != sub.Epoch ||
 		!bytes.Equal(got.Payload, sub.Payload) || got.Created.IsZero() {
 		t.Errorf("message = %+v, want seq %d of %+v", got, seq, sub)
 	}
@@ -217,6 +217,12 @@ var scenarios = []scenario{
 	{"ConcurrentSubmitsAreAllLoggedAndDeliveredInOrder", submitConcurrent},
 	{"FailingSubmitsDoNotDisturbOthers", submitFailuresIsolated},
 	{"PayloadsStatesAndEpochsRoundTripExactly", roundTrip},
+	{"LastSeqIsTheSeqOfTheLogsLastMessage", lastSeq},
+	{"SenderRoundTripsThroughLogLookupAndQueues", senderRoundTrip},
+	{"SubmissionSeqMustComeAfterTheLog", submitSeq},
+	{"WelcomeSubmittedOnItsOwnIsQueuedAndMovesNothing", submitWelcomeAlone},
+	// Followers' copies of rooms hosted elsewhere.
+	{"FollowerCopyKeepsItsHubAndHasNoCreator", followerCopy},
 	// Delivery queues.
 	{"DeliveriesArePerDeviceInOrderAndPage", deliveriesPaged},
 	{"AckRemovesUpToCursorOnly", ack},
@@ -227,6 +233,7 @@ var scenarios = []scenario{
 	{"OutboxRecordsFailedAttempts", outboxFailed},
 	{"EnqueueOutboundIsAllOrNothingAndIdempotent", outboxEnqueue},
 	{"SubmitStoresOutboundAtomically", outboxWithSubmit},
+	{"OutboundHeadersRoundTrip", outboxHeaders},
 	{"InboundIDsAreSeenOncePerSender", inboundSeen},
 	{"ConcurrentSeenInboundAnswersFalseOnce", inboundConcurrent},
 	// Life cycle.
@@ -237,6 +244,7 @@ var reopenScenarios = []reopenScenario{
 	{"ReopenedStoreKeepsEverything", reopenKeeps},
 	{"SubmitsThatReturnedSurviveClose", reopenAfterConcurrentClose},
 	{"OutboxAndInboundIDsSurviveReopen", reopenOutbox},
+	{"FollowerCopiesSendersAndHeadersSurviveReopen", reopenFollowerCopy},
 }
 
 func usersFound(t *testing.T, e *env) {
@@ -603,9 +611,9 @@ func rooms(t *testing.T, e *env) {
 	r := e.room("!room", alice.ID, carol.ID, bob.ID)
 	got, err := e.s.Room(e.ctx, "!room")
 	e.ok(err)
-	if got.ID != r.ID || got.CreatorID != alice.ID || got.Epoch != 0 || got.Version != 0 ||
-		!bytes.Equal(got.State, r.State) || !got.Created.Equal(r.Created) {
-		t.Errorf("Room = %+v, want %+v", got, r)
+	if got.ID != r.ID || got.Hub != "" || got.CreatorID != alice.ID || got.Epoch != 0 || got.Version != 0 ||
+		!bytes.Equal(got.State, r.State) || !got.Created.Equal(r.Created) || got.LastSeq != 0 {
+		t.Errorf("Room = %+v, want %+v: hosted here, with an empty log", got, r)
 	}
 	members, err := e.s.RoomMembers(e.ctx, "!room")
 	e.ok(err)
