@@ -269,4 +269,9 @@ type providerInfo struct {
 	Domain        string   `json:"domain"`
 	CACertificate []byte   `json:"ca_certificate"`
 	CipherSuites  []uint16 `json:"cipher_suites"`
+	// Partners are the provider's partner providers with their CAs.
+	Partners []struct {
+		Domain        string `json:"domain"`
+		CACertificate []byte `json:"ca_certificate"`
+	} `json:"partners"`
 }

@@ -352,6 +352,9 @@ func (c *Client) setUp(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.refreshPartners(ctx); err != nil {
+		return err
+	}
 	if err := c.checkKeyPackages(ctx); err != nil {
 		return err
 	}
@@ -368,6 +371,42 @@ func (c *Client) setUp(ctx context.Context) error {
 	c.mu.Unlock()
 	c.events.push(b.events...)
 	return err
+}
+
+// refreshPartners learns the provider's partner providers and their CAs,
+// to check the credentials of their users. Anchors the application gave
+// in Options.TrustAnchors take precedence over the provider's.
+func (c *Client) refreshPartners(ctx context.Context) error {
+	var info providerInfo
+	if err := c.api.do(ctx, http.MethodGet, "/v1/provider", nil, "", nil, &info); err != nil {
+		return fmt.Errorf("client: provider info: %w", err)
+	}
+	anchors := map[string]*x509.Certificate{}
+	for _, p := range info.Partners {
+		if p.Domain == c.dev.Domain {
+			continue
+		}
+		ca, err := x509.ParseCertificate(p.CACertificate)
+		if err != nil {
+			c.log.Warn("partner CA certificate does not parse", "partner", p.Domain, "err", err)
+			continue
+		}
+		anchors[p.Domain] = ca
+	}
+	for d, ca := range c.opts.TrustAnchors {
+		anchors[d] = ca
+	}
+	v, err := newVerifier(c.suite, c.dev.Domain, c.dev.CACertificate, anchors)
+	if err != nil {
+		// A bad partner entry must not lock the device out of its own
+		// provider: keep what was trusted before.
+		c.log.Warn("partner trust anchors refused", "err", err)
+		return nil
+	}
+	c.mu.Lock()
+	c.verifier = v
+	c.mu.Unlock()
+	return nil
 }
 
 // fetchCredential asks the provider for the device's X.509 credential.

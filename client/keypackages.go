@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/mls"
 )
 
@@ -174,12 +176,25 @@ func (c *Client) claimKeyPackages(ctx context.Context, handle string) ([]claimed
 		} `json:"key_packages"`
 	}
 	req := map[string]any{"cipher_suite": c.dev.Suite}
+	user, domain := handle, c.dev.Domain
+	if at := strings.LastIndexByte(handle, '@'); at >= 0 {
+		user, domain = handle[:at], strings.ToLower(handle[at+1:])
+	}
+	if domain != c.dev.Domain {
+		// A partner's user: the partner hands out key material only for
+		// a request this device signs (MIMI keyMaterial).
+		km, err := c.keyMaterialRequest(user, domain)
+		if err != nil {
+			return nil, err
+		}
+		req["key_material_request"] = km
+	}
 	if err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(handle)+"/keypackages", nil, req, &resp); err != nil {
 		return nil, fmt.Errorf("client: key packages of %s: %w", handle, err)
 	}
 	var out []claimedKeyPackage
 	for _, e := range resp.KeyPackages {
-		kp, m, err := c.checkClaimed(e.KeyPackage, handle)
+		kp, m, err := c.checkClaimed(e.KeyPackage, user, domain)
 		if err != nil {
 			c.log.Warn("refused key package", "user", handle, "device", e.Device, "err", err)
 			continue
@@ -192,7 +207,7 @@ func (c *Client) claimKeyPackages(ctx context.Context, handle string) ([]claimed
 	return out, nil
 }
 
-func (c *Client) checkClaimed(data []byte, handle string) (*mls.KeyPackage, member, error) {
+func (c *Client) checkClaimed(data []byte, handle, domain string) (*mls.KeyPackage, member, error) {
 	msg, err := mls.ParseMLSMessage(data)
 	if err != nil {
 		return nil, member{}, err
@@ -208,8 +223,24 @@ func (c *Client) checkClaimed(data []byte, handle string) (*mls.KeyPackage, memb
 	if err != nil {
 		return nil, member{}, err
 	}
-	if m.Domain != c.dev.Domain || m.User != handle {
-		return nil, member{}, fmt.Errorf("%w: asked for %s, got %s", ErrCredential, handle, m.DeviceURI())
+	if m.Domain != domain || m.User != handle {
+		return nil, member{}, fmt.Errorf("%w: asked for %s@%s, got %s", ErrCredential, handle, domain, m.DeviceURI())
 	}
 	return kp, m, nil
+}
+
+// keyMaterialRequest is the MIMI KeyMaterialRequest for user@domain,
+// signed by this device.
+func (c *Client) keyMaterialRequest(user, domain string) ([]byte, error) {
+	km := federation.KeyMaterialRequest{
+		Protocol:               federation.ProtocolMLS10,
+		RequestingUser:         federation.IdentifierURI("mimi://" + c.dev.Domain + "/u/" + c.dev.User),
+		TargetUser:             federation.IdentifierURI("mimi://" + domain + "/u/" + user),
+		AcceptableCiphersuites: []mls.CipherSuite{c.suite.ID},
+		RequesterCredential:    c.cred,
+	}
+	if err := km.Sign(c.suite, c.signer); err != nil {
+		return nil, fmt.Errorf("client: key material request: %w", err)
+	}
+	return mls.Marshal(&km), nil
 }

@@ -28,6 +28,7 @@ type wireMessage struct {
 	Sender struct {
 		User   string `json:"user"`
 		Device string `json:"device"`
+		Domain string `json:"domain"`
 	} `json:"sender"`
 	Payload []byte    `json:"payload"`
 	Created time.Time `json:"created"`
@@ -189,7 +190,8 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 		// A Welcome for other devices, or this device's own again.
 		return nil
 	}
-	if m.Kind == "application" && m.Sender.User == c.dev.User && m.Sender.Device == c.dev.Device {
+	if m.Kind == "application" && m.Sender.User == c.dev.User && m.Sender.Device == c.dev.Device &&
+		(m.Sender.Domain == "" || m.Sender.Domain == c.dev.Domain) {
 		// This device's own message: it cannot decrypt it (the key was
 		// used up in sending) and the application already has it.
 		return nil
@@ -429,6 +431,9 @@ func (c *Client) handleControl(ctx context.Context, f *frame) {
 // housekeeping does what the provider's notices ask for, in case they were
 // missed: it replenishes KeyPackages and adds the user's new devices.
 func (c *Client) housekeeping(ctx context.Context) error {
+	if err := c.refreshPartners(ctx); err != nil {
+		return err
+	}
 	if err := c.checkKeyPackages(ctx); err != nil {
 		return err
 	}

@@ -232,6 +232,7 @@ func (c *Client) commitLocked(ctx context.Context, id RoomID, build func(*roomEn
 			return fmt.Errorf("client: commit: %w", err)
 		}
 		p := &pendingPost{ClientID: newClientID(), Message: mls.Marshal(res.Commit)}
+		p.GroupInfo, p.RatchetTree = mls.Marshal(res.GroupInfo), mls.Marshal(res.RatchetTree)
 		if res.Welcome != nil {
 			p.Welcome = mls.Marshal(res.Welcome)
 		}
@@ -264,7 +265,7 @@ func (c *Client) commitLocked(ctx context.Context, id RoomID, build func(*roomEn
 // On a network failure it stays pending, to be resolved later.
 func (c *Client) postPendingLocked(ctx context.Context, r *roomEntry, b *batch) error {
 	p := r.st.Pending
-	seq, err := c.post(ctx, r.st.Room, p.ClientID, p.Message, p.Welcome)
+	seq, err := c.post(ctx, r.st.Room, p)
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && !retryable(err) {
@@ -387,7 +388,7 @@ func (c *Client) sendLocked(ctx context.Context, id RoomID, body []byte, b *batc
 		if err := c.saveRoomLocked(r); err != nil {
 			return "", err
 		}
-		seq, err := c.post(ctx, id, newClientID(), mls.Marshal(msg), nil)
+		seq, err := c.post(ctx, id, &pendingPost{ClientID: newClientID(), Message: mls.Marshal(msg)})
 		if err == nil {
 			return MessageID(string(id) + "/" + strconv.FormatInt(seq, 10)), nil
 		}
@@ -404,12 +405,14 @@ func (c *Client) sendLocked(ctx context.Context, id RoomID, body []byte, b *batc
 
 // post sends one message to a room, retrying network failures and
 // provider faults with the same client_id, and returns its seq.
-func (c *Client) post(ctx context.Context, id RoomID, clientID string, msg, welcome []byte) (int64, error) {
+func (c *Client) post(ctx context.Context, id RoomID, p *pendingPost) (int64, error) {
 	req := struct {
-		ClientID string `json:"client_id"`
-		Message  []byte `json:"message"`
-		Welcome  []byte `json:"welcome,omitempty"`
-	}{clientID, msg, welcome}
+		ClientID    string `json:"client_id"`
+		Message     []byte `json:"message"`
+		Welcome     []byte `json:"welcome,omitempty"`
+		GroupInfo   []byte `json:"group_info,omitempty"`
+		RatchetTree []byte `json:"ratchet_tree,omitempty"`
+	}{p.ClientID, p.Message, p.Welcome, p.GroupInfo, p.RatchetTree}
 	var resp struct {
 		Seq   int64  `json:"seq"`
 		Epoch uint64 `json:"epoch"`

@@ -119,6 +119,10 @@ type pendingPost struct {
 	ClientID string `json:"client_id"`
 	Message  []byte `json:"message"`
 	Welcome  []byte `json:"welcome,omitempty"`
+	// GroupInfo and RatchetTree are the new epoch's, which a room hosted
+	// by another provider needs with the commit (docs/api.md).
+	GroupInfo   []byte `json:"group_info,omitempty"`
+	RatchetTree []byte `json:"ratchet_tree,omitempty"`
 }
 
 // writeFileAtomic replaces path with data so that readers, and the file

@@ -551,7 +551,13 @@ func TransportSender(t Transport) SendFunc {
 			return &PeerError{Domain: dest, Code: CodeBadRequest, Permanent: true,
 				Err: fmt.Errorf("delivery ID %q: want 1 to 256 printable ASCII characters without spaces", e.ID)}
 		}
-		resp, err := t.Post(ctx, dest, e.Path, e.Body, http.Header{HeaderDeliveryID: {e.ID}})
+		hdr := http.Header{}
+		for k, v := range e.Header {
+			hdr.Set(k, v)
+		}
+		// The delivery ID is the outbox's own, whatever the entry says.
+		hdr.Set(HeaderDeliveryID, e.ID)
+		resp, err := t.Post(ctx, dest, e.Path, e.Body, hdr)
 		return Classify(resp, err)
 	}
 }

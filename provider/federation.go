@@ -2,7 +2,6 @@ package provider
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -47,6 +46,9 @@ func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
 	m.Handle("POST "+s.fedPath(s.directory.KeyMaterial), s.federated("fed_key_material", guard,
 		func(w http.ResponseWriter, r *http.Request) error { return s.fedKeyMaterial(w, r, trust) }))
 	m.Handle("POST "+s.fedPath(s.directory.IdentifierQuery), s.federated("fed_identifier_query", guard, s.fedIdentifierQuery))
+	m.Handle("POST "+s.fedPath(s.directory.Update), s.federated("fed_update", guard, s.fedUpdate))
+	m.Handle("POST "+s.fedPath(s.directory.SubmitMessage), s.federated("fed_submit_message", guard, s.fedSubmitMessage))
+	m.Handle("POST "+s.fedPath(s.directory.Notify), s.federated("fed_notify", guard, s.fedNotify))
 	return federation.RequirePartner(trust, m)
 }
 
@@ -129,17 +131,26 @@ func errUntrustedCredential(format string, args ...any) *Error {
 // Content-Type is not checked: the draft registers none, and the path says
 // what the body is (docs/federation.md, "Content type").
 func (s *Server) readWire(r *http.Request, what string, v mls.Unmarshaler) error {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return errTooLarge(s.cfg.MaxBodyBytes)
-	} else if err != nil {
-		return errBadRequest("reading the body: %v", err)
+	data, err := s.readBody(r)
+	if err != nil {
+		return err
 	}
 	if err := mls.Unmarshal(data, v); err != nil {
 		return errBadRequest("malformed %s: %v", what, err)
 	}
 	return nil
+}
+
+// readBody reads a request body within MaxBodyBytes.
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errTooLarge(s.cfg.MaxBodyBytes)
+	} else if err != nil {
+		return nil, errBadRequest("reading the body: %v", err)
+	}
+	return data, nil
 }
 
 func writeWire(w http.ResponseWriter, v mls.Marshaler) {
@@ -316,56 +327,21 @@ func (s *Server) verifyRequester(trust *federation.Trust, peer string, requester
 	if err != nil {
 		return errBadRequest("%v", err) // Verify passed, so this cannot happen
 	}
-	verifiers := partnerVerifiers(trust.Partners(), s.log)
-	if len(verifiers[peer]) == 0 {
-		// A partner trusted by pin has no CA in the trust file, and a pin
-		// authenticates its TLS key only, not its users' credentials.
-		return errUntrustedCredential("%s is trusted by pin only: its users' credentials cannot be verified until the trust file lists its CA (ca_pem)", peer)
+	uri, err := credentialDevice(req.RequesterCredential)
+	if err != nil {
+		return errUntrustedCredential("requesterCredential: %v", err)
 	}
-	var failure error
-	for _, v := range verifiers[peer] {
-		dev, err := v.Verify(suite, req.RequesterCredential, req.RequesterSignatureKey, s.now())
-		if err != nil {
-			failure = err
-			continue
-		}
-		if dev.User != requester {
-			return errUntrustedCredential("the credential is %s's, not the requesting user %s's", dev.User, requester)
-		}
-		return nil
+	if uri.Domain != peer {
+		return errUntrustedCredential("the credential is for %s, not a user of %s", uri, peer)
 	}
-	return errUntrustedCredential("requesterCredential: %v", failure)
-}
-
-// partnerVerifiers makes credential verifiers from the trust
-// configuration: for each active partner with a CA, one identity.Verifier
-// per CA it lists (a Verifier takes one CA per domain; the trust file
-// allows several while a partner rolls its CA). A credential is good if
-// any of them accepts it. Pinned-only partners get none.
-//
-// They are made per request from the configuration as it is then, so a
-// reloaded trust file applies at once; the cost is one certificate pool
-// per CA, small beside the signature checks.
-func partnerVerifiers(partners []federation.Partner, log *slog.Logger) map[string][]*identity.Verifier {
-	out := make(map[string][]*identity.Verifier)
-	for _, p := range partners {
-		if p.Suspended {
-			continue
-		}
-		for _, ca := range p.CAs {
-			v, err := identity.NewVerifier(map[string]*x509.Certificate{p.Domain: ca})
-			if err != nil {
-				// The trust file's loader accepts any CA certificate;
-				// the Verifier also needs one allowed to sign
-				// certificates. Skip it, loudly, rather than refuse the
-				// partner's other CA.
-				log.Warn("federation: a partner's CA cannot verify credentials", "partner", p.Domain, "err", err)
-				continue
-			}
-			out[p.Domain] = append(out[p.Domain], v)
-		}
+	dev, err := s.partners.verify(trust, suite, req.RequesterCredential, req.RequesterSignatureKey, s.now())
+	if err != nil {
+		return errUntrustedCredential("requesterCredential: %v", err)
 	}
-	return out
+	if dev.User != requester {
+		return errUntrustedCredential("the credential is %s's, not the requesting user %s's", dev.User, requester)
+	}
+	return nil
 }
 
 // fedIdentifierQuery answers identifierQuery: the URI of the local user

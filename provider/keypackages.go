@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
@@ -153,6 +154,10 @@ func (s *Server) countKeyPackages(w http.ResponseWriter, r *http.Request) error 
 
 type claimRequest struct {
 	CipherSuite uint16 `json:"cipher_suite"`
+	// KeyMaterialRequest, for a user of another provider (handle@domain),
+	// is the MIMI KeyMaterialRequest the device signed: the partner
+	// answers only a request its requester's device signed.
+	KeyMaterialRequest []byte `json:"key_material_request"`
 }
 
 // claimKeyPackages hands out one KeyPackage for each device of a user.
@@ -164,7 +169,14 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 	if _, err := mls.SuiteFor(mls.CipherSuite(req.CipherSuite)); err != nil {
 		return errBadRequest("cipher_suite %d is not supported", req.CipherSuite)
 	}
-	handle, err := NormalizeHandle(r.PathValue("handle"))
+	name := r.PathValue("handle")
+	if at := strings.LastIndexByte(name, '@'); at >= 0 {
+		if domain := strings.ToLower(name[at+1:]); domain != s.cfg.Domain {
+			return s.claimRemote(w, r, name[:at], domain, req)
+		}
+		name = name[:at]
+	}
+	handle, err := NormalizeHandle(name)
 	if err != nil {
 		return errNotFound("no user %q", r.PathValue("handle"))
 	}

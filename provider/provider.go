@@ -113,6 +113,13 @@ type Server struct {
 	hub        *hub
 	streams    *streams
 
+	// fed connects rooms to partner providers (EnableFederation); nil
+	// without federation. partners checks their users' credentials; seqs
+	// wakes a follower waiting for the hub's notify.
+	fed      *Federation
+	partners partnerVerifiers
+	seqs     seqWaiters
+
 	// directory is the federation API's directory, made from
 	// Config.FederationURL; fedOrigin is its scheme and host, which the
 	// endpoints' ServeMux patterns leave out.
@@ -254,10 +261,25 @@ func (s *Server) getProvider(w http.ResponseWriter, r *http.Request) error {
 	for _, id := range mls.SupportedSuites {
 		suites = append(suites, uint16(id))
 	}
+	// The partners' CAs, for devices to check partner users'
+	// credentials with (docs/api.md): active partners that list a CA.
+	type partner struct {
+		Domain        string `json:"domain"`
+		CACertificate []byte `json:"ca_certificate"`
+	}
+	partners := []partner{}
+	if t := s.trustConfig(); t != nil {
+		for _, p := range t.Partners() {
+			if !p.Suspended && len(p.CAs) > 0 {
+				partners = append(partners, partner{Domain: p.Domain, CACertificate: p.CAs[len(p.CAs)-1].Raw})
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"domain":         s.cfg.Domain,
 		"ca_certificate": s.ca.Certificate().Raw,
 		"cipher_suites":  suites,
+		"partners":       partners,
 	})
 	return nil
 }

@@ -39,12 +39,6 @@ type roomState struct {
 	members map[mls.LeafIndex]member // who holds each leaf
 }
 
-// member is the device and user behind a leaf.
-type member struct {
-	device store.Device
-	user   store.User
-}
-
 // errRoomNotFound marks a room that does not exist, as opposed to one that
 // failed to load.
 var errRoomNotFound = errors.New("room not found")
@@ -86,6 +80,12 @@ func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
 	} else if err != nil {
 		return err
 	}
+	if room.Hub != "" {
+		// A follower's copy: the hub keeps the group, this provider only
+		// the log it was sent.
+		rs.room, rs.group, rs.members, rs.loaded = room, nil, nil, true
+		return nil
+	}
 	g, err := mls.RestorePublicGroup(room.State)
 	if err != nil {
 		return fmt.Errorf("room %s: stored state: %w", id, err)
@@ -96,42 +96,6 @@ func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
 	}
 	rs.room, rs.group, rs.members, rs.loaded = room, g, members, true
 	return nil
-}
-
-// membersOf maps every leaf of a group to its device on this provider.
-func (s *Server) membersOf(ctx context.Context, g *mls.PublicGroup) (map[mls.LeafIndex]member, error) {
-	out := map[mls.LeafIndex]member{}
-	for l, leaf := range g.Members() {
-		m, err := s.leafMember(ctx, g.Suite(), leaf)
-		if err != nil {
-			return nil, fmt.Errorf("leaf %d: %w", l, err)
-		}
-		out[l] = m
-	}
-	return out, nil
-}
-
-// leafMember finds the local device a leaf node's credential names, after
-// checking that this provider issued the credential for the leaf's key.
-func (s *Server) leafMember(ctx context.Context, suite *mls.Suite, leaf *mls.LeafNode) (member, error) {
-	dev, err := s.verifier.Verify(suite, leaf.Credential, leaf.SignatureKey, s.now())
-	if err != nil {
-		return member{}, errForbidden("a leaf's credential is not one of this provider's: %v (members of other providers join through federation)", err)
-	}
-	u, err := s.store.UserByHandle(ctx, dev.URI.User)
-	if err != nil {
-		return member{}, errForbidden("no user %q on this provider", dev.URI.User)
-	}
-	ds, err := s.store.DevicesOfUser(ctx, u.ID)
-	if err != nil {
-		return member{}, err
-	}
-	for _, d := range ds {
-		if d.Name == dev.URI.Device {
-			return member{device: d, user: u}, nil
-		}
-	}
-	return member{}, errForbidden("no device %q of user %q", dev.URI.Device, u.Handle)
 }
 
 func roomID(groupID []byte) string { return base64.RawURLEncoding.EncodeToString(groupID) }
@@ -188,13 +152,28 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// memberRoom locks the room and checks that the caller's device is in it.
+// memberRoom locks the room and checks that the caller's device is in it:
+// in a room this provider hosts, that the device holds a leaf; in a
+// follower's copy, that the hub counts the device's user in the room (the
+// follower does not follow the group, so it knows users, not leaves).
 func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 	rs, unlock, err := s.hub.acquire(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, ok := rs.leafOf(callerOf(r).device.ID); !ok {
+	c := callerOf(r)
+	if rs.room.Hub != "" {
+		in, err := s.userInRoom(r.Context(), rs.room.ID, c.user.ID)
+		if err != nil || !in {
+			unlock()
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, errNotFound("no room %q", r.PathValue("id"))
+		}
+		return rs, unlock, nil
+	}
+	if _, ok := rs.leafOf(c.device.ID); !ok {
 		unlock()
 		// Not a member: answer as if the room did not exist.
 		return nil, nil, errNotFound("no room %q", r.PathValue("id"))
@@ -202,9 +181,23 @@ func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 	return rs, unlock, nil
 }
 
+// userInRoom says whether a local user is listed in a room's members.
+func (s *Server) userInRoom(ctx context.Context, roomID string, userID int64) (bool, error) {
+	ms, err := s.store.RoomMembers(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range ms {
+		if m.UserID == userID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (rs *roomState) leafOf(deviceID int64) (mls.LeafIndex, bool) {
 	for l, m := range rs.members {
-		if m.device.ID == deviceID {
+		if m.local() && m.device.ID == deviceID {
 			return l, true
 		}
 	}
@@ -217,6 +210,9 @@ func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer unlock()
+	if rs.room.Hub != "" {
+		return errNotFound("room %q is hosted by %s; this provider keeps only its log", rs.room.ID, rs.room.Hub)
+	}
 	roles, err := s.store.RoomMembers(r.Context(), rs.room.ID)
 	if err != nil {
 		return err
@@ -230,17 +226,21 @@ func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) error {
 		Role    string   `json:"role"`
 		Devices []string `json:"devices"`
 	}
-	byUser := map[int64]*userEntry{}
-	var order []int64
+	byUser := map[identity.URI]*userEntry{}
+	var order []identity.URI
 	for _, l := range sortedLeaves(rs.members) {
 		m := rs.members[l]
-		e, ok := byUser[m.user.ID]
+		u := m.uri.UserOf()
+		e, ok := byUser[u]
 		if !ok {
-			e = &userEntry{User: m.user.Handle, Role: string(roleOr(role, m.user.ID))}
-			byUser[m.user.ID] = e
-			order = append(order, m.user.ID)
+			e = &userEntry{User: s.address(m.uri), Role: string(store.RoleMember)}
+			if m.local() {
+				e.Role = string(roleOr(role, m.user.ID))
+			}
+			byUser[u] = e
+			order = append(order, u)
 		}
-		e.Devices = append(e.Devices, m.device.Name)
+		e.Devices = append(e.Devices, m.uri.Device)
 	}
 	out := make([]*userEntry, 0, len(order))
 	for _, id := range order {
@@ -272,6 +272,9 @@ func (s *Server) getRoomTree(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer unlock()
+	if rs.room.Hub != "" {
+		return errNotFound("room %q is hosted by %s; this provider keeps only its log", rs.room.ID, rs.room.Hub)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"epoch": rs.group.Epoch(), "ratchet_tree": mls.Marshal(rs.group.Tree().TreeNodes())})
 	return nil
 }
@@ -314,7 +317,10 @@ type messageJSON struct {
 
 func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
 	sender := map[string]any{}
-	if d, err := s.store.DeviceByID(ctx, m.SenderDevice); err == nil {
+	if u, err := identity.ParseURI(m.Sender); err == nil && u.Kind == identity.KindDevice {
+		sender["user"], sender["device"], sender["domain"] = u.User, u.Device, u.Domain
+	} else if d, err := s.store.DeviceByID(ctx, m.SenderDevice); err == nil {
+		sender["domain"] = s.cfg.Domain
 		sender["device"] = d.Name
 		if u, err := s.store.UserByID(ctx, d.UserID); err == nil {
 			sender["user"] = u.Handle
@@ -326,4 +332,11 @@ func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
 	}
 }
 
-var _ = identity.DeviceURI
+// address is a user as the client API names them: the bare handle for
+// users of this provider, handle@domain for others.
+func (s *Server) address(u identity.URI) string {
+	if u.Domain == s.cfg.Domain {
+		return u.User
+	}
+	return u.User + "@" + u.Domain
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -20,20 +21,44 @@ type submitRequest struct {
 	ClientID string `json:"client_id"`
 	Message  []byte `json:"message"`
 	Welcome  []byte `json:"welcome"`
+	// GroupInfo and RatchetTree are the new epoch's, sent with a commit.
+	// The hub has no use for them (it follows the room's public state);
+	// a follower forwards them to the hub, as the update request carries
+	// them.
+	GroupInfo   []byte `json:"group_info"`
+	RatchetTree []byte `json:"ratchet_tree"`
 }
 
-// submit accepts one message into a room: an application PrivateMessage
-// from a member device, or a proposal or commit PublicMessage that the hub
-// checks and, for a commit, lets through only if it is the first of its
-// epoch. It answers only once the message is durably stored and queued.
+// validClientID reports whether a device's idempotency key is acceptable:
+// 8 to 64 characters of A-Z a-z 0-9 . _ -. Keys of other providers' devices
+// are stored as DOMAIN:KEY, which a local key can therefore never be.
+func validClientID(id string) bool {
+	if len(id) < 8 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// submit accepts one message into a room from a member device: an
+// application PrivateMessage, or a proposal or commit PublicMessage. In a
+// room this provider hosts, the hub checks it and, for a commit, lets it
+// through only if it is the first of its epoch; in a room hosted by a
+// partner it is forwarded to that hub (forward). It answers only once the
+// message is durably stored and queued.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
 	var req submitRequest
 	if err := s.readJSON(r, &req); err != nil {
 		return err
 	}
-	if len(req.ClientID) < 8 || len(req.ClientID) > 64 {
-		return errBadRequest("client_id must be 8 to 64 characters")
+	if !validClientID(req.ClientID) {
+		return errBadRequest("client_id must be 8 to 64 characters of A-Z a-z 0-9 . _ -")
 	}
 	msg, err := mls.ParseMLSMessage(req.Message)
 	if err != nil {
@@ -43,166 +68,239 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if rs.room.Hub != "" {
+		room := rs.room
+		unlock() // the hub orders the room; nothing local to serialise
+		return s.forward(w, r, room, c, req, msg)
+	}
 	defer unlock()
-	start := time.Now()
+	sender := member{uri: identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name), device: c.device, user: c.user}
+	res, err := s.accept(r.Context(), rs, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"seq": res.seq, "epoch": res.epoch, "duplicate": res.duplicate})
+	return nil
+}
 
+// offer is a message offered to a room this provider hosts, by a local
+// device or, through a follower provider, by a partner's device.
+type offer struct {
+	sender   member
+	clientID string // unique per room: the device's key, DOMAIN:KEY for a partner's device
+	msg      *mls.MLSMessage
+	raw      []byte
+	welcome  []byte // the Welcome MLSMessage of a commit that adds members
+}
+
+// acceptance is the hub's answer to an offer.
+type acceptance struct {
+	seq       int64
+	epoch     uint64 // the room's epoch after the message
+	duplicate bool
+}
+
+// accept is the hub's part: it checks an offered message against the room
+// and its policy, and stores it, queued for the local devices and fanned
+// out to the other providers in the room (one transaction). The caller
+// holds the room's lock.
+func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance, error) {
+	start := time.Now()
 	// A retry of an accepted message gets the first answer, whatever the
 	// room did since.
-	if m, err := s.store.MessageByClientID(r.Context(), rs.room.ID, req.ClientID); err == nil {
+	if m, err := s.store.MessageByClientID(ctx, rs.room.ID, o.clientID); err == nil {
 		epoch := m.Epoch
 		if m.Kind == store.KindCommit {
 			epoch++ // the first answer named the epoch the commit began
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"seq": m.Seq, "epoch": epoch, "duplicate": true})
-		return nil
+		return acceptance{seq: m.Seq, epoch: epoch, duplicate: true}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+		return acceptance{}, err
 	}
 
-	sub := store.Submission{RoomID: rs.room.ID, ClientID: req.ClientID, SenderDevice: c.device.ID, Payload: req.Message}
+	sub := store.Submission{
+		RoomID: rs.room.ID, ClientID: o.clientID, SenderDevice: o.sender.device.ID, Sender: o.sender.uri.String(),
+		Payload: o.raw, Seq: rs.room.LastSeq + 1,
+	}
 	var next *mls.PublicGroup
-	var nextMembers map[mls.LeafIndex]member
-	switch msg.WireFormat {
+	nextMembers := rs.members
+	var welcome *welcomeRoute
+	switch o.msg.WireFormat {
 	case mls.WireFormatPrivateMessage:
-		pm := msg.Private
+		pm := o.msg.Private
 		if !bytes.Equal(pm.GroupID, rs.group.GroupID()) {
-			return errInvalidMessage(fmt.Errorf("the message is for another group"))
+			return acceptance{}, errInvalidMessage(fmt.Errorf("the message is for another group"))
 		}
 		if pm.ContentType != mls.ContentApplication {
-			return errForbidden("handshake messages must be PublicMessages so the hub can check them")
+			return acceptance{}, errForbidden("handshake messages must be PublicMessages so the hub can check them")
 		}
 		if pm.Epoch != rs.group.Epoch() {
-			return errWrongEpoch(fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch()))
+			return acceptance{}, errWrongEpoch(fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch()))
 		}
 		sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
-		sub.Recipients = rs.devicesExcept(c.device.ID)
 	case mls.WireFormatPublicMessage:
-		u, err := rs.group.Check(msg)
+		u, err := rs.group.Check(o.msg)
 		if errors.Is(err, mls.ErrWrongEpoch) {
-			return errWrongEpoch(err)
+			return acceptance{}, errWrongEpoch(err)
 		} else if err != nil {
-			return errInvalidMessage(err)
+			return acceptance{}, errInvalidMessage(err)
 		}
-		if err := s.authorize(r, rs, c, u); err != nil {
-			return err
+		if err := s.authorize(ctx, rs, o.sender, u); err != nil {
+			return acceptance{}, err
 		}
 		if u.ContentType == mls.ContentProposal && rs.group.ProposalCount() >= maxProposalsPerEpoch {
-			return errForbidden("the room holds %d proposals; commit them before proposing more", maxProposalsPerEpoch)
+			return acceptance{}, errForbidden("the room holds %d proposals; commit them before proposing more", maxProposalsPerEpoch)
 		}
 		next, err = mls.RestorePublicGroup(rs.group.MarshalState())
 		if err != nil {
-			return err
+			return acceptance{}, err
 		}
 		if err := next.Apply(u); err != nil {
-			return errInvalidMessage(err)
+			return acceptance{}, errInvalidMessage(err)
 		}
 		sub.Epoch = rs.group.Epoch()
 		sub.PrevVersion, sub.NewState, sub.NewEpoch = rs.room.Version, next.MarshalState(), next.Epoch()
-		// Everyone in the group before the message hears of it, so a
-		// removed member learns it was removed.
-		sub.Recipients = rs.devicesExcept(c.device.ID)
 		if u.ContentType == mls.ContentCommit {
 			sub.Kind = store.KindCommit
-			nextMembers, err = s.membersOf(r.Context(), next)
+			nextMembers, err = s.membersOf(ctx, next)
 			if err != nil {
-				return err
+				return acceptance{}, err
 			}
-			sub.Members, err = s.roomRoles(r, rs, nextMembers)
+			sub.Members, err = s.roomRoles(ctx, rs, nextMembers)
 			if err != nil {
-				return err
+				return acceptance{}, err
 			}
 			if len(u.Added) > 0 {
-				sub.Welcome, err = s.routeWelcome(r, req, rs.group.Suite(), u.Added)
+				welcome, err = s.routeWelcome(ctx, o.welcome, next.Suite(), u.Added)
 				if err != nil {
-					return err
+					return acceptance{}, err
 				}
+				sub.Welcome = &store.Welcome{Payload: o.welcome, Recipients: welcome.local}
 			}
 		} else {
 			sub.Kind = store.KindProposal
 		}
 	default:
-		return errBadRequest("a room accepts PublicMessages and PrivateMessages, not wire format %d", msg.WireFormat)
+		return acceptance{}, errBadRequest("a room accepts PublicMessages and PrivateMessages, not wire format %d", o.msg.WireFormat)
+	}
+	// Everyone in the group before the message hears of it, so a removed
+	// member learns it was removed; the sender's own device does not.
+	var remote map[string][]identity.URI
+	sub.Recipients, remote = recipients(rs.members, o.sender.uri)
+	if fan := s.fanoutOf(rs, sub, o, next, nextMembers, remote, welcome); len(fan) > 0 {
+		sub.Outbound = fan
 	}
 
-	// The store is asked to finish even if the client goes away: a write
+	// The store is asked to finish even if the caller goes away: a write
 	// can land after a cancelled request, and the hub must know the truth.
-	res, err := s.store.Submit(context.WithoutCancel(r.Context()), sub)
+	res, err := s.store.Submit(context.WithoutCancel(ctx), sub)
 	if err != nil {
 		rs.loaded = false // whatever happened, read the room again next time
 		if errors.Is(err, store.ErrConflict) {
-			return errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+			return acceptance{}, errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
 		}
-		return err
+		return acceptance{}, err
 	}
+	if res.Duplicate {
+		// Accepted by an earlier attempt that this process did not see
+		// finish: the cached state may be behind.
+		rs.loaded = false
+		return acceptance{seq: res.Seq, epoch: rs.group.Epoch(), duplicate: true}, nil
+	}
+	rs.room.LastSeq = res.Seq
 	if next != nil {
 		rs.group, rs.room.Version, rs.room.Epoch = next, rs.room.Version+1, next.Epoch()
-		if nextMembers != nil {
-			rs.members = nextMembers
-		}
+		rs.members = nextMembers
 	}
 	s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
 	s.streams.notifyAll(sub.Recipients)
 	if sub.Welcome != nil {
+		rs.room.LastSeq++
 		s.metrics.accepted.WithLabelValues(string(store.KindWelcome)).Inc()
 		s.streams.notifyAll(sub.Welcome.Recipients)
 	}
+	s.wakeOutbox(sub.Outbound)
 	s.metrics.commitWait.Observe(time.Since(start).Seconds())
-	writeJSON(w, http.StatusOK, map[string]any{"seq": res.Seq, "epoch": rs.group.Epoch(), "duplicate": res.Duplicate})
-	return nil
+	return acceptance{seq: res.Seq, epoch: rs.group.Epoch()}, nil
 }
 
-func (rs *roomState) devicesExcept(deviceID int64) []int64 {
-	var out []int64
-	for _, l := range sortedLeaves(rs.members) {
-		if d := rs.members[l].device.ID; d != deviceID {
-			out = append(out, d)
+// recipients splits the room's devices, except the sender, into this
+// provider's (by device ID) and the others' (by provider).
+func recipients(members map[mls.LeafIndex]member, except identity.URI) ([]int64, map[string][]identity.URI) {
+	var local []int64
+	remote := map[string][]identity.URI{}
+	for _, l := range sortedLeaves(members) {
+		m := members[l]
+		switch {
+		case m.uri == except:
+		case m.local():
+			local = append(local, m.device.ID)
+		default:
+			remote[m.domain()] = append(remote[m.domain()], m.uri)
 		}
 	}
-	return out
+	return local, remote
+}
+
+// welcomeRoute is where a commit's Welcome goes: local devices by ID, and
+// the new members of other providers by provider.
+type welcomeRoute struct {
+	local  []int64
+	remote map[string][]identity.URI
 }
 
 // routeWelcome addresses a commit's Welcome to the devices whose
-// KeyPackages it names. It is stored with the commit, atomically.
-func (s *Server) routeWelcome(r *http.Request, req submitRequest, suite *mls.Suite, added []mls.MemberChange) (*store.Welcome, error) {
-	if len(req.Welcome) == 0 {
+// KeyPackages it names: this provider's by the KeyPackages it handed out,
+// others' by the provider their credentials name. It is stored with the
+// commit, atomically.
+func (s *Server) routeWelcome(ctx context.Context, raw []byte, suite *mls.Suite, added []mls.MemberChange) (*welcomeRoute, error) {
+	if len(raw) == 0 {
 		return nil, errBadRequest("a commit that adds members needs its welcome")
 	}
-	wm, err := mls.ParseMLSMessage(req.Welcome)
+	wm, err := mls.ParseMLSMessage(raw)
 	if err != nil || wm.Welcome == nil {
 		return nil, errBadRequest("welcome must be a Welcome MLSMessage")
 	}
 	// The Welcome must be for exactly the members the commit adds: the hub
 	// delivers it to devices that did not ask for it.
-	want := map[string]bool{}
+	want := map[string]mls.MemberChange{}
 	for _, a := range added {
-		want[string(a.KeyPackage.Ref(suite))] = true
+		want[string(a.KeyPackage.Ref(suite))] = a
 	}
 	if len(wm.Welcome.Secrets) != len(want) {
 		return nil, errBadRequest("the welcome is for %d new members, the commit adds %d", len(wm.Welcome.Secrets), len(want))
 	}
+	route := &welcomeRoute{remote: map[string][]identity.URI{}}
 	for _, sec := range wm.Welcome.Secrets {
-		if !want[string(sec.NewMember)] {
+		a, ok := want[string(sec.NewMember)]
+		if !ok {
 			return nil, errBadRequest("the welcome names a KeyPackage the commit does not add")
 		}
 		delete(want, string(sec.NewMember))
-	}
-	var to []int64
-	for _, sec := range wm.Welcome.Secrets {
-		d, err := s.store.KeyPackageDevice(r.Context(), sec.NewMember)
+		m, err := s.leafMember(ctx, suite, &a.KeyPackage.LeafNode)
+		if err != nil {
+			return nil, err
+		}
+		if !m.local() {
+			route.remote[m.domain()] = append(route.remote[m.domain()], m.uri)
+			continue
+		}
+		d, err := s.store.KeyPackageDevice(ctx, sec.NewMember)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errBadRequest("the welcome names a KeyPackage this provider did not hand out")
 		} else if err != nil {
 			return nil, err
 		}
-		to = append(to, d)
+		route.local = append(route.local, d)
 	}
-	return &store.Welcome{Payload: req.Welcome, Recipients: to}, nil
+	return route, nil
 }
 
-// roomRoles carries the roles over to the group after a commit: users who
-// stay keep theirs, new users are members, users with no device left go.
-func (s *Server) roomRoles(r *http.Request, rs *roomState, next map[mls.LeafIndex]member) ([]store.RoomMember, error) {
-	old, err := s.store.RoomMembers(r.Context(), rs.room.ID)
+// roomRoles carries the roles over to the group after a commit: local
+// users who stay keep theirs, new ones are members, users with no device
+// left go. Other providers' users have no row (they are plain members).
+func (s *Server) roomRoles(ctx context.Context, rs *roomState, next map[mls.LeafIndex]member) ([]store.RoomMember, error) {
+	old, err := s.store.RoomMembers(ctx, rs.room.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +309,11 @@ func (s *Server) roomRoles(r *http.Request, rs *roomState, next map[mls.LeafInde
 		role[m.UserID] = m.Role
 	}
 	seen := map[int64]bool{}
-	var out []store.RoomMember
+	out := []store.RoomMember{}
 	for _, l := range sortedLeaves(next) {
+		if !next[l].local() {
+			continue
+		}
 		u := next[l].user.ID
 		if seen[u] {
 			continue
