@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
 )
 
@@ -35,7 +36,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.DataDir, cfg.Domain = *data, *domain
-	st, _, err := openProvider(cfg)
+	st, _, err := node.OpenDataDir(cfg.DataDir, cfg.Domain)
 	if err != nil {
 		fmt.Fprintln(stderr, "switchboard:", err)
 		return 1

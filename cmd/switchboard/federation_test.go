@@ -19,8 +19,8 @@ import (
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
+	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
-	"github.com/switchboard-chat/switchboard/store/sqlite"
 )
 
 // writeTrust writes a trust file listing one partner by its CA.
@@ -99,16 +99,16 @@ func TestProviderCertificateKeepsItsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	first, err := loadOrIssueProviderCert(dir, ca, "green.example", now)
+	first, err := node.LoadOrIssueProviderCert(dir, ca, "green.example", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := loadOrIssueProviderCert(dir, ca, "green.example", now.Add(time.Hour))
+	again, err := node.LoadOrIssueProviderCert(dir, ca, "green.example", now.Add(time.Hour))
 	if err != nil || !bytes.Equal(again.Certificate[0], first.Certificate[0]) {
 		t.Fatalf("a valid certificate was not reused (%v)", err)
 	}
-	later := now.Add(federation.DefaultProviderCertValidity - providerCertRenewBefore + time.Hour)
-	renewed, err := loadOrIssueProviderCert(dir, ca, "green.example", later)
+	later := now.Add(federation.DefaultProviderCertValidity - node.ProviderCertRenewBefore + time.Hour)
+	renewed, err := node.LoadOrIssueProviderCert(dir, ca, "green.example", later)
 	if err != nil || bytes.Equal(renewed.Certificate[0], first.Certificate[0]) {
 		t.Fatalf("a certificate near its end was not reissued (%v)", err)
 	}
@@ -125,37 +125,26 @@ func TestProviderCertificateKeepsItsKey(t *testing.T) {
 // trust file suspends blue and SIGHUP reloads it, a refusal.
 func TestFederationListener(t *testing.T) {
 	dir := t.TempDir()
-	green, err := loadOrCreateCA(dir, "green.example")
-	if err != nil {
-		t.Fatal(err)
-	}
 	blue, err := identity.NewCA("blue.example")
 	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(dir, "provider.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, _, err := provider.AddUser(context.Background(), st, "alice", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	cfg := serveConfig{Domain: "green.example", DataDir: dir, FederationListen: "127.0.0.1:0",
 		FederationURL: "https://fed.green.example", TrustFile: filepath.Join(dir, "trust.json")}
 	writeTrust(t, cfg.TrustFile, "blue.example", "https://fed.blue.example", blue, false)
-	p, err := provider.New(provider.Config{Domain: cfg.Domain, FederationURL: cfg.FederationURL}, st, green, nil)
+	n, err := node.Start(node.Config{Domain: cfg.Domain, DataDir: dir, Listen: "127.0.0.1:0",
+		FederationListen: cfg.FederationListen, FederationURL: cfg.FederationURL, TrustFile: cfg.TrustFile})
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	green := n.CA
+	if _, _, err := provider.AddUser(context.Background(), n.Store, "alice", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, ln, err := startFederation(ctx, cfg, p, green, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	go reloadOnHangup(ctx, n.Trust, slog.New(slog.DiscardHandler))
 	for _, f := range []string{"federation-tls.pem", "federation-tls-key.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("the data directory lacks %s: %v", f, err)
@@ -163,7 +152,7 @@ func TestFederationListener(t *testing.T) {
 	}
 
 	blueTrust := filepath.Join(t.TempDir(), "trust.json")
-	writeTrust(t, blueTrust, "green.example", "https://"+ln.Addr().String(), green, false)
+	writeTrust(t, blueTrust, "green.example", "https://"+n.FederationAddr, green, false)
 	bt, err := federation.LoadTrust(blueTrust, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

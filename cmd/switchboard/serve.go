@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,8 +27,8 @@ import (
 
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
-	"github.com/switchboard-chat/switchboard/store/sqlite"
 )
 
 func init() {
@@ -138,7 +137,7 @@ func (c *serveConfig) checkFiles() error {
 	case !fi.IsDir():
 		return fmt.Errorf("data directory %s is not a directory", c.DataDir)
 	}
-	if _, _, err := loadCA(c.DataDir, c.Domain); err != nil {
+	if _, _, err := node.LoadCA(c.DataDir, c.Domain); err != nil {
 		return err
 	}
 	if c.TLSSelfSigned && c.TLSCert == "" {
@@ -220,142 +219,41 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// openProvider opens the data directory: the store and the provider's CA,
-// made on first use.
-func openProvider(cfg serveConfig) (*sqlite.Store, *identity.CA, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	ca, err := loadOrCreateCA(cfg.DataDir, cfg.Domain)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "provider.db"))
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, ca, nil
-}
-
-// loadCA reads the data directory's CA; found is false when there is
-// none yet.
-func loadCA(dir, domain string) (ca *identity.CA, found bool, err error) {
-	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	certPEM, err1 := os.ReadFile(certFile)
-	keyPEM, err2 := os.ReadFile(keyFile)
-	if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	// Half a CA is not "no CA": making a new one would overwrite the
-	// other half, and every credential issued so far would stop
-	// verifying.
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, false, fmt.Errorf("the data directory's CA: %w", err)
-	}
-	ca, err = identity.LoadCA(certPEM, keyPEM)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", certFile, err)
-	}
-	if ca.Domain() != domain {
-		return nil, false, fmt.Errorf("the data directory's CA is for %q, not %q", ca.Domain(), domain)
-	}
-	return ca, true, nil
-}
-
-func loadOrCreateCA(dir, domain string) (*identity.CA, error) {
-	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	if ca, found, err := loadCA(dir, domain); found || err != nil {
-		return ca, err
-	}
-	ca, err := identity.NewCA(domain)
-	if err != nil {
-		return nil, err
-	}
-	certPEM, keyPEM, err := ca.PEM()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
-		return nil, err
-	}
-	return ca, nil
-}
-
 func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	st, ca, err := openProvider(cfg)
-	if err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	defer st.Close()
-	pcfg := provider.Config{Domain: cfg.Domain, MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
-		FederationURL: cfg.federationURL()}
+	var clientTLS *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSSelfSigned {
+		var err error
+		if clientTLS, err = tlsConfig(cfg); err != nil {
+			return err
+		}
+	}
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark}
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
-	p, err := provider.New(pcfg, st, ca, log)
+	n, err := node.Start(node.Config{
+		Domain: cfg.Domain, DataDir: cfg.DataDir, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
+		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
+		Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
-	scheme := "http"
-	if cfg.TLSCert != "" || cfg.TLSSelfSigned {
-		tc, err := tlsConfig(cfg)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		ln = tls.NewListener(ln, tc)
-		scheme = "https"
-	}
-	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var fed *http.Server
-	if cfg.FederationListen != "" {
-		var fln net.Listener
-		if fed, fln, err = startFederation(ctx, cfg, p, ca, log); err != nil {
-			ln.Close()
-			return err
-		}
-		go func() {
-			if err := fed.Serve(fln); !errors.Is(err, http.ErrServerClosed) {
-				log.Error("the federation listener stopped", "err", err)
-			}
-		}()
-		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, fln.Addr(), cfg.federationURL())
+	if n.Trust != nil {
+		go reloadOnHangup(ctx, n.Trust, log)
+		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
 	}
-	go p.Maintain(ctx, time.Hour)
-	shutDown := make(chan struct{})
-	go func() {
-		defer close(shutDown)
-		<-ctx.Done()
-		log.Info("shutting down: draining connections")
-		p.Drain()
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if fed != nil {
-			if err := fed.Shutdown(sctx); err != nil {
-				log.Error("federation requests still running at shutdown", "err", err)
-			}
-		}
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Error("requests still running at shutdown", "err", err)
-		}
-	}()
-	fmt.Fprintf(stdout, "Switchboard provider %s serving %s://%s (data in %s)\n", cfg.Domain, scheme, ln.Addr(), cfg.DataDir)
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	// Serve returns as soon as Shutdown starts; the requests in flight
-	// (submits among them) finish before the store closes.
-	<-shutDown
-	return nil
+	fmt.Fprintf(stdout, "Switchboard provider %s serving %s (data in %s)\n", cfg.Domain, n.ClientURL, cfg.DataDir)
+	<-ctx.Done()
+	log.Info("shutting down: draining connections")
+	// Requests in flight (submits among them) finish before the store
+	// closes.
+	return n.Close()
 }
 
 func tlsConfig(cfg serveConfig) (*tls.Config, error) {

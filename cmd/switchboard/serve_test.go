@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/node"
 )
 
 // TestServeCheck runs `switchboard serve --check` as an operator would,
@@ -31,7 +33,7 @@ func TestServeCheck(t *testing.T) {
 	}
 	greenData := filepath.Join(work, "green-data")
 	os.Mkdir(greenData, 0o700)
-	if _, err := loadOrCreateCA(greenData, "green.example"); err != nil {
+	if _, err := node.LoadOrCreateCA(greenData, "green.example"); err != nil {
 		t.Fatal(err)
 	}
 	halfCA := filepath.Join(work, "half-ca")
@@ -104,12 +106,12 @@ func TestServeCheck(t *testing.T) {
 // not get a new CA, which would silently invalidate every credential.
 func TestHalfACAIsNotReplaced(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := loadOrCreateCA(dir, "green.example")
+	ca, err := node.LoadOrCreateCA(dir, "green.example")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, "ca-key.pem"))
-	if _, err := loadOrCreateCA(dir, "green.example"); err == nil {
+	if _, err := node.LoadOrCreateCA(dir, "green.example"); err == nil {
 		t.Fatal("a new CA was made beside the old certificate")
 	}
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))

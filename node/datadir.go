@@ -1,0 +1,161 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/federation"
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/store/sqlite"
+)
+
+// The data directory: provider.db (the store), ca.pem and ca-key.pem (the
+// provider's identity CA), federation-tls.pem and federation-tls-key.pem
+// (its certificate for partners).
+
+// ProviderCertRenewBefore: the provider certificate is reissued when it has
+// less than this left, so partners never see it expire.
+const ProviderCertRenewBefore = 30 * 24 * time.Hour
+
+// OpenDataDir opens (creating it if needed) a provider's data directory:
+// its store and its CA.
+func OpenDataDir(dir, domain string) (*sqlite.Store, *identity.CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	ca, err := LoadOrCreateCA(dir, domain)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "provider.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, ca, nil
+}
+
+// LoadCA reads the data directory's CA; found is false when there is none
+// yet.
+func LoadCA(dir, domain string) (ca *identity.CA, found bool, err error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	certPEM, err1 := os.ReadFile(certFile)
+	keyPEM, err2 := os.ReadFile(keyFile)
+	if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	// Half a CA is not "no CA": making a new one would overwrite the
+	// other half, and every credential issued so far would stop
+	// verifying.
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, false, fmt.Errorf("the data directory's CA: %w", err)
+	}
+	ca, err = identity.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", certFile, err)
+	}
+	if ca.Domain() != domain {
+		return nil, false, fmt.Errorf("the data directory's CA is for %q, not %q", ca.Domain(), domain)
+	}
+	return ca, true, nil
+}
+
+// LoadOrCreateCA reads the data directory's CA, making one on first use.
+func LoadOrCreateCA(dir, domain string) (*identity.CA, error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if ca, found, err := LoadCA(dir, domain); found || err != nil {
+		return ca, err
+	}
+	ca, err := identity.NewCA(domain)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.PEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return ca, nil
+}
+
+// LoadOrIssueProviderCert returns the provider's federation certificate,
+// kept in the data directory as federation-tls.pem (certificate and CA) and
+// federation-tls-key.pem. The key is made once and kept, so that partners
+// who pin it (pin_sha256) keep working across renewals; the certificate is
+// reissued by the provider's CA when it is missing, does not load, names
+// another domain, or has less than ProviderCertRenewBefore left.
+func LoadOrIssueProviderCert(dir string, ca *identity.CA, domain string, now time.Time) (tls.Certificate, error) {
+	certFile, keyFile := filepath.Join(dir, "federation-tls.pem"), filepath.Join(dir, "federation-tls-key.pem")
+	key, err := loadOrCreateKey(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil && c.Leaf != nil &&
+		c.Leaf.VerifyHostname(domain) == nil && now.Add(ProviderCertRenewBefore).Before(c.Leaf.NotAfter) {
+		return c, nil
+	}
+	c, err := federation.IssueProviderCertificateForKey(ca, domain, key, now.Add(federation.DefaultProviderCertValidity))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	var out []byte
+	for _, der := range c.Certificate {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	// Written beside and renamed, so a crash never leaves half a file.
+	tmp := certFile + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.Rename(tmp, certFile); err != nil {
+		return tls.Certificate{}, err
+	}
+	return c, nil
+}
+
+// loadOrCreateKey reads the ECDSA P-256 key of keyFile, making it on first
+// use.
+func loadOrCreateKey(keyFile string) (*ecdsa.PrivateKey, error) {
+	data, err := os.ReadFile(keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		return key, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	} else if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: not a PEM PRIVATE KEY", keyFile)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", keyFile, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok || key.Curve != elliptic.P256() {
+		// Never replaced: a new key would break every partner's pin.
+		return nil, fmt.Errorf("%s: not an ECDSA P-256 key", keyFile)
+	}
+	return key, nil
+}

@@ -1,0 +1,255 @@
+// Package node runs one whole Switchboard provider: its store and CA from a
+// data directory, the client API on one listener, and, when configured,
+// the federation API on another with mutual TLS, the transport to its
+// partners and the durable outbox that fans the rooms it hosts out to
+// them. `switchboard serve` runs one node; `switchboard demo` and the
+// cross-provider tests run several in one process, each exactly as serve
+// would.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/federation"
+	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store/sqlite"
+)
+
+const (
+	// TrustWatchInterval is how often the trust file is re-read.
+	TrustWatchInterval = 30 * time.Second
+	// providerCertCheckInterval is how often a running node checks
+	// whether its federation certificate is due for renewal.
+	providerCertCheckInterval = 12 * time.Hour
+	// shutdownTimeout bounds how long Close waits for requests in flight.
+	shutdownTimeout = 30 * time.Second
+)
+
+// Config is one node's configuration.
+type Config struct {
+	// Domain names the provider; DataDir holds its store and keys.
+	Domain  string
+	DataDir string
+	// Listen is the client API's address ("127.0.0.1:0" picks a port);
+	// ClientTLS, if set, serves it over TLS.
+	Listen    string
+	ClientTLS *tls.Config
+	// Provider tunes the provider; its Domain and FederationURL are
+	// taken from this Config.
+	Provider provider.Config
+	// FederationListen is the federation API's address; empty means no
+	// federation. FederationURL is the base URL published in the
+	// directory (default https://DOMAIN); TrustFile lists the partners.
+	FederationListen string
+	FederationURL    string
+	TrustFile        string
+	// Outbox tunes the retries of the hub's notify requests.
+	Outbox federation.OutboxOptions
+	// PeerTimeout bounds each request to a partner (default
+	// federation.DefaultPeerTimeout).
+	PeerTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Node is a running provider.
+type Node struct {
+	Domain string
+	Store  *sqlite.Store
+	CA     *identity.CA
+	Server *provider.Server
+	// Trust and Outbox are nil without federation.
+	Trust  *federation.Trust
+	Outbox *federation.Outbox
+	// ClientURL is the client API's base URL, FederationAddr the
+	// federation listener's address ("" without federation).
+	ClientURL      string
+	FederationAddr string
+
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	api, fed  *http.Server
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the data directory and serves. Close stops it.
+func Start(cfg Config) (n *Node, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, ca, err := OpenDataDir(cfg.DataDir, cfg.Domain)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n = &Node{Domain: cfg.Domain, Store: st, CA: ca, log: log, cancel: cancel}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	pcfg := cfg.Provider
+	pcfg.Domain, pcfg.FederationURL = cfg.Domain, cfg.FederationURL
+	if n.Server, err = provider.New(pcfg, st, ca, log); err != nil {
+		return nil, err
+	}
+
+	var fln net.Listener
+	if cfg.FederationListen != "" {
+		if fln, err = n.startFederation(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if fln != nil {
+			fln.Close()
+		}
+		return nil, err
+	}
+	scheme := "http"
+	if cfg.ClientTLS != nil {
+		ln, scheme = tls.NewListener(ln, cfg.ClientTLS), "https"
+	}
+	n.ClientURL = scheme + "://" + ln.Addr().String()
+	n.api = &http.Server{Handler: n.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.serve(n.api, ln, "the client API")
+	if fln != nil {
+		n.serve(n.fed, fln, "the federation listener")
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.Server.Maintain(ctx, time.Hour)
+	}()
+	return n, nil
+}
+
+func (n *Node) serve(srv *http.Server, ln net.Listener, what string) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error(what+" stopped", "err", err)
+		}
+	}()
+}
+
+// startFederation loads the trust file, obtains the provider certificate,
+// connects the provider to its partners and returns the federation
+// listener. Until ctx ends it watches the trust file and renews the
+// certificate.
+func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, error) {
+	trust, err := federation.LoadTrust(cfg.TrustFile, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("trust_file: %w", err)
+	}
+	n.Trust = trust
+	var cert atomic.Pointer[tls.Certificate]
+	renew := func() error {
+		c, err := LoadOrIssueProviderCert(cfg.DataDir, n.CA, cfg.Domain, time.Now())
+		if err != nil {
+			return err
+		}
+		cert.Store(&c)
+		return nil
+	}
+	if err := renew(); err != nil {
+		return nil, err
+	}
+	peers, err := federation.NewPeers(cfg.Domain, *cert.Load(), trust, federation.PeerOptions{Timeout: cfg.PeerTimeout, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	oo := cfg.Outbox
+	if oo.Logger == nil {
+		oo.Logger = n.log
+	}
+	n.Outbox = federation.NewOutbox(n.Store, peers.OutboxSender(), oo)
+	n.Server.EnableFederation(provider.Federation{Trust: trust, Transport: peers, Outbox: n.Outbox})
+
+	tc := federation.ServerTLSConfig(*cert.Load(), trust)
+	// The certificate is renewed while the provider runs: handshakes take
+	// the current one.
+	tc.Certificates = nil
+	tc.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil }
+	ln, err := net.Listen("tcp", cfg.FederationListen)
+	if err != nil {
+		return nil, err
+	}
+	n.FederationAddr = ln.Addr().String()
+	n.fed = &http.Server{
+		Handler:           n.Server.FederationHandler(trust),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Partners are trusted, not infallible: bound slow bodies and
+		// idle connections so a stuck partner cannot hold descriptors.
+		ReadTimeout:  60 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  2 * time.Minute,
+		// Refused handshakes are logged here with the partner's address
+		// (the reason goes to the trust's log as well).
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		trust.Watch(ctx, TrustWatchInterval)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.Outbox.Run(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(providerCertCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := renew(); err != nil {
+					n.log.Error("renewing the federation certificate", "err", err)
+				}
+			}
+		}
+	}()
+	return tls.NewListener(ln, tc), nil
+}
+
+// Close stops the node gracefully: new requests are refused, streams
+// closed, requests in flight finish (up to 30 seconds), the outbox stops
+// (what it has not delivered stays queued in the store), and the store is
+// closed.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.Server != nil {
+			n.Server.Drain()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		for _, srv := range []*http.Server{n.fed, n.api} {
+			if srv != nil {
+				if err := srv.Shutdown(sctx); err != nil {
+					n.closeErr = errors.Join(n.closeErr, err)
+				}
+			}
+		}
+		n.cancel()
+		n.wg.Wait()
+		n.closeErr = errors.Join(n.closeErr, n.Store.Close())
+	})
+	return n.closeErr
+}
