@@ -168,7 +168,7 @@ type claimedKeyPackage struct {
 // checks them: valid, of this device's suite, with a credential the
 // provider's CA issued to that very user. A provider that hands out
 // someone else's KeyPackage is caught here, before anyone is added.
-func (c *Client) claimKeyPackages(ctx context.Context, handle string) ([]claimedKeyPackage, error) {
+func (c *Client) claimKeyPackages(ctx context.Context, room RoomID, handle string) ([]claimedKeyPackage, error) {
 	var resp struct {
 		KeyPackages []struct {
 			Device     string `json:"device"`
@@ -183,7 +183,7 @@ func (c *Client) claimKeyPackages(ctx context.Context, handle string) ([]claimed
 	if domain != c.dev.Domain {
 		// A partner's user: the partner hands out key material only for
 		// a request this device signs (MIMI keyMaterial).
-		km, err := c.keyMaterialRequest(user, domain)
+		km, err := c.keyMaterialRequest(user, domain, c.roomURI(room))
 		if err != nil {
 			return nil, err
 		}
@@ -229,10 +229,22 @@ func (c *Client) checkClaimed(data []byte, handle, domain string) (*mls.KeyPacka
 	return kp, m, nil
 }
 
+// roomURI names a room as MIMI does, mimi://HUB/r/ID.
+func (c *Client) roomURI(id RoomID) federation.IdentifierURI {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hub := c.dev.Domain
+	if r := c.rooms[id]; r != nil && r.st.Hub != "" {
+		hub = r.st.Hub
+	}
+	return federation.IdentifierURI("mimi://" + hub + "/r/" + string(id))
+}
+
 // keyMaterialRequest is the MIMI KeyMaterialRequest for user@domain,
 // signed by this device.
-func (c *Client) keyMaterialRequest(user, domain string) ([]byte, error) {
+func (c *Client) keyMaterialRequest(user, domain string, room federation.IdentifierURI) ([]byte, error) {
 	km := federation.KeyMaterialRequest{
+		RoomID:                 room,
 		Protocol:               federation.ProtocolMLS10,
 		RequestingUser:         federation.IdentifierURI("mimi://" + c.dev.Domain + "/u/" + c.dev.User),
 		TargetUser:             federation.IdentifierURI("mimi://" + domain + "/u/" + user),

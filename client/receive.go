@@ -32,6 +32,7 @@ type wireMessage struct {
 	} `json:"sender"`
 	Payload []byte    `json:"payload"`
 	Created time.Time `json:"created"`
+	Hub     string    `json:"hub"`
 }
 
 // frame is one entry of the device's queue: a stream frame or an inbox
@@ -309,7 +310,7 @@ func (c *Client) applyWelcomeLocked(m *wireMessage, b *batch) error {
 			return nil
 		}
 	}
-	r := &roomEntry{st: &roomState{Room: m.Room, LastSeq: m.Seq, JoinedEpoch: g.Epoch()}, g: g}
+	r := &roomEntry{st: &roomState{Room: m.Room, Hub: m.Hub, LastSeq: m.Seq, JoinedEpoch: g.Epoch()}, g: g}
 	c.rooms[m.Room] = r
 	b.dirty(r)
 	if !kp.LastResort {

@@ -52,7 +52,7 @@ func (c *Client) CreateRoom(ctx context.Context) (RoomID, error) {
 	if !validRoomID(id) || !roomMatchesGroup(id, gid) {
 		return "", fmt.Errorf("client: create room: provider named it %q", id)
 	}
-	r := &roomEntry{st: &roomState{Room: id}, g: g}
+	r := &roomEntry{st: &roomState{Room: id, Hub: c.dev.Domain}, g: g}
 	if err := c.saveRoomLocked(r); err != nil {
 		return "", err
 	}
@@ -66,7 +66,7 @@ func (c *Client) CreateRoom(ctx context.Context) (RoomID, error) {
 // member's commit wins the epoch, the room is brought up to date and the
 // commit made again.
 func (c *Client) Invite(ctx context.Context, room RoomID, handle string) error {
-	kps, err := c.claimKeyPackages(ctx, handle)
+	kps, err := c.claimKeyPackages(ctx, room, handle)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (c *Client) Remove(ctx context.Context, room RoomID, handle string) error {
 // addOwnDevices adds this user's devices that are not yet in a room, as
 // when another device of the user was registered.
 func (c *Client) addOwnDevices(ctx context.Context, room RoomID) error {
-	kps, err := c.claimKeyPackages(ctx, c.dev.User)
+	kps, err := c.claimKeyPackages(ctx, room, c.dev.User)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,9 @@ type cursorFile struct {
 type roomState struct {
 	Version int    `json:"version"`
 	Room    RoomID `json:"room"`
+	// Hub is the domain of the provider hosting the room (empty in state
+	// saved before it was kept: this device's own provider).
+	Hub string `json:"hub,omitempty"`
 	// LastSeq is the hub sequence number of the last message of the room
 	// this device processed; anything at or below it is a redelivery.
 	LastSeq int64 `json:"last_seq"`

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
@@ -141,6 +143,10 @@ func (s *Server) readWire(r *http.Request, what string, v mls.Unmarshaler) error
 	return nil
 }
 
+// keyMaterialReplayBucket is how long one signed keyMaterial request is
+// answered only once.
+const keyMaterialReplayBucket = time.Minute
+
 // readBody reads a request body within MaxBodyBytes.
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
@@ -205,12 +211,18 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 	}
 	// The signed body carries no nonce of its own, so a partner could send
 	// the same signed request again with fresh transport stamps and claim
-	// more KeyPackages in the user's name. Each signature is accepted once.
+	// more KeyPackages in the user's name. Yet the same request is also
+	// made honestly again (the signature is deterministic: inviting the
+	// same person to the same room twice, a retry after a failure). So a
+	// signature is answered once per minute (keyMaterialReplayBucket):
+	// a replay drains at most one KeyPackage per device a minute, and a
+	// person who asks again soon is told to wait.
 	sig := sha256.Sum256(req.Signature)
-	if seen, err := s.store.SeenInbound(r.Context(), peer, "keyMaterial/"+hex.EncodeToString(sig[:]), s.now()); err != nil {
+	bucket := s.now().Unix() / int64(keyMaterialReplayBucket/time.Second)
+	if seen, err := s.store.SeenInbound(r.Context(), peer, "keyMaterial/"+hex.EncodeToString(sig[:])+"/"+strconv.FormatInt(bucket, 10), s.now()); err != nil {
 		return err
 	} else if seen {
-		return &Error{Code: "replay", Status: http.StatusForbidden, Message: "this signed key material request was already answered"}
+		return &Error{Code: "replay", Status: http.StatusForbidden, Message: "this signed key material request was just answered; ask again in a minute"}
 	}
 	target, err := identity.ParseURI(string(req.TargetUser))
 	if err != nil || target.Kind != identity.KindUser {

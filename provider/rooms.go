@@ -313,6 +313,8 @@ type messageJSON struct {
 	Sender  map[string]any `json:"sender"`
 	Payload []byte         `json:"payload"`
 	Created time.Time      `json:"created"`
+	// Hub, on a Welcome, is the domain of the provider hosting the room.
+	Hub string `json:"hub,omitempty"`
 }
 
 func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
@@ -326,8 +328,16 @@ func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
 			sender["user"] = u.Handle
 		}
 	}
+	hub := ""
+	if m.Kind == store.KindWelcome {
+		hub = s.cfg.Domain
+		if r, err := s.store.Room(ctx, m.RoomID); err == nil && r.Hub != "" {
+			hub = r.Hub
+		}
+	}
 	return messageJSON{
-		ID: m.RoomID + "/" + strconv.FormatInt(m.Seq, 10), Room: m.RoomID, Seq: m.Seq, Kind: string(m.Kind),
+		Hub: hub,
+		ID:  m.RoomID + "/" + strconv.FormatInt(m.Seq, 10), Room: m.RoomID, Seq: m.Seq, Kind: string(m.Kind),
 		Epoch: m.Epoch, Sender: sender, Payload: m.Payload, Created: m.Created.UTC(),
 	}
 }

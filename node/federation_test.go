@@ -1,0 +1,197 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/node"
+	"github.com/switchboard-chat/switchboard/provider"
+)
+
+// Scenarios across providers: three providers on loopback, partners of
+// one another over mutual TLS, and people on each using the Go SDK exactly
+// as they would against one provider.
+
+func startLocal(t *testing.T, domains ...string) *node.Local {
+	t.Helper()
+	opts := node.LocalOptions{}
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	l, err := node.StartLocal(t.TempDir(), domains, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// person is one user's device, with what it has read so far.
+type person struct {
+	t    *testing.T
+	name string // handle@domain
+	c    *client.Client
+
+	mu   sync.Mutex
+	seen []client.Event
+}
+
+func newPerson(t *testing.T, l *node.Local, i int, handle string) *person {
+	t.Helper()
+	n := l.Node(i)
+	_, code, err := provider.AddUser(context.Background(), n.Store, handle, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Register(context.Background(), n.ClientURL, code, "phone", t.TempDir(), client.Options{})
+	if err != nil {
+		t.Fatalf("registering %s on %s: %v", handle, n.Domain, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &person{t: t, name: handle + "@" + n.Domain, c: c}
+}
+
+// read syncs the device and collects its events.
+func (p *person) read() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.c.Sync(ctx); err != nil {
+		p.t.Fatalf("%s: sync: %v", p.name, err)
+	}
+	for {
+		select {
+		case e := <-p.c.Events():
+			p.mu.Lock()
+			p.seen = append(p.seen, e)
+			p.mu.Unlock()
+		case <-time.After(20 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// messages lists what the person read in a room, as "sender: body", in
+// the order the device got them.
+func (p *person) messages(room client.RoomID) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	var last int64
+	for _, e := range p.seen {
+		if m, ok := e.(*client.Message); ok && m.Room == room {
+			if m.Seq <= last {
+				p.t.Errorf("%s read seq %d after seq %d in room %s", p.name, m.Seq, last, room)
+			}
+			last = m.Seq
+			out = append(out, m.Sender.User+"@"+m.Sender.Domain+": "+string(m.Body))
+		}
+	}
+	return out
+}
+
+func (p *person) send(room client.RoomID, body string) {
+	p.t.Helper()
+	if _, err := p.c.Send(context.Background(), room, []byte(body)); err != nil {
+		p.t.Fatalf("%s: send %q: %v", p.name, body, err)
+	}
+}
+
+// expect waits until the person has read exactly want in the room.
+func (p *person) expect(room client.RoomID, want ...string) {
+	p.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		p.read()
+		got := p.messages(room)
+		if slices.Equal(got, want) {
+			return
+		}
+		if len(got) > len(want) || time.Now().After(deadline) {
+			p.t.Fatalf("%s read in room %s:\n  %s\nwant:\n  %s", p.name, room, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+func (p *person) removed(room client.RoomID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.seen {
+		if r, ok := e.(*client.RemovedFromRoom); ok && r.Room == room {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestChatAcrossThreeProviders: Alice (green) talks 1:1 with Bob (blue),
+// then in a group with Bob and Carol (red); Dave, also on red, is added
+// and Carol removed. Everyone reads every message once, in the hub's order.
+func TestChatAcrossThreeProviders(t *testing.T) {
+	l := startLocal(t, "green.test", "blue.test", "red.test")
+	alice := newPerson(t, l, 0, "alice")
+	bob := newPerson(t, l, 1, "bob")
+	carol := newPerson(t, l, 2, "carol")
+	dave := newPerson(t, l, 2, "dave")
+	ctx := context.Background()
+
+	// 1:1, hosted by green.
+	dm, err := alice.c.CreateRoom(ctx)
+	must(t, "alice creates a room", err)
+	must(t, "alice invites bob", alice.c.Invite(ctx, dm, "bob@blue.test"))
+	alice.send(dm, "hello Bob")
+	bob.expect(dm, "alice@green.test: hello Bob")
+	bob.send(dm, "hi Alice, from blue")
+	alice.expect(dm, "bob@blue.test: hi Alice, from blue")
+
+	// A group across all three providers.
+	group, err := alice.c.CreateRoom(ctx)
+	must(t, "alice creates the group", err)
+	must(t, "alice invites bob", alice.c.Invite(ctx, group, "bob@blue.test"))
+	must(t, "alice invites carol", alice.c.Invite(ctx, group, "carol@red.test"))
+	alice.send(group, "welcome both")
+	bob.read()
+	carol.read()
+	bob.send(group, "bob here")
+	carol.send(group, "carol here")
+	want := []string{"alice@green.test: welcome both", "bob@blue.test: bob here", "carol@red.test: carol here"}
+	alice.expect(group, want[1:]...)
+	bob.expect(group, want[0], want[2])
+	carol.expect(group, want[0], want[1])
+
+	// Dave, on red too, is added; Carol is removed.
+	must(t, "alice adds dave", alice.c.Invite(ctx, group, "dave@red.test"))
+	must(t, "alice removes carol", alice.c.Remove(ctx, group, "carol@red.test"))
+	bob.read()
+	dave.read()
+	dave.send(group, "dave joined")
+	alice.send(group, "bye Carol")
+	bob.expect(group, want[0], want[2], "dave@red.test: dave joined", "alice@green.test: bye Carol")
+	dave.expect(group, "alice@green.test: bye Carol")
+	carol.read()
+	if !carol.removed(group) {
+		t.Error("carol was not told she was removed")
+	}
+	carol.expect(group, want[0], want[1])
+	members, err := bob.c.Members(group)
+	must(t, "members", err)
+	if got := fmt.Sprint(members); got != "[alice@green.test bob dave@red.test]" {
+		t.Errorf("bob sees members %s", got)
+	}
+}
