@@ -51,6 +51,10 @@ func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
 	m.Handle("POST "+s.fedPath(s.directory.Update), s.federated("fed_update", guard, s.fedUpdate))
 	m.Handle("POST "+s.fedPath(s.directory.SubmitMessage), s.federated("fed_submit_message", guard, s.fedSubmitMessage))
 	m.Handle("POST "+s.fedPath(s.directory.Notify), s.federated("fed_notify", guard, s.fedNotify))
+	m.Handle("POST "+s.fedPath(s.directory.GroupInfo), s.federated("fed_group_info", guard, s.fedGroupInfo))
+	m.Handle("POST "+s.fedPath(s.directory.RequestConsent), s.federated("fed_request_consent", guard, s.fedRequestConsent))
+	m.Handle("POST "+s.fedPath(s.directory.UpdateConsent), s.federated("fed_update_consent", guard, s.fedUpdateConsent))
+	m.Handle("POST "+s.fedPath(s.directory.ReportAbuse), s.federated("fed_report_abuse", guard, s.fedReportAbuse))
 	return federation.RequirePartner(trust, m)
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -452,4 +453,52 @@ func TestFederationKeyMaterialAndIdentifierQuery(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFederationConsentAbuseAndGroupInfoAreServed: the endpoints whose full
+// behaviour comes later are served and check who speaks for whom. Blue's
+// user asks consent to reach alice; blue grants consent for its user to
+// be reached by alice; red cannot ask in blue's user's name; an abuse
+// report or a GroupInfo request for a room green does not host gets a clear
+// answer.
+func TestFederationConsentAbuseAndGroupInfoAreServed(t *testing.T) {
+	green, blue := newFedNode(t, "green.example"), newFedNode(t, "blue.example")
+	red := newFedNode(t, "red.example")
+	endpoint := green.serveFederation(t, loadTrust(t, blue.entry("https://blue.invalid"), red.entry("https://red.invalid")))
+	bluePeers := blue.peers(t, loadTrust(t, green.entry(endpoint)))
+	redPeers := red.peers(t, loadTrust(t, green.entry(endpoint)))
+	green.addDevice(t, "alice", "", "phone", 1, false)
+	alice := "mimi://green.example/u/alice"
+	bob := "mimi://blue.example/u/bob"
+	esc := func(s string) string { return strings.NewReplacer(":", "%3A", "/", "%2F").Replace(s) }
+
+	ask := mls.Marshal(&federation.ConsentEntry{ConsentOperation: federation.ConsentRequest,
+		RequesterURI: federation.IdentifierURI(bob), TargetURI: federation.IdentifierURI(alice)})
+	if resp := post(t, bluePeers, "/mimi/requestConsent/"+esc(alice), ask); resp.Status != http.StatusCreated {
+		t.Fatalf("requestConsent: %d %s", resp.Status, resp.Body)
+	}
+	wantRefused(t, post(t, redPeers, "/mimi/requestConsent/"+esc(alice), ask), http.StatusForbidden, "not_its_user")
+	grant := mls.Marshal(&federation.ConsentEntry{ConsentOperation: federation.ConsentGrant,
+		RequesterURI: federation.IdentifierURI(alice), TargetURI: federation.IdentifierURI(bob)})
+	if resp := post(t, bluePeers, "/mimi/updateConsent/"+esc(alice), grant); resp.Status != http.StatusCreated {
+		t.Fatalf("updateConsent: %d %s", resp.Status, resp.Body)
+	}
+	wantRefused(t, post(t, bluePeers, "/mimi/updateConsent/"+esc(alice), ask), http.StatusBadRequest, "bad_request")
+
+	room := "mimi://green.example/r/no-such-room"
+	report := mls.Marshal(&federation.AbuseReport{ReportingUser: federation.IdentifierURI(bob), AllegedAbuserURI: federation.IdentifierURI(alice)})
+	wantRefused(t, post(t, bluePeers, "/mimi/reportAbuse/"+esc(room), report), http.StatusNotFound, "not_found")
+	wantRefused(t, post(t, redPeers, "/mimi/reportAbuse/"+esc(room), report), http.StatusForbidden, "not_its_user")
+
+	suite, signer, cred := blue.credential(t, "bob", "phone")
+	gi := &federation.GroupInfoRequest{Protocol: federation.ProtocolMLS10, CipherSuite: suite.ID,
+		RequestingCredential: cred, GroupInfoPublicKey: make([]byte, 32)}
+	if err := gi.Sign(suite, signer); err != nil {
+		t.Fatal(err)
+	}
+	resp := post(t, bluePeers, "/mimi/groupInfo/"+esc(room), mls.Marshal(gi))
+	var answer federation.GroupInfoResponse
+	if err := mls.Unmarshal(resp.Body, &answer); resp.Status != http.StatusOK || err != nil || answer.Status != federation.GroupInfoNoSuchRoom {
+		t.Fatalf("groupInfo: %d %+v %v", resp.Status, answer, err)
+	}
 }
