@@ -3,6 +3,8 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"log/slog"
 	"os"
 	"slices"
@@ -193,5 +195,16 @@ func TestChatAcrossThreeProviders(t *testing.T) {
 	must(t, "members", err)
 	if got := fmt.Sprint(members); got != "[alice@green.test bob dave@red.test]" {
 		t.Errorf("bob sees members %s", got)
+	}
+
+	// The hub's /metrics counts what its outbox delivered to each follower.
+	resp, err := http.Get(l.Node(0).ClientURL + "/metrics")
+	must(t, "metrics", err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, d := range []string{"blue.test", "red.test"} {
+		if !strings.Contains(string(body), `switchboard_federation_outbox_total{destination="`+d+`",event="sent"}`) {
+			t.Errorf("green's metrics show no notify sent to %s", d)
+		}
 	}
 }

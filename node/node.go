@@ -177,6 +177,9 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	if oo.Logger == nil {
 		oo.Logger = n.log
 	}
+	if oo.Metrics == nil {
+		oo.Metrics = n.Server.OutboxMetrics()
+	}
 	n.Outbox = federation.NewOutbox(n.Store, peers.OutboxSender(), oo)
 	n.Server.EnableFederation(provider.Federation{Trust: trust, Transport: peers, Outbox: n.Outbox})
 

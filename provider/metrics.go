@@ -1,6 +1,10 @@
 package provider
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/federation"
+)
 
 // metrics are the provider's Prometheus metrics, registered on the server's
 // own registry so that several providers can run in one process.
@@ -10,6 +14,9 @@ type metrics struct {
 	deliveries prometheus.Counter
 	streams    prometheus.Gauge
 	commitWait prometheus.Histogram
+	// outbox counts the federation outbox's events by destination and
+	// event (queued, sent, retried, failed).
+	outbox *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -30,7 +37,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "switchboard_submit_seconds", Help: "Time to store and queue a submitted message.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_federation_outbox_total", Help: "Federation outbox events (queued, sent, retried, failed) by destination provider.",
+		}, []string{"destination", "event"}),
 	}
-	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait)
+	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.outbox)
 	return m
 }
+
+// OutboxMetrics returns the federation.OutboxMetrics that counts the
+// outbox's events in the provider's /metrics.
+func (s *Server) OutboxMetrics() federation.OutboxMetrics { return outboxMetrics{s.metrics.outbox} }
+
+type outboxMetrics struct{ c *prometheus.CounterVec }
+
+func (m outboxMetrics) Queued(dest string)  { m.c.WithLabelValues(dest, "queued").Inc() }
+func (m outboxMetrics) Sent(dest string)    { m.c.WithLabelValues(dest, "sent").Inc() }
+func (m outboxMetrics) Retried(dest string) { m.c.WithLabelValues(dest, "retried").Inc() }
+func (m outboxMetrics) Failed(dest string)  { m.c.WithLabelValues(dest, "failed").Inc() }
