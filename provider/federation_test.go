@@ -44,7 +44,7 @@ type fedNode struct {
 	srv    *Server
 }
 
-func newFedNode(t *testing.T, domain string) *fedNode {
+func newFedNode(t testing.TB, domain string) *fedNode {
 	t.Helper()
 	ca, err := identity.NewCA(domain)
 	if err != nil {
@@ -115,14 +115,14 @@ func (n *fedNode) serveFederation(t *testing.T, trust *federation.Trust) string 
 // addDevice makes the device of the user (and the user, with phone, on
 // first use) in n's store, with fresh KeyPackages and a last-resort one if
 // lastResort.
-func (n *fedNode) addDevice(t *testing.T, handle, phone, device string, fresh int, lastResort bool) {
+func (n *fedNode) addDevice(t testing.TB, handle, phone, device string, fresh int, lastResort bool) {
 	t.Helper()
 	n.addDeviceWithLifetime(t, handle, phone, device, fresh, lastResort, nil)
 }
 
 // addDeviceWithLifetime is addDevice with the KeyPackages' lifetime given
 // (nil: the default, valid now).
-func (n *fedNode) addDeviceWithLifetime(t *testing.T, handle, phone, device string, fresh int, lastResort bool, life *mls.Lifetime) {
+func (n *fedNode) addDeviceWithLifetime(t testing.TB, handle, phone, device string, fresh int, lastResort bool, life *mls.Lifetime) {
 	t.Helper()
 	ctx := context.Background()
 	var code string
@@ -158,7 +158,7 @@ func (n *fedNode) addDeviceWithLifetime(t *testing.T, handle, phone, device stri
 }
 
 // credential issues a device credential of n's CA for a fresh key.
-func (n *fedNode) credential(t *testing.T, handle, device string) (*mls.Suite, *mls.SignaturePrivateKey, mls.Credential) {
+func (n *fedNode) credential(t testing.TB, handle, device string) (*mls.Suite, *mls.SignaturePrivateKey, mls.Credential) {
 	t.Helper()
 	suite, err := mls.SuiteFor(mls.X25519AES128GCMSHA256Ed25519)
 	if err != nil {
