@@ -53,8 +53,11 @@ type Options struct {
 	// Logger receives the client's diagnostics (default: discarded).
 	Logger *slog.Logger
 	// TrustAnchors are the CA certificates of other providers, by domain,
-	// for verifying their users' credentials. This device's own provider's
-	// CA is learned at Register and always trusted for its domain.
+	// for verifying their users' credentials. Without one for a domain,
+	// the client trusts the CA its own provider lists for that partner
+	// (GET /v1/provider, refreshed at Open and by Run's housekeeping); an
+	// anchor given here wins. This device's own provider's CA is learned at
+	// Register and always trusted for its domain.
 	TrustAnchors map[string]*x509.Certificate
 }
 
