@@ -361,9 +361,10 @@ func (s *Server) verifyRequester(trust *federation.Trust, peer string, requester
 }
 
 // fedIdentifierQuery answers identifierQuery: the URI of the local user
-// whose handle or E.164 phone number matches. Every element must match the
-// same user (the draft ANDs them). Other search types are answered
-// unsupportedField.
+// whose handle or E.164 phone number matches, if that user allows being
+// found by it (docs/discovery.md); one who does not is notFound, exactly as
+// if there were no such user. Every element must match the same user (the
+// draft ANDs them). Other search types are answered unsupportedField.
 //
 // Any partner may ask about any user, as many times as it likes: per-
 // partner rate limiting, so that a partner cannot enumerate our users'
@@ -404,8 +405,10 @@ func (s *Server) fedIdentifierQuery(w http.ResponseWriter, r *http.Request) erro
 
 var errUnsupportedSearch = errors.New("unsupported search type")
 
-// findUser looks up the user one query element names. A value that is not
-// a valid handle or phone number matches no one.
+// findUser looks up the user one query element names, among the users who
+// allow being found by that field (a handle search finds only users
+// discoverable by handle, a phone search only those discoverable by phone).
+// A value that is not a valid handle or phone number matches no one.
 func (s *Server) findUser(r *http.Request, q federation.QueryElement) (store.User, bool, error) {
 	var u store.User
 	var err error
@@ -427,6 +430,11 @@ func (s *Server) findUser(r *http.Request, q federation.QueryElement) (store.Use
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, false, nil
+	} else if err != nil {
+		return store.User{}, false, err
 	}
-	return u, err == nil, err
+	if !discoverableBy(u.DiscoverableByHandle, u.DiscoverableByPhone, q.SearchType) {
+		return store.User{}, false, nil
+	}
+	return u, true, nil
 }

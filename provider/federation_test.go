@@ -404,6 +404,13 @@ func TestFederationKeyMaterialAndIdentifierQuery(t *testing.T) {
 		return out
 	}
 	t.Run("identifierQuery", func(t *testing.T) {
+		// Only users who allow it are found (docs/discovery.md, and
+		// TestDiscoveryFederationSide for those who do not).
+		if u, err := green.st.UserByHandle(context.Background(), "alice"); err != nil {
+			t.Fatal(err)
+		} else if err := green.st.SetDiscoverable(context.Background(), u.ID, true, true); err != nil {
+			t.Fatal(err)
+		}
 		for _, q := range []struct {
 			typ   federation.SearchIdentifierType
 			value string

@@ -40,6 +40,13 @@ type User struct {
 	Handle  string // unique, lower case
 	Phone   string // E.164, empty if none; unique when set
 	Created time.Time
+	// DiscoverableByHandle and DiscoverableByPhone say whether the user
+	// lets other providers' users find them by handle or by phone number
+	// (docs/discovery.md). Both are false for a new user: nobody is
+	// discoverable until they say so. CreateUser ignores them; they are
+	// changed with SetDiscoverable only.
+	DiscoverableByHandle bool
+	DiscoverableByPhone  bool
 }
 
 // Device is one of a user's clients. It authenticates with AuthKey, an
@@ -249,6 +256,11 @@ type Store interface {
 	UserByID(ctx context.Context, id int64) (User, error)
 	UserByHandle(ctx context.Context, handle string) (User, error)
 	UserByPhone(ctx context.Context, phone string) (User, error)
+	// SetDiscoverable sets whether the user may be found by handle and by
+	// phone number (User.DiscoverableByHandle, DiscoverableByPhone). An
+	// unknown user is ErrNotFound. Setting the values a user already has
+	// is not an error.
+	SetDiscoverable(ctx context.Context, userID int64, byHandle, byPhone bool) error
 
 	// Devices and authentication.
 	CreateEnrollment(ctx context.Context, e Enrollment) error

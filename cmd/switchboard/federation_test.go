@@ -139,7 +139,12 @@ func TestFederationListener(t *testing.T) {
 	}
 	defer n.Close()
 	green := n.CA
-	if _, _, err := provider.AddUser(context.Background(), n.Store, "alice", "", 0); err != nil {
+	alice, _, err := provider.AddUser(context.Background(), n.Store, "alice", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only users who allow it are found by identifierQuery (docs/discovery.md).
+	if err := n.Store.SetDiscoverable(context.Background(), alice.ID, true, false); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,12 +24,12 @@ func (s *Store) CreateUser(ctx context.Context, handle, phone string) (store.Use
 	return u, nil
 }
 
-const userCols = `id, handle, coalesce(phone, ''), created`
+const userCols = `id, handle, coalesce(phone, ''), created, discoverable_handle, discoverable_phone`
 
 func scanUser(row *sql.Row) (store.User, error) {
 	var u store.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Handle, &u.Phone, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Handle, &u.Phone, &created, &u.DiscoverableByHandle, &u.DiscoverableByPhone); err != nil {
 		return store.User{}, mapErr(err)
 	}
 	u.Created = fromNano(created)
@@ -61,6 +61,21 @@ func (s *Store) UserByPhone(ctx context.Context, phone string) (store.User, erro
 		return store.User{}, store.ErrNotFound
 	}
 	return s.userWhere(ctx, `phone = ?`, phone)
+}
+
+// SetDiscoverable sets whether the user may be found by handle and by
+// phone number; an unknown user is store.ErrNotFound.
+func (s *Store) SetDiscoverable(ctx context.Context, userID int64, byHandle, byPhone bool) error {
+	err := s.w.do(ctx, func(tx *wtx) error {
+		// RowsAffected counts matched rows in SQLite, so setting the
+		// values a user already has still finds the user.
+		return mustAffect(tx.exec(`UPDATE users SET discoverable_handle = ?, discoverable_phone = ? WHERE id = ?`,
+			byHandle, byPhone, userID))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set discoverable: %w", err)
+	}
+	return nil
 }
 
 // CreateEnrollment stores an enrollment code's hash for its user.

@@ -188,6 +188,14 @@ ALTER TABLE room_messages ADD COLUMN sender TEXT NOT NULL DEFAULT '';
 
 ALTER TABLE outbox ADD COLUMN header TEXT NOT NULL DEFAULT '';
 `,
+	// 4: per-user discoverability (docs/discovery.md). A user may be found
+	// by other providers' users by handle, by phone number, by both or (by
+	// default, also for every user that existed before this migration) by
+	// neither. Booleans are 0 or 1, as key_packages.last_resort.
+	`
+ALTER TABLE users ADD COLUMN discoverable_handle INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN discoverable_phone  INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

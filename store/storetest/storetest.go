@@ -195,6 +195,7 @@ var scenarios = []scenario{
 	// Accounts.
 	{"UsersAreFoundByIDHandleAndPhone", usersFound},
 	{"HandlesAndPhonesAreUnique", handlesUnique},
+	{"UsersChooseWhetherTheyAreDiscoverable", discoverableSettings},
 	{"EnrollmentCodeRegistersOneDevice", enrollmentSingleUse},
 	{"EnrollmentCodesExpire", enrollmentExpires},
 	{"DeviceNamesAndAuthKeysAreUnique", devicesUnique},
@@ -245,6 +246,7 @@ var reopenScenarios = []reopenScenario{
 	{"SubmitsThatReturnedSurviveClose", reopenAfterConcurrentClose},
 	{"OutboxAndInboundIDsSurviveReopen", reopenOutbox},
 	{"FollowerCopiesSendersAndHeadersSurviveReopen", reopenFollowerCopy},
+	{"DiscoverabilitySurvivesReopen", reopenDiscoverable},
 }
 
 func usersFound(t *testing.T, e *env) {
