@@ -59,6 +59,9 @@ type Config struct {
 	// federation.DefaultPeerTimeout).
 	PeerTimeout time.Duration
 	Logger      *slog.Logger
+	// WrapFederation, if set, wraps the federation API's handler, as
+	// tests do to see what partners send once TLS is off.
+	WrapFederation func(http.Handler) http.Handler
 }
 
 // Node is a running provider.
@@ -193,8 +196,12 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 		return nil, err
 	}
 	n.FederationAddr = ln.Addr().String()
+	h := n.Server.FederationHandler(trust)
+	if cfg.WrapFederation != nil {
+		h = cfg.WrapFederation(h)
+	}
 	n.fed = &http.Server{
-		Handler:           n.Server.FederationHandler(trust),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Partners are trusted, not infallible: bound slow bodies and
 		// idle connections so a stuck partner cannot hold descriptors.
