@@ -216,10 +216,18 @@ func (e *networkError) Error() string { return "client: network: " + e.err.Error
 func (e *networkError) Unwrap() error { return e.err }
 
 // retryable reports whether a request may be sent again unchanged: the
-// provider was unreachable or said it failed without changing anything.
+// provider was unreachable, or answered with a fault of its own (5xx),
+// which includes another provider it relies on being unreachable
+// (hub_unreachable): the request may or may not have taken effect, and
+// sending it again with the same idempotency key is how to find out. A
+// 4xx answer is a definite refusal.
 func retryable(err error) bool {
 	var ne *networkError
 	if errors.As(err, &ne) {
+		return true
+	}
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status >= 500 {
 		return true
 	}
 	return errors.Is(err, ErrInternal) || errors.Is(err, ErrUnavailable)
