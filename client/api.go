@@ -85,6 +85,8 @@ type api struct {
 	http    *http.Client
 	authKey ed25519.PrivateKey
 	domain  string
+	// own is the transport made when the application gave no HTTP client.
+	own *http.Transport
 
 	// token is guarded by the Client's tokenMu, not mu: signing in must not
 	// wait for a long group operation.
@@ -100,10 +102,21 @@ func newAPI(serverURL string, hc *http.Client) (*api, error) {
 		return nil, fmt.Errorf("client: server URL %q: scheme must be http or https", serverURL)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
+	a := &api{base: u, http: hc}
 	if hc == nil {
-		hc = &http.Client{Timeout: 60 * time.Second}
+		// A transport of the client's own, so that Close can drop its
+		// idle connections: a server shutting down waits for them.
+		a.own = http.DefaultTransport.(*http.Transport).Clone()
+		a.http = &http.Client{Timeout: 60 * time.Second, Transport: a.own}
 	}
-	return &api{base: u, http: hc}, nil
+	return a, nil
+}
+
+// close drops the idle connections of the client's own transport.
+func (a *api) close() {
+	if a.own != nil {
+		a.own.CloseIdleConnections()
+	}
 }
 
 // endpoint joins path (which starts with /v1) and an optional query to the

@@ -457,6 +457,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.events.close()
+	c.api.close()
 	return nil
 }
 
