@@ -46,6 +46,20 @@ func (s *Server) authorize(ctx context.Context, rs *roomState, sender member, u 
 			return err
 		}
 	}
+	if u.CommitterLeaf != nil {
+		// A path replaces the committer's leaf: like an Update, it must
+		// carry a credential that verifies, for the same device. Without
+		// this check membersOf would keep another provider's unverifiable
+		// credential as "unverified", and the hub would fan the room out
+		// to, and list as a member, whoever it names.
+		cm, err := s.leafMember(ctx, rs.group.Suite(), u.CommitterLeaf)
+		if err != nil {
+			return err
+		}
+		if cm.uri != m.uri {
+			return errForbidden("a commit's path must keep the committer's own credential")
+		}
+	}
 	return nil
 }
 
