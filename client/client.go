@@ -406,9 +406,9 @@ func (c *Client) refreshPartners(ctx context.Context) error {
 		c.log.Warn("partner trust anchors refused", "err", err)
 		return nil
 	}
-	c.mu.Lock()
-	c.verifier = v
-	c.mu.Unlock()
+	// The verifier is swapped in place (under its own lock): code that
+	// holds it, with or without c.mu, sees the old anchors or the new.
+	c.verifier.replace(v)
 	return nil
 }
 

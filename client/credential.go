@@ -77,6 +77,15 @@ func newVerifier(suite *mls.Suite, domain string, caDER []byte, anchors map[stri
 	return &verifier{domain: domain, suite: suite, v: v, now: time.Now, cache: map[string]verified{}}, nil
 }
 
+// replace takes the anchors of other, as when the provider's partners
+// changed, and forgets every cached answer.
+func (v *verifier) replace(other *verifier) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.v = other.v
+	clear(v.cache)
+}
+
 // leafMember returns who stands behind a leaf node.
 func (v *verifier) leafMember(leaf *mls.LeafNode) (member, error) {
 	return v.check(&leaf.Credential, leaf.SignatureKey)
@@ -89,11 +98,12 @@ func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
 	now := v.now()
 	v.mu.Lock()
 	r, ok := v.cache[key]
+	iv := v.v
 	v.mu.Unlock()
 	if ok && now.Before(r.expires) {
 		return r.m, r.err
 	}
-	d, err := v.v.Verify(v.suite, *cred, sigKey, now)
+	d, err := iv.Verify(v.suite, *cred, sigKey, now)
 	r = verified{err: err, expires: now.Add(time.Minute)}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrCredential, err)

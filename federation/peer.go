@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
@@ -375,7 +376,7 @@ func (o PeerOptions) withDefaults() PeerOptions {
 // Peers is safe for concurrent use.
 type Peers struct {
 	self  string
-	cert  tls.Certificate
+	cert  atomic.Pointer[tls.Certificate] // SetCertificate renews it
 	trust *Trust
 	opts  PeerOptions
 	log   *slog.Logger
@@ -413,8 +414,29 @@ func NewPeers(self string, cert tls.Certificate, trust *Trust, opts PeerOptions)
 		return nil, fmt.Errorf("federation: NewPeers: the certificate does not name %s", quoteDomain(self))
 	}
 	opts = opts.withDefaults()
-	return &Peers{self: self, cert: cert, trust: trust, opts: opts,
-		log: opts.Logger.With("component", "peers"), clients: map[string]*peerClient{}}, nil
+	p := &Peers{self: self, trust: trust, opts: opts,
+		log: opts.Logger.With("component", "peers"), clients: map[string]*peerClient{}}
+	p.cert.Store(&cert)
+	return p, nil
+}
+
+// SetCertificate replaces the certificate presented to partners, as when
+// the provider renews it: new connections present the new one (open ones
+// keep theirs, which stays valid as long as renewal comes before expiry).
+// It must name the same provider.
+func (p *Peers) SetCertificate(cert tls.Certificate) error {
+	leaf := cert.Leaf
+	if leaf == nil && len(cert.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	if leaf == nil {
+		return errors.New("federation: SetCertificate: the certificate does not parse")
+	}
+	if d, err := certDomain(leaf); err != nil || d != p.self {
+		return fmt.Errorf("federation: SetCertificate: the certificate does not name %s", quoteDomain(p.self))
+	}
+	p.cert.Store(&cert)
+	return nil
 }
 
 // Post sends a request to domain; see Transport.
@@ -447,6 +469,15 @@ func (p *Peers) Post(ctx context.Context, domain, path string, body []byte, hdr 
 		return nil, transportError(domain, err)
 	}
 	return finishResponse(domain, resp.StatusCode, resp.Header, data)
+}
+
+// clientTLS is ClientTLSConfig with the current certificate picked per
+// handshake, so a renewed one is presented from then on.
+func (p *Peers) clientTLS(domain string) *tls.Config {
+	tc := ClientTLSConfig(*p.cert.Load(), p.trust, domain)
+	tc.Certificates = nil
+	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return p.cert.Load(), nil }
+	return tc
 }
 
 // finishResponse applies the response body limit, the same for Peers and
@@ -510,7 +541,7 @@ func (p *Peers) newTransport(domain string) *http.Transport {
 		// No Proxy: federation goes straight to the partner; an
 		// environment's HTTP_PROXY is meant for other traffic.
 		DialContext:         dial,
-		TLSClientConfig:     ClientTLSConfig(p.cert, p.trust, domain),
+		TLSClientConfig:     p.clientTLS(domain),
 		TLSHandshakeTimeout: 10 * time.Second,
 		// With a custom TLS configuration net/http offers HTTP/2 only when
 		// asked; a hub's fan-out to a busy partner profits from it.

@@ -823,3 +823,39 @@ func TestPeerSendsDirectoryPathAsGiven(t *testing.T) {
 		}
 	})
 }
+
+// TestPeersPresentARenewedCertificate: green renews its certificate while
+// running; its next connection to blue presents the new one, and a
+// certificate naming another provider is refused.
+func TestPeersPresentARenewedCertificate(t *testing.T) {
+	e := newPeerEnv(t, "peers", PeerOptions{})
+	var seen atomic.Pointer[string]
+	e.serve(func(w http.ResponseWriter, r *http.Request) {
+		serial := r.TLS.PeerCertificates[0].SerialNumber.String()
+		seen.Store(&serial)
+		w.WriteHeader(http.StatusCreated)
+	})
+	post := func() string {
+		t.Helper()
+		resp, err := e.peers.Post(context.Background(), "blue.example", "/notify/x", nil, nil)
+		if err := Classify(resp, err); err != nil {
+			t.Fatal(err)
+		}
+		return *seen.Load()
+	}
+	first := post()
+	renewed, err := IssueProviderCertificate(e.green.ca, "green.example", time.Now().Add(DefaultProviderCertValidity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.peers.SetCertificate(renewed); err != nil {
+		t.Fatal(err)
+	}
+	e.peers.Close() // drop the connection made with the old certificate
+	if second := post(); second == first || second != renewed.Leaf.SerialNumber.String() {
+		t.Fatalf("after renewal blue saw certificate %s (the old one was %s)", second, first)
+	}
+	if err := e.peers.SetCertificate(e.red.cert); err == nil {
+		t.Fatal("a certificate of red.example was accepted as green's")
+	}
+}

@@ -176,6 +176,15 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	if err != nil {
 		return nil, err
 	}
+	// The listener and the partner connections present the same
+	// certificate, renewed together.
+	renewListener := renew
+	renew = func() error {
+		if err := renewListener(); err != nil {
+			return err
+		}
+		return peers.SetCertificate(*cert.Load())
+	}
 	oo := cfg.Outbox
 	if oo.Logger == nil {
 		oo.Logger = n.log
