@@ -55,6 +55,8 @@ func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
 	m.Handle("POST "+s.fedPath(s.directory.RequestConsent), s.federated("fed_request_consent", guard, s.fedRequestConsent))
 	m.Handle("POST "+s.fedPath(s.directory.UpdateConsent), s.federated("fed_update_consent", guard, s.fedUpdateConsent))
 	m.Handle("POST "+s.fedPath(s.directory.ReportAbuse), s.federated("fed_report_abuse", guard, s.fedReportAbuse))
+	m.Handle("POST "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", guard, s.fedProxyDownload))
+	m.Handle("GET "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", nil, s.fedProxyDownload))
 	return federation.RequirePartner(trust, m)
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	// https://fed.example.com/mimi/keyMaterial/{targetUser}. Defaults to
 	// https://DOMAIN.
 	FederationURL string
+	// MaxAttachmentBytes bounds an attachment (docs/attachments.md): an
+	// upload's encrypted body, and one fetched from a partner for a
+	// device.
+	MaxAttachmentBytes int64
+	// AttachmentRetention is how long an uploaded attachment is kept.
+	AttachmentRetention time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -64,6 +70,8 @@ func DefaultConfig() Config {
 		EnrollmentTTL:          7 * 24 * time.Hour,
 		QueueRetention:         30 * 24 * time.Hour,
 		CredentialTTL:          365 * 24 * time.Hour,
+		MaxAttachmentBytes:     25 << 20,
+		AttachmentRetention:    30 * 24 * time.Hour,
 	}
 }
 
@@ -92,6 +100,12 @@ func (c *Config) fill() {
 	}
 	if c.CredentialTTL <= 0 {
 		c.CredentialTTL = d.CredentialTTL
+	}
+	if c.MaxAttachmentBytes <= 0 {
+		c.MaxAttachmentBytes = d.MaxAttachmentBytes
+	}
+	if c.AttachmentRetention <= 0 {
+		c.AttachmentRetention = d.AttachmentRetention
 	}
 	if c.FederationURL == "" {
 		c.FederationURL = "https://" + c.Domain
@@ -194,7 +208,8 @@ func (s *Server) isDraining() bool {
 }
 
 // Maintain runs periodic chores until ctx ends: trimming queues of devices
-// that never came back, and forgetting expired challenges.
+// that never came back, forgetting expired challenges, and deleting
+// attachments older than AttachmentRetention.
 func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -210,6 +225,7 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 				s.log.Info("trimmed queues", "entries", n)
 			}
 			s.challenges.expire(s.now())
+			s.trimAttachments(ctx)
 		}
 	}
 }
@@ -243,6 +259,8 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/stream", s.authed("stream", s.stream))
 	m.Handle("GET /v1/inbox", s.authed("inbox", s.inbox))
 	m.Handle("POST /v1/inbox/ack", s.authed("ack", s.ack))
+	m.Handle("POST /v1/attachments", s.authed("upload_attachment", s.uploadAttachment))
+	m.Handle("GET /v1/attachments/download", s.authed("download_attachment", s.downloadAttachment))
 	s.mux = m
 }
 

@@ -241,6 +241,17 @@ type OutboundEntry struct {
 	Created   time.Time // when the entry was stored
 }
 
+// Attachment is an encrypted file a local device uploaded, kept for its
+// recipients to download until it is trimmed (docs/attachments.md). Data
+// is ciphertext: the key travels only inside the MLS-encrypted message
+// that names the attachment.
+type Attachment struct {
+	ID      string // unguessable: whoever knows it may download the data
+	OwnerID int64  // the uploading user
+	Data    []byte
+	Created time.Time
+}
+
 // Store is the provider's storage. All methods are safe for concurrent use.
 // A method that returns without error has made its change durable.
 //
@@ -357,6 +368,19 @@ type Store interface {
 	// many. The window must outlast the senders' retries: a retry that
 	// arrives after its ID is forgotten is applied again.
 	TrimInbound(ctx context.Context, before time.Time) (int64, error)
+
+	// Attachments.
+	// PutAttachment stores an attachment; an ID already stored is
+	// ErrExists, an unknown owner ErrNotFound.
+	PutAttachment(ctx context.Context, a Attachment) error
+	// ReadAttachment returns up to limit bytes of an attachment's data
+	// from offset on (limit <= 0: to the end) and the data's whole size.
+	// An offset at or past the end gives no bytes; an unknown ID is
+	// ErrNotFound.
+	ReadAttachment(ctx context.Context, id string, offset, limit int64) ([]byte, int64, error)
+	// TrimAttachments removes the attachments created before before and
+	// returns how many were removed.
+	TrimAttachments(ctx context.Context, before time.Time) (int64, error)
 
 	Close() error
 }

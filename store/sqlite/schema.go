@@ -196,6 +196,21 @@ ALTER TABLE outbox ADD COLUMN header TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN discoverable_handle INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN discoverable_phone  INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: attachments (docs/attachments.md): encrypted files uploaded by
+	// local devices, one row each, whole. data is the last column and
+	// size is kept beside it, so that reading a row's other columns, or
+	// the size a range read answers with, never walks the blob's overflow
+	// pages; the index on created serves TrimAttachments.
+	`
+CREATE TABLE attachments (
+	id       TEXT    PRIMARY KEY,
+	owner_id INTEGER NOT NULL REFERENCES users(id),
+	size     INTEGER NOT NULL,
+	created  INTEGER NOT NULL,
+	data     BLOB    NOT NULL
+);
+CREATE INDEX attachments_by_time ON attachments (created);
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

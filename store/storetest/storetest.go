@@ -237,6 +237,9 @@ var scenarios = []scenario{
 	{"OutboundHeadersRoundTrip", outboxHeaders},
 	{"InboundIDsAreSeenOncePerSender", inboundSeen},
 	{"ConcurrentSeenInboundAnswersFalseOnce", inboundConcurrent},
+	// Attachments.
+	{"AttachmentsAreReadInRanges", attachmentRanges},
+	{"TrimAttachmentsRemovesOnlyOldOnes", attachmentTrim},
 	// Life cycle.
 	{"ClosedStoreRefusesCalls", closed},
 }
@@ -247,6 +250,7 @@ var reopenScenarios = []reopenScenario{
 	{"OutboxAndInboundIDsSurviveReopen", reopenOutbox},
 	{"FollowerCopiesSendersAndHeadersSurviveReopen", reopenFollowerCopy},
 	{"DiscoverabilitySurvivesReopen", reopenDiscoverable},
+	{"AttachmentsSurviveReopen", reopenAttachments},
 }
 
 func usersFound(t *testing.T, e *env) {
