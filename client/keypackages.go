@@ -183,7 +183,7 @@ func (c *Client) claimKeyPackages(ctx context.Context, room RoomID, handle strin
 	if domain != c.dev.Domain {
 		// A partner's user: the partner hands out key material only for
 		// a request this device signs (MIMI keyMaterial).
-		km, err := c.keyMaterialRequest(user, domain, c.roomURI(room))
+		km, err := c.keyMaterialRequest(user, domain, federation.IdentifierURI(c.RoomURI(room)))
 		if err != nil {
 			return nil, err
 		}
@@ -229,16 +229,21 @@ func (c *Client) checkClaimed(data []byte, handle, domain string) (*mls.KeyPacka
 	return kp, m, nil
 }
 
-// roomURI names a room as MIMI does, mimi://HUB/r/ID.
-func (c *Client) roomURI(id RoomID) federation.IdentifierURI {
+// RoomURI names a room as MIMI does, mimi://HUB/r/ID, where HUB is the
+// provider hosting it. Message IDs of the MIMI content format are
+// computed over it.
+func (c *Client) RoomURI(id RoomID) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hub := c.dev.Domain
 	if r := c.rooms[id]; r != nil && r.st.Hub != "" {
 		hub = r.st.Hub
 	}
-	return federation.IdentifierURI("mimi://" + hub + "/r/" + string(id))
+	return "mimi://" + hub + "/r/" + string(id)
 }
+
+// UserURI is this device's user, mimi://DOMAIN/u/USER.
+func (c *Client) UserURI() string { return "mimi://" + c.dev.Domain + "/u/" + c.dev.User }
 
 // keyMaterialRequest is the MIMI KeyMaterialRequest for user@domain,
 // signed by this device.
