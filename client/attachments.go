@@ -3,9 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -14,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/content"
 )
 
 // Attachments (docs/attachments.md): a file is encrypted on the device
@@ -85,17 +84,14 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, mediaType, filename st
 	if err != nil {
 		return Attachment{}, fmt.Errorf("client: upload: reading the file: %w", err)
 	}
-	a := Attachment{MediaType: mediaType, Filename: filename, EncAlg: EncAlgAES128GCM, HashAlg: HashAlgSHA256,
-		Key: make([]byte, 16), Nonce: make([]byte, 12)}
-	rand.Read(a.Key)
-	rand.Read(a.Nonce)
-	gcm, err := newGCM(a.Key)
+	// The MIMI content format's own sealing: AES-128-GCM under a fresh
+	// key and nonce, SHA-256 over the ciphertext.
+	sealed, x, err := content.SealAttachment(plain)
 	if err != nil {
-		return Attachment{}, err
+		return Attachment{}, fmt.Errorf("client: upload: %w", err)
 	}
-	sealed := gcm.Seal(nil, a.Nonce, plain, a.AAD)
-	sum := sha256.Sum256(sealed)
-	a.Hash, a.Size = sum[:], uint64(len(sealed))
+	a := Attachment{MediaType: mediaType, Filename: filename, EncAlg: x.EncAlg, HashAlg: x.HashAlg,
+		Key: x.Key, Nonce: x.Nonce, Hash: x.ContentHash, Size: x.Size}
 
 	var resp struct {
 		URL     string    `json:"url"`
@@ -140,26 +136,15 @@ func (c *Client) Download(ctx context.Context, a Attachment) ([]byte, error) {
 	if uint64(len(sealed)) != a.Size {
 		return nil, fmt.Errorf("%w: %d bytes downloaded, %d expected", ErrAttachmentCorrupt, len(sealed), a.Size)
 	}
-	if sum := sha256.Sum256(sealed); !bytes.Equal(sum[:], a.Hash) {
-		return nil, fmt.Errorf("%w: the SHA-256 of the download does not match", ErrAttachmentCorrupt)
-	}
-	gcm, err := newGCM(a.Key)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := gcm.Open(nil, a.Nonce, sealed, a.AAD)
-	if err != nil {
-		return nil, fmt.Errorf("%w: it does not decrypt with its key", ErrAttachmentCorrupt)
-	}
-	return plain, nil
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
+	plain, err := content.OpenAttachment(content.External{URL: a.URL, Size: a.Size, EncAlg: a.EncAlg, Key: a.Key,
+		Nonce: a.Nonce, AAD: a.AAD, HashAlg: a.HashAlg, ContentHash: a.Hash}, sealed)
+	switch {
+	case errors.Is(err, content.ErrUnsupported):
+		return nil, fmt.Errorf("%w: %v", ErrAttachmentUnsupported, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrAttachmentCorrupt, err)
 	}
-	return cipher.NewGCM(block)
+	return plain, nil
 }
 
 // callRaw is call for a binary body: body, if not nil, is sent as
