@@ -269,33 +269,24 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Bundle.MoreProposals) > 0 {
 		return errBadRequest("send one proposal per update request")
 	}
-	rs, unlock, err := s.hostedRoom(r.Context(), r.PathValue("roomId"))
+	hv, err := s.acceptForwarded(w, r, func(sender member, clientID string) (offer, error) {
+		o := offer{sender: sender, clientID: clientID, msg: &req.Bundle.ProposalOrCommit, raw: mls.Marshal(&req.Bundle.ProposalOrCommit)}
+		if req.Bundle.Welcome != nil {
+			o.welcome = mls.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatWelcome, Welcome: req.Bundle.Welcome})
+		}
+		return o, nil
+	})
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sender, clientID, err := s.remoteSender(r, rs)
-	if err != nil {
-		return err
-	}
-	o := offer{sender: sender, clientID: clientID, msg: &req.Bundle.ProposalOrCommit, raw: mls.Marshal(&req.Bundle.ProposalOrCommit)}
-	if req.Bundle.Welcome != nil {
-		o.welcome = mls.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatWelcome, Welcome: req.Bundle.Welcome})
-	}
-	res, err := s.accept(r.Context(), rs, o)
-	resp := federation.UpdateRoomResponse{ResponseCode: federation.UpdateSuccess}
-	var apiErr *Error
-	switch {
-	case err == nil:
+	resp := federation.UpdateRoomResponse{ResponseCode: federation.UpdateSuccess, ErrorDescription: hv.desc}
+	switch hv.v {
+	case verdictAccepted:
 		resp.AcceptedTimestamp = uint64(s.now().UnixMilli())
-		setRoomHeaders(w, res.seq, res.epoch)
-	case errors.As(err, &apiErr) && apiErr.Code == "wrong_epoch":
-		resp.ResponseCode, resp.ErrorDescription, resp.CurrentEpoch = federation.UpdateWrongEpoch, apiErr.Message, rs.group.Epoch()
-		setRoomHeaders(w, rs.room.LastSeq, rs.group.Epoch())
-	case errors.As(err, &apiErr) && apiErr.Code == "forbidden":
-		resp.ResponseCode, resp.ErrorDescription = federation.UpdateNotAllowed, apiErr.Message
+	case verdictWrongEpoch:
+		resp.ResponseCode, resp.CurrentEpoch = federation.UpdateWrongEpoch, hv.epoch
 	default:
-		return err
+		resp.ResponseCode = federation.UpdateNotAllowed
 	}
 	writeWire(w, &resp)
 	return nil
@@ -308,35 +299,68 @@ func (s *Server) fedSubmitMessage(w http.ResponseWriter, r *http.Request) error 
 	if err := s.readWire(r, "SubmitMessageRequest", &req); err != nil {
 		return err
 	}
-	rs, unlock, err := s.hostedRoom(r.Context(), r.PathValue("roomId"))
+	hv, err := s.acceptForwarded(w, r, func(sender member, clientID string) (offer, error) {
+		if string(req.SendingURI) != sender.uri.UserOf().String() {
+			return offer{}, errBadRequest("sendingUri %q is not the user of %s", req.SendingURI, sender.uri)
+		}
+		return offer{sender: sender, clientID: clientID, msg: &req.AppMessage, raw: mls.Marshal(&req.AppMessage)}, nil
+	})
 	if err != nil {
 		return err
+	}
+	resp := federation.SubmitMessageResponse{Protocol: federation.ProtocolMLS10, StatusCode: federation.SubmitAccepted}
+	switch hv.v {
+	case verdictAccepted:
+		resp.AcceptedTimestamp = uint64(s.now().UnixMilli())
+	case verdictWrongEpoch:
+		resp.StatusCode, resp.CurrentEpoch = federation.SubmitEpochTooOld, hv.epoch
+	default:
+		resp.StatusCode = federation.SubmitNotAllowed
+	}
+	writeWire(w, &resp)
+	return nil
+}
+
+// hubVerdict is the hub's answer to a forwarded message, before it is put
+// into the endpoint's MIMI response.
+type hubVerdict struct {
+	v     verdict
+	desc  string // why it was refused
+	epoch uint64 // the room's epoch, for a wrong-epoch refusal
+}
+
+// acceptForwarded is the hub's part of update and submitMessage: the
+// room must be hosted here and the forwarding partner's device a member;
+// build makes the offer from the body; accept judges it. A refusal for
+// the epoch or the policy is a verdict; anything else is an error.
+func (s *Server) acceptForwarded(w http.ResponseWriter, r *http.Request, build func(sender member, clientID string) (offer, error)) (hubVerdict, error) {
+	rs, unlock, err := s.hostedRoom(r.Context(), r.PathValue("roomId"))
+	if err != nil {
+		return hubVerdict{}, err
 	}
 	defer unlock()
 	sender, clientID, err := s.remoteSender(r, rs)
 	if err != nil {
-		return err
+		return hubVerdict{}, err
 	}
-	if string(req.SendingURI) != sender.uri.UserOf().String() {
-		return errBadRequest("sendingUri %q is not the user of %s", req.SendingURI, sender.uri)
+	o, err := build(sender, clientID)
+	if err != nil {
+		return hubVerdict{}, err
 	}
-	res, err := s.accept(r.Context(), rs, offer{sender: sender, clientID: clientID, msg: &req.AppMessage, raw: mls.Marshal(&req.AppMessage)})
-	resp := federation.SubmitMessageResponse{Protocol: federation.ProtocolMLS10, StatusCode: federation.SubmitAccepted}
+	res, err := s.accept(r.Context(), rs, o)
 	var apiErr *Error
 	switch {
 	case err == nil:
-		resp.AcceptedTimestamp = uint64(s.now().UnixMilli())
 		setRoomHeaders(w, res.seq, res.epoch)
+		return hubVerdict{v: verdictAccepted}, nil
 	case errors.As(err, &apiErr) && apiErr.Code == "wrong_epoch":
-		resp.StatusCode, resp.CurrentEpoch = federation.SubmitEpochTooOld, rs.group.Epoch()
+		// The end of the log lets the follower catch up before it answers.
 		setRoomHeaders(w, rs.room.LastSeq, rs.group.Epoch())
+		return hubVerdict{v: verdictWrongEpoch, desc: apiErr.Message, epoch: rs.group.Epoch()}, nil
 	case errors.As(err, &apiErr) && apiErr.Code == "forbidden":
-		resp.StatusCode = federation.SubmitNotAllowed
-	default:
-		return err
+		return hubVerdict{v: verdictRefused, desc: apiErr.Message}, nil
 	}
-	writeWire(w, &resp)
-	return nil
+	return hubVerdict{}, err
 }
 
 func setRoomHeaders(w http.ResponseWriter, seq int64, epoch uint64) {

@@ -26,42 +26,26 @@ func parseUserURI(what string, raw federation.IdentifierURI) (identity.URI, erro
 // every user is reachable by partners' users — so the request is checked
 // and logged, and answered 201.
 func (s *Server) fedRequestConsent(w http.ResponseWriter, r *http.Request) error {
-	peer, err := federation.PeerDomain(r)
-	if err != nil {
-		return err
-	}
-	var e federation.ConsentEntry
-	if err := s.readWire(r, "ConsentEntry", &e); err != nil {
-		return err
-	}
-	if e.ConsentOperation != federation.ConsentRequest && e.ConsentOperation != federation.ConsentCancel {
-		return errBadRequest("requestConsent carries request or cancel, not %v", e.ConsentOperation)
-	}
-	requester, err := parseUserURI("requesterUri", e.RequesterURI)
-	if err != nil {
-		return err
-	}
-	if err := federation.CheckSpeaksFor(peer, requester); err != nil {
-		return err
-	}
-	target, err := parseUserURI("targetUri", e.TargetURI)
-	if err != nil {
-		return err
-	}
-	if string(e.TargetURI) != r.PathValue("targetUser") || target.Domain != s.cfg.Domain {
-		return errBadRequest("targetUri %s must be the path's user, of %s", target, s.cfg.Domain)
-	}
-	if _, err := s.store.UserByHandle(r.Context(), target.User); err != nil {
-		return errNotFound("no user %s", target)
-	}
-	s.log.Info("consent requested", "peer", peer, "operation", e.ConsentOperation.String(), "requester", requester.String(), "target", target.String(), "room", string(e.RoomID))
-	w.WriteHeader(http.StatusCreated)
-	return nil
+	return s.consent(w, r, "requestConsent", "targetUser", federation.ConsentRequest, federation.ConsentCancel,
+		func(e *federation.ConsentEntry) (speaker, ours federation.IdentifierURI) {
+			return e.RequesterURI, e.TargetURI
+		})
 }
 
 // fedUpdateConsent takes a partner user's grant or revocation of consent
 // for one of our users to contact them. Checked and logged; answered 201.
 func (s *Server) fedUpdateConsent(w http.ResponseWriter, r *http.Request) error {
+	return s.consent(w, r, "updateConsent", "requesterUser", federation.ConsentGrant, federation.ConsentRevoke,
+		func(e *federation.ConsentEntry) (speaker, ours federation.IdentifierURI) {
+			return e.TargetURI, e.RequesterURI
+		})
+}
+
+// consent checks a ConsentEntry: one of the endpoint's two operations, the
+// user who acts (speaker) a user of the calling partner, the other one
+// ours and the path's user (pathVar).
+func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathVar string, op1, op2 federation.ConsentOperation,
+	roles func(*federation.ConsentEntry) (speaker, ours federation.IdentifierURI)) error {
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err
@@ -70,24 +54,29 @@ func (s *Server) fedUpdateConsent(w http.ResponseWriter, r *http.Request) error 
 	if err := s.readWire(r, "ConsentEntry", &e); err != nil {
 		return err
 	}
-	if e.ConsentOperation != federation.ConsentGrant && e.ConsentOperation != federation.ConsentRevoke {
-		return errBadRequest("updateConsent carries grant or revoke, not %v", e.ConsentOperation)
+	if e.ConsentOperation != op1 && e.ConsentOperation != op2 {
+		return errBadRequest("%s carries %v or %v, not %v", endpoint, op1, op2, e.ConsentOperation)
 	}
-	granter, err := parseUserURI("targetUri", e.TargetURI)
+	speakerURI, oursURI := roles(&e)
+	speaker, err := parseUserURI("the acting user", speakerURI)
 	if err != nil {
 		return err
 	}
-	if err := federation.CheckSpeaksFor(peer, granter); err != nil {
+	if err := federation.CheckSpeaksFor(peer, speaker); err != nil {
 		return err
 	}
-	requester, err := parseUserURI("requesterUri", e.RequesterURI)
+	ours, err := parseUserURI("the other user", oursURI)
 	if err != nil {
 		return err
 	}
-	if string(e.RequesterURI) != r.PathValue("requesterUser") || requester.Domain != s.cfg.Domain {
-		return errBadRequest("requesterUri %s must be the path's user, of %s", requester, s.cfg.Domain)
+	if string(oursURI) != r.PathValue(pathVar) || ours.Domain != s.cfg.Domain {
+		return errBadRequest("%s must be the path's user, of %s", ours, s.cfg.Domain)
 	}
-	s.log.Info("consent updated", "peer", peer, "operation", e.ConsentOperation.String(), "requester", requester.String(), "target", granter.String(), "room", string(e.RoomID))
+	if _, err := s.store.UserByHandle(r.Context(), ours.User); err != nil {
+		return errNotFound("no user %s", ours)
+	}
+	s.log.Info("consent "+e.ConsentOperation.String(), "peer", peer, "endpoint", endpoint,
+		"requester", string(e.RequesterURI), "target", string(e.TargetURI), "room", string(e.RoomID))
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
