@@ -50,6 +50,10 @@ type serveConfig struct {
 	MaxBodyBytes  int64  `json:"max_body_bytes"`
 	LowWatermark  int    `json:"key_package_low_watermark"`
 	RetentionDays int    `json:"queue_retention_days"`
+	// Attachments (docs/attachments.md): the largest upload, in bytes, and
+	// how many days uploads are kept.
+	MaxAttachmentBytes      int64 `json:"max_attachment_bytes"`
+	AttachmentRetentionDays int   `json:"attachment_retention_days"`
 	// Federation, off unless federation_listen is set: the MIMI API for
 	// partner providers on a listener of its own, with mutual TLS
 	// (docs/federation.md). FederationURL is the https base URL partners
@@ -79,7 +83,7 @@ func (c *serveConfig) check() error {
 	if ip := net.ParseIP(host); !tls && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return fmt.Errorf("listen %q is not a loopback address: configure TLS (tls_cert and tls_key, or tls_self_signed)", c.Listen)
 	}
-	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 {
+	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
 	return c.checkFederation()
@@ -230,7 +234,8 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark}
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}

@@ -41,7 +41,7 @@ func TestServeCheck(t *testing.T) {
 	caPEM, _ := os.ReadFile(filepath.Join(greenData, "ca.pem"))
 	os.WriteFile(filepath.Join(halfCA, "ca.pem"), caPEM, 0o600)
 	full := file("full.json", `{"listen": "0.0.0.0:8443", "domain": "green.example", "data_dir": "`+greenData+`",
-		"tls_self_signed": true, "max_body_bytes": 65536, "key_package_low_watermark": 5, "queue_retention_days": 7}`)
+		"tls_self_signed": true, "max_body_bytes": 65536, "key_package_low_watermark": 5, "queue_retention_days": 7, "max_attachment_bytes": 1048576, "attachment_retention_days": 3}`)
 	notAFile := file("plain-file", "")
 
 	valid := [][]string{
