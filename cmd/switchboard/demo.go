@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
 	"github.com/switchboard-chat/switchboard/store"
@@ -328,7 +329,7 @@ func (p *demoPerson) record(e client.Event) {
 	}
 	switch e := e.(type) {
 	case *client.Message:
-		p.d.printf("[%s] %s decrypted from %s@%s: %q\n", now.Format("15:04:05"), p.addr, e.Sender.User, e.Sender.Domain, e.Body)
+		p.d.printf("[%s] %s decrypted from %s@%s: %s\n", now.Format("15:04:05"), p.addr, e.Sender.User, e.Sender.Domain, describe(e.Body))
 	case *client.RoomJoined:
 		p.d.printf("[%s] %s joined room %s\n", now.Format("15:04:05"), p.addr, e.Room)
 	case *client.RemovedFromRoom:
@@ -399,8 +400,27 @@ func removed(room client.RoomID) func(client.Event) bool {
 func message(room client.RoomID, text string) func(client.Event) bool {
 	return func(e client.Event) bool {
 		m, ok := e.(*client.Message)
-		return ok && m.Room == room && string(m.Body) == text
+		if !ok || m.Room != room {
+			return false
+		}
+		msg, err := content.Decode(m.Body)
+		return err == nil && msg.Text() == text
 	}
+}
+
+// describe shows a received MIMI content message: its text, or what kind
+// of message it is (a reaction, a delivered report, ...).
+func describe(body []byte) string {
+	msg, err := content.Decode(body)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("(not a MIMI content message: %v)", err)
+	case msg.Kind() == content.KindText:
+		return strconv.Quote(msg.Text())
+	case msg.Kind() == content.KindMedia:
+		return "(" + msg.Body.ContentType + ")"
+	}
+	return fmt.Sprintf("(%s) %q", msg.Kind(), msg.Text())
 }
 
 // walkThrough is the guided conversation. Message texts are long enough
@@ -500,7 +520,12 @@ func (d *demo) invite(ctx context.Context, by *demoPerson, room client.RoomID, p
 func (d *demo) say(ctx context.Context, from *demoPerson, room client.RoomID, text string, to, notTo []*demoPerson) error {
 	d.printf("  %s: %q\n", from.addr, text)
 	start := time.Now()
-	id, err := from.c.Send(ctx, room, []byte(text))
+	// A MIMI content message, as every Switchboard client sends.
+	body, err := content.Text(text).Encode()
+	if err != nil {
+		return err
+	}
+	id, err := from.c.Send(ctx, room, body)
 	if err != nil {
 		return fmt.Errorf("%s sending to room %s: %w", from.addr, shortRoom(room), err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/content"
 )
 
 // TestMain lets a test run the switchboard command as a process of its
@@ -199,7 +200,11 @@ func newcomer(t *testing.T, ctx context.Context, url, code, text string, people 
 			t.Fatalf("%s inviting %s: %v", c.User(), p, err)
 		}
 	}
-	if _, err := c.Send(ctx, room, []byte(text)); err != nil {
+	body, err := content.Text(text).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(ctx, room, body); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/provider"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
@@ -101,7 +102,13 @@ func run(ctx context.Context, server, aliceCode, bobCode string, out io.Writer) 
 		{alice, bob, "Then let us meet at noon."},
 	}
 	for _, line := range chat {
-		if _, err := line.from.Send(ctx, room, []byte(line.text)); err != nil {
+		// Bodies are MIMI content messages, as every Switchboard client
+		// sends them.
+		body, err := content.Text(line.text).Encode()
+		if err != nil {
+			return err
+		}
+		if _, err := line.from.Send(ctx, room, body); err != nil {
 			return err
 		}
 		// Sync fetches and decrypts what is queued for the device; Run
@@ -127,7 +134,11 @@ func receive(ctx context.Context, c *client.Client, out io.Writer) error {
 			case *client.RoomJoined:
 				fmt.Fprintf(out, "%s joined room %s\n", c.User(), ev.Room)
 			case *client.Message:
-				fmt.Fprintf(out, "%s decrypted from %s/%s: %q\n", c.User(), ev.Sender.User, ev.Sender.Device, ev.Body)
+				text := "(not a text message)"
+				if msg, err := content.Decode(ev.Body); err == nil && msg.Kind() == content.KindText {
+					text = msg.Text()
+				}
+				fmt.Fprintf(out, "%s decrypted from %s/%s: %q\n", c.User(), ev.Sender.User, ev.Sender.Device, text)
 				return nil
 			case *client.DeliveryFailed:
 				return fmt.Errorf("%s could not read message %d: %w", c.User(), ev.Seq, ev.Err)
