@@ -806,6 +806,12 @@ func (m *Model) promptKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
+	// A quick reaction's digit, typed into an empty prompt, is the whole
+	// answer: no enter needed.
+	if m.prompt == promptReact && m.input.Value() == "" && len(s) == 1 && s[0] >= '1' && s[0] <= '0'+byte(len(quickReactions)) {
+		m.input.SetValue(s)
+		s = "enter"
+	}
 	switch s {
 	case "esc":
 		return m.closePrompt()
