@@ -208,8 +208,9 @@ func (s *Server) isDraining() bool {
 }
 
 // Maintain runs periodic chores until ctx ends: trimming queues of devices
-// that never came back, forgetting expired challenges, and deleting
-// attachments older than AttachmentRetention.
+// that never came back, forgetting expired challenges, deleting
+// attachments older than AttachmentRetention, and forgetting partners'
+// request IDs after a day.
 func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -226,9 +227,20 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 			}
 			s.challenges.expire(s.now())
 			s.trimAttachments(ctx)
+			// Inbound IDs guard against replayed keyMaterial requests
+			// within a minute (keyMaterialReplayBucket); a day keeps them
+			// far longer than any retry, then they go.
+			if n, err := s.store.TrimInbound(ctx, s.now().Add(-inboundRetention)); err != nil {
+				s.log.Error("trimming inbound request IDs", "err", err)
+			} else if n > 0 {
+				s.log.Info("trimmed inbound request IDs", "ids", n)
+			}
 		}
 	}
 }
+
+// inboundRetention is how long the IDs of partners' requests are kept.
+const inboundRetention = 24 * time.Hour
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
