@@ -77,6 +77,10 @@ func errUnavailable(msg string) *Error {
 	return &Error{Code: "unavailable", Status: http.StatusServiceUnavailable, Message: msg}
 }
 
+func errRateLimited(msg string) *Error {
+	return &Error{Code: "rate_limited", Status: http.StatusTooManyRequests, Message: msg}
+}
+
 type errorBody struct {
 	Error struct {
 		Code      string `json:"code"`

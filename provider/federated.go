@@ -262,6 +262,9 @@ func (s *Server) remoteSender(r *http.Request, rs *roomState) (member, string, e
 // fedUpdate is the hub's update endpoint: a commit or proposal of a
 // partner's device, with the Welcome of a commit.
 func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitForwarded(w, r); err != nil {
+		return err
+	}
 	var req federation.UpdateRequest
 	if err := s.readWire(r, "UpdateRequest", &req); err != nil {
 		return err
@@ -295,6 +298,9 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 // fedSubmitMessage is the hub's submitMessage endpoint: an application
 // message of a partner's device.
 func (s *Server) fedSubmitMessage(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitForwarded(w, r); err != nil {
+		return err
+	}
 	var req federation.SubmitMessageRequest
 	if err := s.readWire(r, "SubmitMessageRequest", &req); err != nil {
 		return err
@@ -403,6 +409,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, room store.Room
 	}
 	resp, err := s.fed.Transport.Post(r.Context(), room.Hub, path, body, hdr)
 	if perr := federation.Classify(resp, err); perr != nil {
+		// 429 is retryable for Classify; the device hears it as such.
+		if e := hubRateLimited(w, room.Hub, perr, s.now()); e != nil {
+			return e
+		}
 		var pe *federation.PeerError
 		if errors.As(perr, &pe) && pe.Permanent && pe.Status >= 400 && pe.Status < 500 {
 			return &Error{Code: pe.Code, Status: pe.Status, Message: fmt.Sprintf("the room's hub %s refused the message: %s", room.Hub, pe.Message), cause: perr}
@@ -503,6 +513,9 @@ func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, error) {
 // out). A repeat of the same seq is answered as a success and changes
 // nothing.
 func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err

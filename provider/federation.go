@@ -184,6 +184,9 @@ func (s *Server) fedDirectory(w http.ResponseWriter, r *http.Request) error {
 // signed-in user can claim anyone's KeyPackages. noConsent is never
 // answered.
 func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *federation.Trust) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err
@@ -368,10 +371,13 @@ func (s *Server) verifyRequester(trust *federation.Trust, peer string, requester
 // if there were no such user. Every element must match the same user (the
 // draft ANDs them). Other search types are answered unsupportedField.
 //
-// Any partner may ask about any user, as many times as it likes: per-
-// partner rate limiting, so that a partner cannot enumerate our users'
-// phone numbers, is a later issue.
+// Any partner may ask about any user, within its partner limit and its
+// discovery limit (ratelimit.go), which is slow so that enumerating our
+// users' phone numbers is slow and shows in /metrics.
 func (s *Server) fedIdentifierQuery(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limit(w, limitKey{s.limits.partner, partnerKey(r)}, limitKey{s.limits.discoveryPartner, partnerKey(r)}); err != nil {
+		return err
+	}
 	if d := r.PathValue("domain"); d != s.cfg.Domain {
 		return errNotFound("this provider is %s and answers for its own users only, not %q", s.cfg.Domain, d)
 	}

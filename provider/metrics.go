@@ -17,6 +17,9 @@ type metrics struct {
 	// outbox counts the federation outbox's events by destination and
 	// event (queued, sent, retried, failed).
 	outbox *prometheus.CounterVec
+	// rateLimited counts requests refused by a rate limit, by limit
+	// (ratelimit.go); never by user, room or partner.
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -40,8 +43,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_federation_outbox_total", Help: "Federation outbox events (queued, sent, retried, failed) by destination provider.",
 		}, []string{"destination", "event"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit (user, partner, room, discovery_user, discovery_partner).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.outbox)
+	for _, l := range []string{"user", "partner", "room", "discovery_user", "discovery_partner"} {
+		m.rateLimited.WithLabelValues(l) // shown at 0 from the start
+	}
+	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.outbox, m.rateLimited)
 	return m
 }
 

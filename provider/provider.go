@@ -57,6 +57,17 @@ type Config struct {
 	MaxAttachmentBytes int64
 	// AttachmentRetention is how long an uploaded attachment is kept.
 	AttachmentRetention time.Duration
+	// The rate limits (docs/ratelimits.md), each a token bucket per key:
+	// messages a local user submits; messages offered to a room hosted
+	// here, from any source; federation POSTs of one partner; discovery
+	// lookups of a local user and identifierQuery requests of a partner.
+	// A zero field takes the default; a negative Every or Burst disables
+	// that limit.
+	UserMessageLimit      RateLimit
+	RoomLimit             RateLimit
+	PartnerLimit          RateLimit
+	UserDiscoveryLimit    RateLimit
+	PartnerDiscoveryLimit RateLimit
 }
 
 // DefaultConfig returns the defaults.
@@ -72,6 +83,11 @@ func DefaultConfig() Config {
 		CredentialTTL:          365 * 24 * time.Hour,
 		MaxAttachmentBytes:     25 << 20,
 		AttachmentRetention:    30 * 24 * time.Hour,
+		UserMessageLimit:       defaultUserMessageLimit,
+		RoomLimit:              defaultRoomLimit,
+		PartnerLimit:           defaultPartnerLimit,
+		UserDiscoveryLimit:     defaultUserDiscoveryLimit,
+		PartnerDiscoveryLimit:  defaultPartnerDiscoveryLimit,
 	}
 }
 
@@ -110,6 +126,11 @@ func (c *Config) fill() {
 	if c.FederationURL == "" {
 		c.FederationURL = "https://" + c.Domain
 	}
+	c.UserMessageLimit.fill(d.UserMessageLimit)
+	c.RoomLimit.fill(d.RoomLimit)
+	c.PartnerLimit.fill(d.PartnerLimit)
+	c.UserDiscoveryLimit.fill(d.UserDiscoveryLimit)
+	c.PartnerDiscoveryLimit.fill(d.PartnerDiscoveryLimit)
 }
 
 // Server is one provider. Create it with New; serve Handler over HTTP(S).
@@ -133,6 +154,9 @@ type Server struct {
 	fed      *Federation
 	partners partnerVerifiers
 	seqs     seqWaiters
+
+	// limits are the rate limits of Config (ratelimit.go).
+	limits *rateLimits
 
 	// directory is the federation API's directory, made from
 	// Config.FederationURL; fedOrigin is its scheme and host, which the
@@ -183,6 +207,7 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 		now:        time.Now,
 		challenges: newChallenges(),
 		streams:    newStreams(),
+		limits:     newRateLimits(cfg),
 	}
 	s.hub = newHub(s)
 	s.routes()

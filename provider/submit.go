@@ -71,9 +71,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if rs.room.Hub != "" {
 		room := rs.room
 		unlock() // the hub orders the room; nothing local to serialise
+		if err := s.limit(w, limitKey{s.limits.user, userKey(c)}); err != nil {
+			return err
+		}
 		return s.forward(w, r, room, c, req, msg)
 	}
 	defer unlock()
+	if err := s.limit(w, limitKey{s.limits.user, userKey(c)}, limitKey{s.limits.room, rs.room.ID}); err != nil {
+		return err
+	}
 	sender := member{uri: identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name), device: c.device, user: c.user}
 	res, err := s.accept(r.Context(), rs, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
 	if err != nil {
