@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,9 @@ type APIError struct {
 	Code      string
 	Message   string
 	RequestID string
+	// RetryAfter is the provider's Retry-After (a rate limit's 429, a
+	// 503), zero when it gave none.
+	RetryAfter time.Duration
 }
 
 // Error describes the error as the provider reported it.
@@ -56,6 +60,7 @@ var (
 	ErrNoKeyPackages        = errors.New("client: no_key_packages")
 	ErrInternal             = errors.New("client: internal")
 	ErrUnavailable          = errors.New("client: unavailable")
+	ErrRateLimited          = errors.New("client: rate_limited")
 )
 
 var codeErrors = map[string]error{
@@ -72,6 +77,7 @@ var codeErrors = map[string]error{
 	"no_key_packages":        ErrNoKeyPackages,
 	"internal":               ErrInternal,
 	"unavailable":            ErrUnavailable,
+	"rate_limited":           ErrRateLimited,
 }
 
 // maxResponse bounds what the client reads of one response, so that a
@@ -184,6 +190,9 @@ func decodeAPIError(resp *http.Response, data []byte) error {
 		} `json:"error"`
 	}
 	e := &APIError{Status: resp.StatusCode}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(min(secs, 3600)) * time.Second
+	}
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message, e.RequestID = body.Error.Code, body.Error.Message, body.Error.RequestID
 		return e

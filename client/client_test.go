@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/provider"
 )
 
 // The scenarios run against a real provider (package provider on SQLite)
@@ -577,4 +578,35 @@ func TestNewDeviceAddedToRoomsOverStream(t *testing.T) {
 	if last.Sender != (client.Sender{User: "alice", Device: "phone", Domain: "green.test"}) {
 		t.Fatalf("sender %+v", last.Sender)
 	}
+}
+
+// TestSendWaitsOutARateLimit: a person who sends faster than the
+// provider's limit for one user is slowed, not failed: each refused send
+// waits the provider's Retry-After and goes again with the same
+// client_id, and every message arrives once, in order.
+func TestSendWaitsOutARateLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := &env{t: t, ctx: ctx, p: newTestProvider(t, func(c *provider.Config) {
+		c.UserMessageLimit = provider.RateLimit{Every: 200 * time.Millisecond, Burst: 2}
+	})}
+	alice, bob := e.register("alice", "phone"), e.register("bob", "phone")
+	room, err := alice.CreateRoom(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Invite(ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 5 {
+		body := fmt.Sprintf("message %d", i)
+		alice.send(ctx, room, body)
+		want = append(want, "alice: "+body)
+	}
+	if got := e.p.metric("switchboard_rate_limited_total", `limit="user"`); got == 0 {
+		t.Fatal("the provider's limit never refused a send: the test proves nothing")
+	}
+	bob.sync(ctx)
+	expectMessages(t, bob, room, want)
 }

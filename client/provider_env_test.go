@@ -33,7 +33,9 @@ type testProvider struct {
 	loseReply int // submit responses still to lose
 }
 
-func newTestProvider(t testing.TB) *testProvider {
+// newTestProvider starts the provider; tune, if given, changes its
+// configuration first.
+func newTestProvider(t testing.TB, tune ...func(*provider.Config)) *testProvider {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "provider.db"))
@@ -49,7 +51,14 @@ func newTestProvider(t testing.TB) *testProvider {
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	srv, err := provider.New(provider.Config{Domain: "green.test"}, st, ca, log)
+	// The scenarios send faster than a person (1,000 messages to an
+	// offline device): a person's rate limit is not what they test.
+	cfg := provider.Config{Domain: "green.test",
+		UserMessageLimit: provider.RateLimit{Every: -1}, RoomLimit: provider.RateLimit{Every: -1}}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	srv, err := provider.New(cfg, st, ca, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -426,15 +426,27 @@ func (c *Client) post(ctx context.Context, id RoomID, p *pendingPost) (int64, er
 			}
 			return resp.Seq, nil
 		}
-		if !retryable(err) || attempt == maxPostAttempts {
+		// A rate limit is waited out as the provider asks (within
+		// reason), and the same client_id sent again.
+		var ae *APIError
+		limited := errors.As(err, &ae) && ae.Code == "rate_limited"
+		if !(retryable(err) || limited) || attempt == maxPostAttempts {
 			return 0, err
 		}
-		if err := sleep(ctx, delay); err != nil {
+		wait := delay
+		if limited {
+			wait = min(max(ae.RetryAfter, time.Second), maxRateLimitWait)
+		}
+		if err := sleep(ctx, wait); err != nil {
 			return 0, err
 		}
 		delay *= 2
 	}
 }
+
+// maxRateLimitWait bounds how long post waits for a rate limit before
+// another attempt.
+const maxRateLimitWait = 30 * time.Second
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
