@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-chat/switchboard/conversations"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // The model driven as bubbletea drives it, key by key, against real
@@ -34,8 +35,12 @@ type user struct {
 
 func newUser(t *testing.T, ctx context.Context, n *node.Node, handle string) *user {
 	t.Helper()
-	_, code, err := provider.AddUser(ctx, n.Store, handle, "", time.Hour)
+	account, code, err := provider.AddUser(ctx, n.Store, handle, "", time.Hour)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Reachable by every partner, as if they had turned it on.
+	if err := n.Store.SetReachability(ctx, account.ID, store.ReachAll, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -72,6 +72,14 @@ type discoveryMsg struct {
 	err               error
 }
 
+// reachabilityMsg is the user's third-party reachability, as the provider
+// keeps it (docs/reachability.md).
+type reachabilityMsg struct {
+	mode     string
+	partners []string
+	err      error
+}
+
 type typistsMsg struct {
 	room  client.RoomID
 	names []string
@@ -186,6 +194,29 @@ func setDiscovery(ms *conversations.Messenger, byHandle, byPhone bool) tea.Cmd {
 		}
 		h, p, err := ms.Client().Discovery(ctx)
 		return discoveryMsg{byHandle: h, byPhone: p, err: err}
+	}
+}
+
+func loadReachability(ms *conversations.Messenger) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := ctxCall()
+		defer cancel()
+		mode, partners, err := ms.Client().Reachability(ctx)
+		return reachabilityMsg{mode: mode, partners: partners, err: err}
+	}
+}
+
+// setReachability turns reachability by every partner on or off; the
+// provider keeps it, so it holds for every device and across restarts.
+func setReachability(ms *conversations.Messenger, mode string) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := ctxCall()
+		defer cancel()
+		if err := ms.Client().SetReachability(ctx, mode, nil); err != nil {
+			return reachabilityMsg{err: err}
+		}
+		mode, partners, err := ms.Client().Reachability(ctx)
+		return reachabilityMsg{mode: mode, partners: partners, err: err}
 	}
 }
 

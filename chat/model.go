@@ -87,6 +87,9 @@ type Model struct {
 	discoverKnown bool
 	byHandle      bool
 	byPhone       bool
+	reachKnown    bool
+	reachMode     string   // client.ReachOff, ReachAll or ReachSome
+	reachPartners []string // for ReachSome
 
 	// The open chat.
 	room      client.RoomID
@@ -196,6 +199,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.discoverKnown, m.byHandle, m.byPhone = true, msg.byHandle, msg.byPhone
+		return m, nil
+	case reachabilityMsg:
+		if msg.err != nil {
+			m.fail(msg.err)
+			return m, nil
+		}
+		m.reachKnown, m.reachMode, m.reachPartners = true, msg.mode, msg.partners
 		return m, nil
 	case typistsMsg:
 		if msg.room == m.room {
@@ -467,7 +477,7 @@ func (m *Model) listKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.ask(promptSearch, "text to find in every chat", "")
 	case ",", "s":
 		m.screen, m.settingsSel = screenSettings, 0
-		return loadDiscovery(m.ms)
+		return tea.Batch(loadDiscovery(m.ms), loadReachability(m.ms))
 	case "a", "x", "b":
 		if c := m.listSelected(); c != nil && c.Request {
 			return m.answerRequest(k.String(), c)
@@ -501,7 +511,7 @@ func (m *Model) answerRequest(key string, c *conversations.Conversation) tea.Cmd
 }
 
 func (m *Model) settingsKey(k tea.KeyPressMsg) tea.Cmd {
-	const n = 4
+	const n = 5
 	switch k.String() {
 	case "esc", "q", "left", ",":
 		m.screen = screenList
@@ -539,6 +549,15 @@ func (m *Model) settingsKey(k tea.KeyPressMsg) tea.Cmd {
 		case 3:
 			if m.discoverKnown {
 				return setDiscovery(m.ms, m.byHandle, !m.byPhone)
+			}
+		case 4:
+			// Off, or every partner; a choice of some partners is
+			// turned off here, and made with another client.
+			if m.reachKnown {
+				if m.reachMode == client.ReachOff {
+					return setReachability(m.ms, client.ReachAll)
+				}
+				return setReachability(m.ms, client.ReachOff)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/conversations"
 )
@@ -548,11 +549,23 @@ func (m *Model) settingsView() []string {
 	if m.discoverKnown {
 		dh, dp = onOff(m.byHandle), onOff(m.byPhone)
 	}
+	reach := "…"
+	if m.reachKnown {
+		switch m.reachMode {
+		case client.ReachAll:
+			reach = "all partner providers"
+		case client.ReachSome:
+			reach = "only " + strings.Join(m.reachPartners, ", ")
+		default:
+			reach = "off"
+		}
+	}
 	items := []struct{ name, value, note string }{
 		{"Third-party chats", tp, "chats with people on other providers"},
 		{"Typing indicators", onOff(m.typingOn), "sending and showing them; fully applied at the next start"},
 		{"Findable by handle", dh, "people on partner providers can find you by your handle"},
 		{"Findable by phone", dp, "…and by your phone number, if your provider has one for you"},
+		{"Reachable from other providers", reach, "people on partner providers can invite and message you; off stops them at once"},
 	}
 	for i, it := range items {
 		mark := "  "

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-chat/switchboard/conversations"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // Scenarios of two people on two providers chatting through their
@@ -42,8 +43,12 @@ type person struct {
 
 func newPerson(t *testing.T, n *node.Node, handle string, opts conversations.Options) *person {
 	t.Helper()
-	_, code, err := provider.AddUser(context.Background(), n.Store, handle, "", time.Hour)
+	u, code, err := provider.AddUser(context.Background(), n.Store, handle, "", time.Hour)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Reachable by every partner, as if they had turned it on.
+	if err := n.Store.SetReachability(context.Background(), u.ID, store.ReachAll, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -9,23 +9,13 @@ import (
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/node"
-	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // newPersonWithPhone is newPerson for an account with a phone number.
 func newPersonWithPhone(t *testing.T, l *node.Local, i int, handle, phone string) *person {
 	t.Helper()
-	n := l.Node(i)
-	_, code, err := provider.AddUser(context.Background(), n.Store, handle, phone, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Register(context.Background(), n.ClientURL, code, "phone", t.TempDir(), client.Options{})
-	if err != nil {
-		t.Fatalf("registering %s on %s: %v", handle, n.Domain, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &person{t: t, name: handle + "@" + n.Domain, c: c}
+	return addPerson(t, l, i, handle, phone, store.ReachAll)
 }
 
 // lookup is what p finds for query.

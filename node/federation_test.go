@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // Scenarios across providers: three providers on loopback, partners of
@@ -46,13 +47,24 @@ type person struct {
 	seen []client.Event
 }
 
+// newPerson makes a user with one device on provider i, reachable by
+// every partner provider (as if they had turned that on: a new user is
+// reachable by none, docs/reachability.md).
 func newPerson(t *testing.T, l *node.Local, i int, handle string) *person {
 	t.Helper()
+	return addPerson(t, l, i, handle, "", store.ReachAll)
+}
+
+// addPerson makes a user with the phone number (or none) and the
+// reachability given, and one device.
+func addPerson(t *testing.T, l *node.Local, i int, handle, phone string, reach store.ReachMode) *person {
+	t.Helper()
 	n := l.Node(i)
-	_, code, err := provider.AddUser(context.Background(), n.Store, handle, "", time.Hour)
+	u, code, err := provider.AddUser(context.Background(), n.Store, handle, phone, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	must(t, "setting "+handle+"'s reachability", n.Store.SetReachability(context.Background(), u.ID, reach, nil))
 	c, err := client.Register(context.Background(), n.ClientURL, code, "phone", t.TempDir(), client.Options{})
 	if err != nil {
 		t.Fatalf("registering %s on %s: %v", handle, n.Domain, err)

@@ -138,8 +138,11 @@ func (h *harness) enroll(domain, handle, device string, opts client.Options) (*p
 	ctx := context.Background()
 	var code string
 	if u, err := n.Store.UserByHandle(ctx, handle); errors.Is(err, store.ErrNotFound) {
-		_, code, err = provider.AddUser(ctx, n.Store, handle, "", time.Hour)
+		var u store.User
+		u, code, err = provider.AddUser(ctx, n.Store, handle, "", time.Hour)
 		must(h.t, "adding "+handle, err)
+		// Reachable by every partner, as if they had turned it on.
+		must(h.t, "setting "+handle+"'s reachability", n.Store.SetReachability(ctx, u.ID, store.ReachAll, nil))
 	} else {
 		must(h.t, "finding "+handle, err)
 		code, err = provider.AddEnrollment(ctx, n.Store, u.ID, time.Hour)

@@ -25,8 +25,11 @@ import (
 func signedIn(t *testing.T, n *fedNode, handle string) string {
 	t.Helper()
 	ctx := context.Background()
-	_, code, err := AddUser(ctx, n.st, handle, "", 0)
+	u, code, err := AddUser(ctx, n.st, handle, "", 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.st.SetReachability(ctx, u.ID, store.ReachAll, nil); err != nil {
 		t.Fatal(err)
 	}
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)

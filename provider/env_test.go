@@ -191,8 +191,12 @@ func (p *testProvider) enroll(handle string) string {
 		}
 		return code
 	}
-	_, code, err := provider.AddUser(ctx, p.st, handle, "", 0)
+	u, code, err := provider.AddUser(ctx, p.st, handle, "", 0)
 	if err != nil {
+		p.t.Fatal(err)
+	}
+	// Reachable by every partner, as if the user had said so.
+	if err := p.st.SetReachability(ctx, u.ID, store.ReachAll, nil); err != nil {
 		p.t.Fatal(err)
 	}
 	return code

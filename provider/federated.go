@@ -584,6 +584,14 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	// Third-party reachability (docs/reachability.md): the message, a
+	// Welcome too, is queued only for the devices of users who allow the
+	// hub to reach them. The copy still logs it, so that its seqs stay
+	// the hub's, contiguous; a user who turns reachability off gets
+	// nothing new from this room from that moment on.
+	if sub.Recipients, err = s.reachableDevices(r.Context(), sub.Recipients, peer); err != nil {
+		return err
+	}
 	if users, ok := r.Header[http.CanonicalHeaderKey(HeaderRoomUsers)]; ok && len(users) > 0 {
 		if sub.Members, err = s.localUsers(r.Context(), u.ID, users[0]); err != nil {
 			return err

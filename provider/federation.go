@@ -179,10 +179,10 @@ func (s *Server) fedDirectory(w http.ResponseWriter, r *http.Request) error {
 // fedKeyMaterial answers keyMaterial: it claims, for a partner's user, one
 // KeyPackage for each device of a local user.
 //
-// Consent is not checked yet (a later issue): every local user is
-// reachable by every partner's users, as on the client API, where any
-// signed-in user can claim anyone's KeyPackages. noConsent is never
-// answered.
+// A local user who does not allow the requesting partner to reach them
+// (docs/reachability.md) is answered noConsent, with nothing claimed. The
+// client API, where this provider's own users claim each other's
+// KeyPackages, is not affected.
 func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *federation.Trust) error {
 	if err := s.limitPartner(w, r); err != nil {
 		return err
@@ -218,21 +218,6 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 	if err := s.verifyRequester(trust, peer, requester, &req); err != nil {
 		return err
 	}
-	// The signed body carries no nonce of its own, so a partner could send
-	// the same signed request again with fresh transport stamps and claim
-	// more KeyPackages in the user's name. Yet the same request is also
-	// made honestly again (the signature is deterministic: inviting the
-	// same person to the same room twice, a retry after a failure). So a
-	// signature is answered once per minute (keyMaterialReplayBucket):
-	// a replay drains at most one KeyPackage per device a minute, and a
-	// person who asks again soon is told to wait.
-	sig := sha256.Sum256(req.Signature)
-	bucket := s.now().Unix() / int64(keyMaterialReplayBucket/time.Second)
-	if seen, err := s.store.SeenInbound(r.Context(), peer, "keyMaterial/"+hex.EncodeToString(sig[:])+"/"+strconv.FormatInt(bucket, 10), s.now()); err != nil {
-		return err
-	} else if seen {
-		return &Error{Code: "replay", Status: http.StatusForbidden, Message: "this signed key material request was just answered; ask again in a minute"}
-	}
 	target, err := identity.ParseURI(string(req.TargetUser))
 	if err != nil || target.Kind != identity.KindUser {
 		return errBadRequest("targetUser %q is not a user URI", req.TargetUser)
@@ -248,6 +233,35 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 		return nil
 	} else if err != nil {
 		return err
+	}
+	// Third-party reachability (docs/reachability.md): a user who does not
+	// allow the requesting partner gets noConsent, and nothing is claimed
+	// or recorded. In particular the replay record below is not made: a
+	// noConsent answer hands out nothing a replay could drain, and the
+	// same signed request, asked again once the user has turned
+	// reachability on, must be answered rather than refused as a replay.
+	if ok, err := s.reachableFrom(r.Context(), u.ID, peer); err != nil {
+		return err
+	} else if !ok {
+		s.log.Info("key material refused: the user does not allow the partner", "partner", peer)
+		resp.UserStatus = federation.KeyMaterialNoConsent
+		writeWire(w, &resp)
+		return nil
+	}
+	// The signed body carries no nonce of its own, so a partner could send
+	// the same signed request again with fresh transport stamps and claim
+	// more KeyPackages in the user's name. Yet the same request is also
+	// made honestly again (the signature is deterministic: inviting the
+	// same person to the same room twice, a retry after a failure). So a
+	// signature is answered once per minute (keyMaterialReplayBucket):
+	// a replay drains at most one KeyPackage per device a minute, and a
+	// person who asks again soon is told to wait.
+	sig := sha256.Sum256(req.Signature)
+	bucket := s.now().Unix() / int64(keyMaterialReplayBucket/time.Second)
+	if seen, err := s.store.SeenInbound(r.Context(), peer, "keyMaterial/"+hex.EncodeToString(sig[:])+"/"+strconv.FormatInt(bucket, 10), s.now()); err != nil {
+		return err
+	} else if seen {
+		return &Error{Code: "replay", Status: http.StatusForbidden, Message: "this signed key material request was just answered; ask again in a minute"}
 	}
 	devices, err := s.store.DevicesOfUser(r.Context(), u.ID)
 	if err != nil {

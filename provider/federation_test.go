@@ -130,7 +130,10 @@ func (n *fedNode) addDeviceWithLifetime(t testing.TB, handle, phone, device stri
 		if code, err = AddEnrollment(ctx, n.st, u.ID, 0); err != nil {
 			t.Fatal(err)
 		}
-	} else if _, code, err = AddUser(ctx, n.st, handle, phone, 0); err != nil {
+	} else if u, code, err = AddUser(ctx, n.st, handle, phone, 0); err != nil {
+		t.Fatal(err)
+	} else if err = n.st.SetReachability(ctx, u.ID, store.ReachAll, nil); err != nil {
+		// Reachable by every partner, as if the user had said so.
 		t.Fatal(err)
 	}
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)

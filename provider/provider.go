@@ -283,6 +283,8 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/me/enrollments", s.authed("enroll", s.enroll))
 	m.Handle("GET /v1/me/discovery", s.authed("discovery_settings", s.getDiscovery))
 	m.Handle("PUT /v1/me/discovery", s.authed("set_discovery", s.setDiscovery))
+	m.Handle("GET /v1/me/reachability", s.authed("reachability_settings", s.getReachability))
+	m.Handle("PUT /v1/me/reachability", s.authed("set_reachability", s.setReachability))
 	m.Handle("POST /v1/discovery", s.authed("discover", s.discover))
 	m.Handle("POST /v1/me/credentials", s.authed("credential", s.issueCredential))
 	m.Handle("POST /v1/me/keypackages", s.authed("upload_key_packages", s.uploadKeyPackages))

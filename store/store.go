@@ -49,6 +49,46 @@ type User struct {
 	DiscoverableByPhone  bool
 }
 
+// ReachMode is whether a user may be reached from other providers: by
+// nobody (ReachOff, every new user's), by the users of every partner
+// provider (ReachAll), or by those of the partners the user chose
+// (ReachSome).
+type ReachMode string
+
+const (
+	ReachOff  ReachMode = "off"
+	ReachAll  ReachMode = "all"
+	ReachSome ReachMode = "some"
+)
+
+// Valid says whether m is one of the three modes.
+func (m ReachMode) Valid() bool { return m == ReachOff || m == ReachAll || m == ReachSome }
+
+// Reachability is a user's third-party reachability (docs/reachability.md):
+// which partner providers may hand out the user's key material to their
+// users and have rooms they host deliver to the user's devices.
+type Reachability struct {
+	Mode ReachMode
+	// Partners are the allowed partner domains for ReachSome, sorted;
+	// empty otherwise.
+	Partners []string
+}
+
+// Allows says whether the partner provider domain may reach the user.
+func (r Reachability) Allows(domain string) bool {
+	switch r.Mode {
+	case ReachAll:
+		return true
+	case ReachSome:
+		for _, p := range r.Partners {
+			if p == domain {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Device is one of a user's clients. It authenticates with AuthKey, an
 // Ed25519 public key; no device secret is ever stored.
 type Device struct {
@@ -272,6 +312,16 @@ type Store interface {
 	// unknown user is ErrNotFound. Setting the values a user already has
 	// is not an error.
 	SetDiscoverable(ctx context.Context, userID int64, byHandle, byPhone bool) error
+	// Reachability returns whether, and by which partner providers, the
+	// user may be reached (docs/reachability.md): ReachOff for a new
+	// user. An unknown user is ErrNotFound.
+	Reachability(ctx context.Context, userID int64) (Reachability, error)
+	// SetReachability replaces the user's reachability: the mode and, for
+	// ReachSome, the partner domains (stored as given, duplicates once;
+	// for ReachOff and ReachAll the list is emptied and partners is
+	// ignored). An unknown user is ErrNotFound; a mode other than the
+	// three is an error that changes nothing.
+	SetReachability(ctx context.Context, userID int64, mode ReachMode, partners []string) error
 
 	// Devices and authentication.
 	CreateEnrollment(ctx context.Context, e Enrollment) error

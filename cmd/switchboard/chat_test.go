@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // TestChatInTerminals runs two `switchboard chat` processes, Alice's on
@@ -31,8 +32,12 @@ func TestChatInTerminals(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	code := func(n *node.Node, handle string) string {
-		_, c, err := provider.AddUser(ctx, n.Store, handle, "", time.Hour)
+		u, c, err := provider.AddUser(ctx, n.Store, handle, "", time.Hour)
 		if err != nil {
+			t.Fatal(err)
+		}
+		// Reachable by every partner, as if they had turned it on.
+		if err := n.Store.SetReachability(ctx, u.ID, store.ReachAll, nil); err != nil {
 			t.Fatal(err)
 		}
 		return c

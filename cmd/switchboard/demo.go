@@ -228,6 +228,11 @@ func (d *demo) run(ctx context.Context, data string, exit bool) error {
 		}
 		d.people[spec.handle] = p
 		d.printf("  %-20s %s\n", p.addr, how)
+		// The demo's people talk across providers: each lets every
+		// partner reach them, as a person turns it on in a client.
+		if err := p.c.SetReachability(ctx, client.ReachAll, nil); err != nil {
+			return fmt.Errorf("%s allowing every partner provider: %w", p.addr, err)
+		}
 		running.Add(1)
 		go func() {
 			defer running.Done()
@@ -241,6 +246,8 @@ func (d *demo) run(ctx context.Context, data string, exit bool) error {
 			}
 		}()
 	}
+
+	d.printf("Each person allows every partner provider to reach them (reachability \"all\"; until a user turns it on, no other provider reaches them).\n")
 
 	d.printf("\nEvery message below is encrypted on the sender's device and decrypted on the receivers'.\n")
 	d.printf("Latency: from Send until the receiving device has decrypted it (its WebSocket stream).\n")

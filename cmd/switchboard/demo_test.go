@@ -66,6 +66,7 @@ func TestDemo(t *testing.T) {
 			n    int
 		}{
 			{reuse, 4},
+			{"Each person allows every partner provider to reach them", 1},
 			{"Step 1. A 1:1 chat between alice@green.example and bob@blue.example", 1},
 			{"Step 2. A group across all three providers", 1},
 			{"Step 3. The members change: dave@red.example is added, carol@red.example removed", 1},

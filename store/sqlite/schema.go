@@ -211,6 +211,21 @@ CREATE TABLE attachments (
 );
 CREATE INDEX attachments_by_time ON attachments (created);
 `,
+	// 6: per-user third-party reachability (docs/reachability.md).
+	// users.reachability is 'off' (the default, also for every user that
+	// existed before this migration), 'all' or 'some'; for 'some',
+	// user_reachable lists the partner domains the user allows, one row
+	// each. A row of user_reachable means nothing unless its user's mode
+	// is 'some', and SetReachability empties the list for the other two.
+	`
+ALTER TABLE users ADD COLUMN reachability TEXT NOT NULL DEFAULT 'off'
+	CHECK (reachability IN ('off', 'all', 'some'));
+CREATE TABLE user_reachable (
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	domain  TEXT    NOT NULL,
+	PRIMARY KEY (user_id, domain)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

@@ -196,6 +196,7 @@ var scenarios = []scenario{
 	{"UsersAreFoundByIDHandleAndPhone", usersFound},
 	{"HandlesAndPhonesAreUnique", handlesUnique},
 	{"UsersChooseWhetherTheyAreDiscoverable", discoverableSettings},
+	{"UsersChooseWhichPartnersMayReachThem", reachabilitySettings},
 	{"EnrollmentCodeRegistersOneDevice", enrollmentSingleUse},
 	{"EnrollmentCodesExpire", enrollmentExpires},
 	{"DeviceNamesAndAuthKeysAreUnique", devicesUnique},
@@ -250,6 +251,7 @@ var reopenScenarios = []reopenScenario{
 	{"OutboxAndInboundIDsSurviveReopen", reopenOutbox},
 	{"FollowerCopiesSendersAndHeadersSurviveReopen", reopenFollowerCopy},
 	{"DiscoverabilitySurvivesReopen", reopenDiscoverable},
+	{"ReachabilitySurvivesReopen", reopenReachability},
 	{"AttachmentsSurviveReopen", reopenAttachments},
 }
 
