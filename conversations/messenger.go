@@ -160,14 +160,24 @@ func (m *Messenger) Close() error { return m.h.close() }
 func (m *Messenger) Client() *client.Client { return m.c }
 
 // Updates delivers a notice of every change. It is never closed; a slow
-// reader loses notices (not messages: the history has them), so read it
-// promptly and redraw from the history.
+// reader loses the oldest notices (never the newest, and never messages:
+// the history has them), so redraw from the history on any notice.
 func (m *Messenger) Updates() <-chan Update { return m.updates }
 
+// notify queues a notice. When the application lags and the queue is
+// full, the oldest notice makes room: the newest must never be lost, or
+// the application would show a stale state until the next change.
 func (m *Messenger) notify(u Update) {
-	select {
-	case m.updates <- u:
-	default:
+	for {
+		select {
+		case m.updates <- u:
+			return
+		default:
+		}
+		select {
+		case <-m.updates:
+		default:
+		}
 	}
 }
 
