@@ -91,6 +91,12 @@ func Decode(b []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Well-formed is not valid: an extension value can hold an item the
+	// encoder refuses (a bignum tag around an integer, say). What cannot
+	// be sent on unchanged is refused here, not found later.
+	if _, err := m.Encode(); err != nil {
+		return nil, newError(ErrMalformed, err, "message does not re-encode")
+	}
 	return m, nil
 }
 
