@@ -357,7 +357,8 @@ func TestChatModel(t *testing.T) {
 	b.press(",")
 	b.see("Third-party chats: in a folder of their own")
 	b.press("enter")
-	b.see("Third-party chats: in the one inbox")
+	// The row at once; the note once the choice is kept.
+	b.see("Third-party chats: in the one inbox", "third-party chats are in the one inbox")
 	b.press("esc")
 	b.see("Inbox", "alice@green.test")
 	b.notSee("Third-party")
