@@ -317,6 +317,9 @@ func parseRange(v string) (first, last int64, err error) {
 // is served too, for other implementations, without the guard, as the
 // directory is: it changes nothing.
 func (s *Server) fedProxyDownload(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ func (s *Server) fedUpdateConsent(w http.ResponseWriter, r *http.Request) error 
 // ours and the path's user (pathVar).
 func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathVar string, op1, op2 federation.ConsentOperation,
 	roles func(*federation.ConsentEntry) (speaker, ours federation.IdentifierURI)) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err
@@ -86,6 +89,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathV
 // queue yet: the report is checked and logged for the operator, and
 // answered 201.
 func (s *Server) fedReportAbuse(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	peer, err := federation.PeerDomain(r)
 	if err != nil {
 		return err
@@ -120,6 +126,9 @@ func (s *Server) fedReportAbuse(w http.ResponseWriter, r *http.Request) error {
 // so a signed request for a room we host is answered notAuthorized, and
 // one for a room we do not host noSuchRoom.
 func (s *Server) fedGroupInfo(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitPartner(w, r); err != nil {
+		return err
+	}
 	var req federation.GroupInfoRequest
 	if err := s.readWire(r, "GroupInfoRequest", &req); err != nil {
 		return err
