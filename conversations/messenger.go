@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -564,24 +565,12 @@ func (m *Messenger) Conversations(ctx context.Context) ([]Conversation, error) {
 				domains[u[i+1:]] = true
 			}
 		}
-		cv.Domains = slices.Sorted(mapsKeys(domains))
+		cv.Domains = slices.Sorted(maps.Keys(domains))
 		cv.ThirdParty = len(cv.Domains) > 0
 		out = append(out, cv)
 	}
-	slices.SortStableFunc(out, func(a, b Conversation) int {
-		return compareTime(lastTime(b), lastTime(a))
-	})
+	slices.SortStableFunc(out, func(a, b Conversation) int { return lastTime(b).Compare(lastTime(a)) })
 	return out, nil
-}
-
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func lastTime(c Conversation) time.Time {
@@ -590,8 +579,6 @@ func lastTime(c Conversation) time.Time {
 	}
 	return c.Last.Sent
 }
-
-func compareTime(a, b time.Time) int { return a.Compare(b) }
 
 // Accept takes a room out of the requests.
 func (m *Messenger) Accept(ctx context.Context, room client.RoomID) error {

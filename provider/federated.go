@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -161,8 +162,12 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 	}
 	now := uint64(s.now().UnixMilli())
 	path := partnerPath(partnerDirectory.NotifyURL(s.roomURI(s.cfg.Domain, rs.room.ID)))
+	var wm *mls.MLSMessage
+	if welcome != nil {
+		wm, _ = mls.ParseMLSMessage(o.welcome) // routeWelcome parsed it already
+	}
 	var out []store.Outbound
-	for _, d := range sortedKeys(domains) {
+	for _, d := range slices.Sorted(maps.Keys(domains)) {
 		fm := federation.FanoutMessage{Timestamp: now, Message: *o.msg}
 		hdr := map[string]string{
 			HeaderRoomSeq:    strconv.FormatInt(sub.Seq, 10),
@@ -177,12 +182,8 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 			Destination: d, Kind: "notify", Path: path, Body: federation.MarshalFanout(fm),
 			ID: rs.room.ID + "/" + strconv.FormatInt(sub.Seq, 10), Header: hdr,
 		})
-		if welcome == nil {
+		if wm == nil {
 			continue
-		}
-		wm, err := mls.ParseMLSMessage(o.welcome)
-		if err != nil {
-			continue // routeWelcome parsed it already
 		}
 		wf := federation.FanoutMessage{Timestamp: now, Message: *wm, RatchetTree: federation.FullRatchetTree(next.Tree().TreeNodes())}
 		out = append(out, store.Outbound{
@@ -197,15 +198,6 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 			},
 		})
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

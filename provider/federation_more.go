@@ -22,8 +22,8 @@ func parseUserURI(what string, raw federation.IdentifierURI) (identity.URI, erro
 }
 
 // fedRequestConsent takes a partner user's request for consent to contact
-// one of our users (or its cancellation). Consent is not yet enforced —
-// every user is reachable by partners' users — so the request is checked
+// one of our users (or its cancellation). It does not change who may reach
+// the user (that is the user's reachability setting), so the request is checked
 // and logged, and answered 201.
 func (s *Server) fedRequestConsent(w http.ResponseWriter, r *http.Request) error {
 	return s.consent(w, r, "requestConsent", "targetUser", federation.ConsentRequest, federation.ConsentCancel,

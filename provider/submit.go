@@ -193,9 +193,7 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	// member learns it was removed; the sender's own device does not.
 	var remote map[string][]identity.URI
 	sub.Recipients, remote = recipients(rs.members, o.sender.uri)
-	if fan := s.fanoutOf(rs, sub, o, next, nextMembers, remote, welcome); len(fan) > 0 {
-		sub.Outbound = fan
-	}
+	sub.Outbound = s.fanoutOf(rs, sub, o, next, nextMembers, remote, welcome)
 
 	// The store is asked to finish even if the caller goes away: a write
 	// can land after a cancelled request, and the hub must know the truth.
