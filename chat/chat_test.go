@@ -252,12 +252,19 @@ func TestChatModel(t *testing.T) {
 	b.notSee("alice@green.test")
 	b.press("tab") // Requests
 	b.see("alice@green.test", "green.test", "request", "Hi Bob! Lunch on Friday?")
-	// Bob's device has it: Alice sees it delivered, not yet read.
-	a.see("✓✓ delivered")
+	// Bob's device has it, but a request reports nothing back until it
+	// is accepted (docs/consent.md): Alice still sees it only sent.
+	b.pump()
+	a.pump()
+	if s := a.screen(); strings.Contains(s, "delivered") {
+		t.Fatalf("alice sees a request delivered before bob accepted it:\n%s", s)
+	}
 
-	// Accepting moves it to his third-party chats.
+	// Accepting moves it to his third-party chats, and Alice sees it
+	// delivered, not yet read.
 	b.press("a")
 	b.see("request accepted", "No message requests.")
+	a.see("✓✓ delivered")
 	b.press("tab", "tab") // Chats, then Third-party
 	b.see("alice@green.test", "Hi Bob! Lunch on Friday?")
 	b.press("enter")

@@ -40,6 +40,9 @@ func (e *APIError) Error() string {
 // Is matches the sentinel of the error's code, so that callers can write
 // errors.Is(err, ErrWrongEpoch) without a type assertion.
 func (e *APIError) Is(target error) bool {
+	if e.Code == "no_consent" && target == ErrForbidden {
+		return true
+	}
 	s, ok := codeErrors[e.Code]
 	return ok && s == target
 }
@@ -61,6 +64,10 @@ var (
 	ErrInternal             = errors.New("client: internal")
 	ErrUnavailable          = errors.New("client: unavailable")
 	ErrRateLimited          = errors.New("client: rate_limited")
+	// ErrNoConsent: the user invited does not accept contact from this
+	// user (blocked, or does not allow this provider). It also matches
+	// ErrForbidden, which it refines.
+	ErrNoConsent = errors.New("client: no_consent")
 )
 
 var codeErrors = map[string]error{
@@ -78,6 +85,7 @@ var codeErrors = map[string]error{
 	"internal":               ErrInternal,
 	"unavailable":            ErrUnavailable,
 	"rate_limited":           ErrRateLimited,
+	"no_consent":             ErrNoConsent,
 }
 
 // maxResponse bounds what the client reads of one response, so that a
@@ -125,11 +133,18 @@ func (a *api) close() {
 	}
 }
 
-// endpoint joins path (which starts with /v1) and an optional query to the
-// server's base URL.
+// endpoint joins path (which starts with /v1, its segments escaped as
+// url.PathEscape does) and an optional query to the server's base URL.
 func (a *api) endpoint(path string, q url.Values) string {
 	u := *a.base
-	u.Path += path
+	if p, err := url.PathUnescape(path); err == nil && p != path {
+		// A segment holds an escaped character (a user URI's slashes):
+		// keep the escaping rather than escape the % again.
+		u.RawPath = a.base.EscapedPath() + path
+		u.Path += p
+	} else {
+		u.Path += path
+	}
 	if q != nil {
 		u.RawQuery = q.Encode()
 	}

@@ -259,8 +259,19 @@ func (m *Messenger) handle(ctx context.Context, e client.Event) {
 			m.log.Warn("message not recorded", "room", e.Room, "seq", e.Seq, "err", err)
 		}
 	case *client.RoomJoined:
-		// Someone else added this person: a request until accepted.
-		if err := m.h.setRoomState(ctx, e.Room, "request", ""); err != nil {
+		// Someone else added this person. The provider says whether it
+		// is a message request (someone new) or not (an accepted
+		// contact, another device of this person); the history keeps
+		// its answer. If it cannot be asked, a request is the safe guess.
+		state, inviter := "request", ""
+		if req, found, err := m.providerRequest(ctx, e.Room); err != nil {
+			m.log.Warn("asking the provider about a joined room", "room", e.Room, "err", err)
+		} else if found {
+			inviter = req.Peer
+		} else {
+			state = "accepted"
+		}
+		if err := m.h.setRoomState(ctx, e.Room, state, inviter); err != nil {
 			m.log.Warn("recording a joined room", "room", e.Room, "err", err)
 		}
 		m.notify(Update{Room: e.Room, Kind: "room"})
@@ -400,7 +411,11 @@ func (m *Messenger) post(ctx context.Context, room client.RoomID, msg *content.M
 		return nil, err
 	}
 	// Writing in a room accepts it.
-	if err := m.h.setRoomState(ctx, room, "accepted", ""); err != nil {
+	if ri, err := m.h.roomInfo(ctx, room); err == nil && ri.state == "request" {
+		if err := m.Accept(ctx, room); err != nil {
+			return nil, err
+		}
+	} else if err := m.h.setRoomState(ctx, room, "accepted", ""); err != nil {
 		return nil, err
 	}
 	m.notify(Update{Room: room, Kind: "message", ID: id})
@@ -580,17 +595,27 @@ func lastTime(c Conversation) time.Time {
 	return c.Last.Sent
 }
 
-// Accept takes a room out of the requests.
+// Accept takes a room out of the requests: the provider makes the
+// inviter an accepted contact (and tells their provider), and the
+// delivered reports held back while it was a request go out.
 func (m *Messenger) Accept(ctx context.Context, room client.RoomID) error {
+	if err := m.answer(ctx, room, m.c.AcceptRequest); err != nil {
+		return err
+	}
 	if err := m.h.setRoomState(ctx, room, "accepted", ""); err != nil {
 		return err
 	}
+	m.flushDelivered(ctx)
 	m.notify(Update{Room: room, Kind: "room"})
 	return nil
 }
 
-// Decline hides a requested room.
+// Decline hides a requested room; the provider delivers nothing more of
+// it to this person. Nobody is told.
 func (m *Messenger) Decline(ctx context.Context, room client.RoomID) error {
+	if err := m.answer(ctx, room, m.c.DeclineRequest); err != nil {
+		return err
+	}
 	if err := m.h.setRoomState(ctx, room, "declined", ""); err != nil {
 		return err
 	}
@@ -598,13 +623,45 @@ func (m *Messenger) Decline(ctx context.Context, room client.RoomID) error {
 	return nil
 }
 
-// Block declines a room and drops every later message of user, in any
-// room, on this device.
+// Block blocks user at the provider (no key material for them, none of
+// their messages, their requests declined), declines the room, and drops
+// every later message of user, in any room, on this device too.
 func (m *Messenger) Block(ctx context.Context, room client.RoomID, user string) error {
+	if err := m.c.Block(ctx, user); err != nil {
+		return err
+	}
 	if err := m.h.block(ctx, user, true); err != nil {
 		return err
 	}
 	return m.Decline(ctx, room)
+}
+
+// providerRequest finds the provider's pending request for a room.
+func (m *Messenger) providerRequest(ctx context.Context, room client.RoomID) (client.Request, bool, error) {
+	rs, err := m.c.Requests(ctx)
+	if err != nil {
+		return client.Request{}, false, err
+	}
+	for _, r := range rs {
+		if r.Room == room {
+			return r, true, nil
+		}
+	}
+	return client.Request{}, false, nil
+}
+
+// answer gives the provider this person's answer to the room's request,
+// if it holds one: none (a room this person made, one answered already
+// or from another device) is not an error.
+func (m *Messenger) answer(ctx context.Context, room client.RoomID, give func(context.Context, string, client.RoomID) error) error {
+	req, found, err := m.providerRequest(ctx, room)
+	if err != nil || !found {
+		return err
+	}
+	if err := give(ctx, req.Peer, room); err != nil && !errors.Is(err, client.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // Setting and SetSetting keep an application's choices in the history.

@@ -139,6 +139,16 @@ func (m *Messenger) flushDelivered(ctx context.Context) {
 	m.pendingRecv = map[client.RoomID][]content.ID{}
 	m.mu.Unlock()
 	for room, ids := range pending {
+		// Nothing goes back for a message request until it is accepted:
+		// the sender learns nothing, not even that it arrived.
+		if ri, err := m.h.roomInfo(ctx, room); err != nil || ri.state == "request" || ri.state == "declined" {
+			if err == nil && ri.state == "request" {
+				m.mu.Lock()
+				m.pendingRecv[room] = append(ids, m.pendingRecv[room]...)
+				m.mu.Unlock()
+			}
+			continue
+		}
 		if err := m.report(ctx, room, ids, StatusDelivered); err != nil {
 			m.log.Warn("reporting delivery", "room", room, "err", err)
 		}
@@ -149,6 +159,10 @@ func (m *Messenger) flushDelivered(ctx context.Context) {
 // senders and the room) and clears its unread count: call it when the
 // person has the room open.
 func (m *Messenger) MarkRead(ctx context.Context, room client.RoomID) error {
+	// A message request stays unread, and unreported, until accepted.
+	if ri, err := m.h.roomInfo(ctx, room); err != nil || ri.state == "request" {
+		return err
+	}
 	ids, top, err := m.h.unread(ctx, room)
 	if err != nil || len(ids) == 0 {
 		return err

@@ -581,7 +581,14 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	// hub to reach them. The copy still logs it, so that its seqs stay
 	// the hub's, contiguous; a user who turns reachability off gets
 	// nothing new from this room from that moment on.
-	if sub.Recipients, err = s.reachableDevices(r.Context(), sub.Recipients, peer); err != nil {
+	reachable, err := s.reachableDevices(r.Context(), sub.Recipients, peer)
+	if err != nil {
+		return err
+	}
+	// Consent (docs/consent.md): a Welcome from someone new is a message
+	// request, from someone blocked it is not queued; a declined room and
+	// a blocked sender's application messages are not queued either.
+	if sub.Recipients, err = s.consentRecipients(r.Context(), u.ID, sub.Kind, sender, reachable); err != nil {
 		return err
 	}
 	if users, ok := r.Header[http.CanonicalHeaderKey(HeaderRoomUsers)]; ok && len(users) > 0 {
@@ -832,10 +839,11 @@ func (s *Server) claimRemote(w http.ResponseWriter, r *http.Request, handle, dom
 	}
 	if len(out) == 0 {
 		if kr.UserStatus == federation.KeyMaterialNoConsent || kr.UserStatus == federation.KeyMaterialNoConsentForThisRoom {
-			return errForbidden("%s@%s does not accept contact from this user (%v)", handle, domain, kr.UserStatus)
+			return errNoConsent("%s@%s does not accept contact from this user (%v)", handle, domain, kr.UserStatus)
 		}
 		return errNoKeyPackages(handle+"@"+domain, req.CipherSuite)
 	}
+	s.noteInvited(r.Context(), c.user.ID, target)
 	writeJSON(w, http.StatusOK, map[string]any{"key_packages": out})
 	return nil
 }

@@ -248,6 +248,16 @@ func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *f
 		writeWire(w, &resp)
 		return nil
 	}
+	// Consent (docs/consent.md): a user who blocked the requester is
+	// answered as one who does not allow the partner, so that the block
+	// is not told apart; nothing is claimed or recorded.
+	if blocked, err := s.blockedBy(r.Context(), u.ID, requester); err != nil {
+		return err
+	} else if blocked {
+		resp.UserStatus = federation.KeyMaterialNoConsent
+		writeWire(w, &resp)
+		return nil
+	}
 	// The signed body carries no nonce of its own, so a partner could send
 	// the same signed request again with fresh transport stamps and claim
 	// more KeyPackages in the user's name. Yet the same request is also

@@ -186,6 +186,16 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 	} else if err != nil {
 		return err
 	}
+	// Consent (docs/consent.md): nothing for a user the target blocked.
+	c := callerOf(r)
+	me := s.userURI(c.user.Handle)
+	if u.ID != c.user.ID {
+		if blocked, err := s.blockedBy(r.Context(), u.ID, me); err != nil {
+			return err
+		} else if blocked {
+			return errNoConsent("%s does not accept contact from this user", handle)
+		}
+	}
 	devices, err := s.store.DevicesOfUser(r.Context(), u.ID)
 	if err != nil {
 		return err
@@ -216,6 +226,9 @@ func (s *Server) claimKeyPackages(w http.ResponseWriter, r *http.Request) error 
 			return claimErr // nothing was handed out: a plain failure
 		}
 		return errNoKeyPackages(handle, req.CipherSuite)
+	}
+	if u.ID != c.user.ID {
+		s.noteInvited(r.Context(), c.user.ID, s.userURI(u.Handle))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"key_packages": out})
 	return nil

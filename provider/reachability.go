@@ -122,11 +122,11 @@ func (s *Server) reachableFrom(ctx context.Context, userID int64, domain string)
 }
 
 // reachableDevices keeps the devices whose users allow the hub domain to
-// reach them, in order: the recipients a follower queues a hub's message
-// for. A device that no longer exists is left out.
-func (s *Server) reachableDevices(ctx context.Context, devices []int64, hub string) ([]int64, error) {
+// reach them, in order, with their users: the recipients a follower
+// queues a hub's message for. A device that no longer exists is left out.
+func (s *Server) reachableDevices(ctx context.Context, devices []int64, hub string) ([]recipient, error) {
 	allowed := map[int64]bool{} // by user
-	var out []int64
+	var out []recipient
 	for _, id := range devices {
 		d, err := s.store.DeviceByID(ctx, id)
 		if err != nil {
@@ -143,7 +143,7 @@ func (s *Server) reachableDevices(ctx context.Context, devices []int64, hub stri
 			allowed[d.UserID] = ok
 		}
 		if ok {
-			out = append(out, id)
+			out = append(out, recipient{device: id, user: d.UserID})
 		}
 	}
 	return out, nil

@@ -181,7 +181,18 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 				if err != nil {
 					return acceptance{}, err
 				}
-				sub.Welcome = &store.Welcome{Payload: o.welcome, Recipients: welcome.local}
+				// Consent (docs/consent.md): the Welcome makes message
+				// requests, and is not queued for users who blocked the
+				// adder or declined the room.
+				rc, err := s.recipientsOf(ctx, welcome.local, nextMembers)
+				if err != nil {
+					return acceptance{}, err
+				}
+				local, err := s.consentRecipients(ctx, rs.room.ID, store.KindWelcome, o.sender.uri, rc)
+				if err != nil {
+					return acceptance{}, err
+				}
+				sub.Welcome = &store.Welcome{Payload: o.welcome, Recipients: local}
 			}
 		} else {
 			sub.Kind = store.KindProposal
@@ -193,6 +204,15 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	// member learns it was removed; the sender's own device does not.
 	var remote map[string][]identity.URI
 	sub.Recipients, remote = recipients(rs.members, o.sender.uri)
+	// Consent: users who declined the room, or blocked the sender of an
+	// application message, get nothing of it.
+	rc, err := s.recipientsOf(ctx, sub.Recipients, rs.members)
+	if err != nil {
+		return acceptance{}, err
+	}
+	if sub.Recipients, err = s.consentRecipients(ctx, rs.room.ID, sub.Kind, o.sender.uri, rc); err != nil {
+		return acceptance{}, err
+	}
 	sub.Outbound = s.fanoutOf(rs, sub, o, next, nextMembers, remote, welcome)
 
 	// The store is asked to finish even if the caller goes away: a write
@@ -244,6 +264,33 @@ func recipients(members map[mls.LeafIndex]member, except identity.URI) ([]int64,
 		}
 	}
 	return local, remote
+}
+
+// recipientsOf pairs local devices with their users, from the room's
+// members where they are found and the store otherwise. A device that no
+// longer exists is left out.
+func (s *Server) recipientsOf(ctx context.Context, devices []int64, members map[mls.LeafIndex]member) ([]recipient, error) {
+	users := map[int64]int64{}
+	for _, m := range members {
+		if m.local() {
+			users[m.device.ID] = m.user.ID
+		}
+	}
+	out := make([]recipient, 0, len(devices))
+	for _, d := range devices {
+		u, ok := users[d]
+		if !ok {
+			dev, err := s.store.DeviceByID(ctx, d)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			u = dev.UserID
+		}
+		out = append(out, recipient{device: d, user: u})
+	}
+	return out, nil
 }
 
 // welcomeRoute is where a commit's Welcome goes: local devices by ID, and

@@ -419,6 +419,53 @@ type Store interface {
 	// arrives after its ID is forgotten is applied again.
 	TrimInbound(ctx context.Context, before time.Time) (int64, error)
 
+	// Consent (docs/consent.md): contacts and message requests.
+	//
+	// Contact returns the user's decision about a peer (a user URI):
+	// ContactNone when there is none. It does not check the user.
+	Contact(ctx context.Context, userID int64, peer string) (ContactState, error)
+	// SetContact records the user's own decision about a peer, with the
+	// effects that go with it, in one transaction:
+	//   - ContactAccepted: the peer's pending requests are removed;
+	//   - ContactBlocked: the peer's pending requests become declined
+	//     and the queue entries of their rooms, for the user's devices,
+	//     are removed (as DeclineRequest);
+	//   - ContactNone: the row is removed (unblock); requests untouched.
+	// An unknown user is ErrNotFound; another state is an error that
+	// changes nothing.
+	SetContact(ctx context.Context, userID int64, peer string, state ContactState, now time.Time) error
+	// AddContact makes the peer an accepted contact unless the user
+	// decided otherwise already (a blocked peer stays blocked), removes
+	// the peer's pending requests if it is accepted, and returns the
+	// state now held. An unknown user is ErrNotFound.
+	AddContact(ctx context.Context, userID int64, peer string, now time.Time) (ContactState, error)
+	// Contacts lists the user's contacts in a state, by peer.
+	Contacts(ctx context.Context, userID int64, state ContactState) ([]Contact, error)
+	// AddRequest records a pending message request unless one for the
+	// same (user, peer, room) is already stored, pending or declined (a
+	// declined request stays declined). An unknown user is ErrNotFound.
+	AddRequest(ctx context.Context, r MessageRequest) error
+	// RemoveRequest removes a pending request (the peer cancelled it).
+	// No pending request for (user, peer, room) is ErrNotFound.
+	RemoveRequest(ctx context.Context, userID int64, peer, roomID string) error
+	// Requests lists the user's pending requests, oldest first.
+	Requests(ctx context.Context, userID int64) ([]MessageRequest, error)
+	// DeclineRequest declines a pending request and, for a room, removes
+	// the room's entries from the queues of the user's devices, in one
+	// transaction. No pending request is ErrNotFound.
+	DeclineRequest(ctx context.Context, userID int64, peer, roomID string) error
+	// AcceptRequest accepts a pending request: the peer becomes an
+	// accepted contact, every pending request of the peer is removed, and
+	// out (the answer to the peer's provider, if any) is stored in the
+	// outbox, all in one transaction. No pending request is ErrNotFound
+	// and changes nothing.
+	AcceptRequest(ctx context.Context, userID int64, peer, roomID string, now time.Time, out []Outbound) error
+	// Refusing returns those of users (sorted, each once) whose devices
+	// must not get a message of roomID: users who declined the room, and,
+	// when sender (a user URI) is not empty, users who blocked sender.
+	// One indexed query: it runs for every message delivered.
+	Refusing(ctx context.Context, roomID, sender string, users []int64) ([]int64, error)
+
 	// Attachments.
 	// PutAttachment stores an attachment; an ID already stored is
 	// ErrExists, an unknown owner ErrNotFound.

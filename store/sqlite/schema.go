@@ -226,6 +226,32 @@ CREATE TABLE user_reachable (
 	PRIMARY KEY (user_id, domain)
 ) WITHOUT ROWID;
 `,
+	// 7: consent (docs/consent.md). contacts holds a user's decision
+	// about another user (a user URI, of this provider or a partner):
+	// accepted or blocked; no row is no decision. message_requests holds
+	// first contacts waiting for an answer (pending) or declined; room_id
+	// is '' for a MIMI requestConsent without a room. The partial index
+	// serves Refusing, which runs for every delivered message: it finds
+	// the users who declined a room without reading pending rows; a
+	// block is found through contacts' primary key.
+	`
+CREATE TABLE contacts (
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	peer    TEXT    NOT NULL,
+	state   TEXT    NOT NULL CHECK (state IN ('accepted', 'blocked')),
+	updated INTEGER NOT NULL,
+	PRIMARY KEY (user_id, peer)
+) WITHOUT ROWID;
+CREATE TABLE message_requests (
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	peer    TEXT    NOT NULL,
+	room_id TEXT    NOT NULL,
+	state   TEXT    NOT NULL CHECK (state IN ('pending', 'declined')),
+	created INTEGER NOT NULL,
+	PRIMARY KEY (user_id, peer, room_id)
+) WITHOUT ROWID;
+CREATE INDEX message_requests_declined ON message_requests (room_id, user_id) WHERE state = 'declined';
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

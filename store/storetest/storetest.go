@@ -238,6 +238,10 @@ var scenarios = []scenario{
 	{"OutboundHeadersRoundTrip", outboxHeaders},
 	{"InboundIDsAreSeenOncePerSender", inboundSeen},
 	{"ConcurrentSeenInboundAnswersFalseOnce", inboundConcurrent},
+	// Consent.
+	{"MessageRequestsArePendingUntilAnswered", consentRequests},
+	{"ContactsAreAcceptedBlockedOrNone", consentContacts},
+	{"BlockDeclinesThePeersRequestsAndDropsTheirQueues", consentBlockDropsRequests},
 	// Attachments.
 	{"AttachmentsAreReadInRanges", attachmentRanges},
 	{"TrimAttachmentsRemovesOnlyOldOnes", attachmentTrim},
@@ -253,6 +257,7 @@ var reopenScenarios = []reopenScenario{
 	{"DiscoverabilitySurvivesReopen", reopenDiscoverable},
 	{"ReachabilitySurvivesReopen", reopenReachability},
 	{"AttachmentsSurviveReopen", reopenAttachments},
+	{"ContactsAndRequestsSurviveReopen", reopenConsent},
 }
 
 func usersFound(t *testing.T, e *env) {
