@@ -440,10 +440,13 @@ func (d *demo) walkThrough(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.invite(ctx, alice, dm, bob); err != nil {
+	if err := d.inviteOnly(ctx, alice, dm, bob); err != nil {
 		return err
 	}
 	if err := d.say(ctx, alice, dm, "Hi Bob, this is Alice writing from green.example.", []*demoPerson{bob}, nil); err != nil {
+		return err
+	}
+	if err := d.showRequest(ctx, bob, alice, dm); err != nil {
 		return err
 	}
 	if err := d.say(ctx, bob, dm, "Hello Alice! Bob here, answering from blue.example.", []*demoPerson{alice}, nil); err != nil {
@@ -504,9 +507,68 @@ func (d *demo) createRoom(ctx context.Context, by *demoPerson) (client.RoomID, e
 	return room, nil
 }
 
-// invite adds the people to the room, one Invite each, and waits until
-// each new device has processed its Welcome.
+// invite adds the people to the room, one Invite each, waits until each
+// new device has processed its Welcome, and has each accept the message
+// request that the room is for them if the inviter is new to them.
 func (d *demo) invite(ctx context.Context, by *demoPerson, room client.RoomID, people ...*demoPerson) error {
+	if err := d.inviteOnly(ctx, by, room, people...); err != nil {
+		return err
+	}
+	for _, p := range people {
+		reqs, err := p.c.Requests(ctx)
+		if err != nil {
+			return fmt.Errorf("%s listing message requests: %w", p.addr, err)
+		}
+		for _, q := range reqs {
+			if q.Room != room {
+				continue
+			}
+			if err := p.c.AcceptRequest(ctx, q.Peer, q.Room); err != nil {
+				return fmt.Errorf("%s accepting %s's request: %w", p.addr, q.Peer, err)
+			}
+			d.printf("  %s's provider holds it as a message request from %s (first contact); %s accepts\n", p.handle, by.addr, p.handle)
+		}
+	}
+	return nil
+}
+
+// showRequest is the walk-through of a first contact from another
+// platform: the recipient's provider holds the room as a message request,
+// the sender hears nothing back until the recipient accepts, and
+// accepting tells the sender's provider (MIMI updateConsent).
+func (d *demo) showRequest(ctx context.Context, p, from *demoPerson, room client.RoomID) error {
+	reqs, err := p.c.Requests(ctx)
+	if err != nil {
+		return fmt.Errorf("%s listing message requests: %w", p.addr, err)
+	}
+	var found *client.Request
+	for i := range reqs {
+		if reqs[i].Room == room {
+			found = &reqs[i]
+		}
+	}
+	if found == nil {
+		// With --data, a later run finds the two already in contact.
+		d.printf("  no message request: %s accepted %s in an earlier run (the acceptance is kept)\n", p.handle, from.addr)
+		return nil
+	}
+	d.printf("  message request: %s's provider (%s) holds the room as a first contact from %s;\n", p.handle, demoDomains[p.node], found.Peer)
+	d.printf("    %s's device shows it under requests; %s learns nothing (no delivered or read mark) until %s answers\n", p.handle, from.handle, p.handle)
+	if err := p.c.AcceptRequest(ctx, found.Peer, room); err != nil {
+		return fmt.Errorf("%s accepting the request: %w", p.addr, err)
+	}
+	left, err := p.c.Requests(ctx)
+	if err != nil {
+		return err
+	}
+	d.printf("  %s accepts: the chat moves to the inbox (%d requests left); %s is told with MIMI updateConsent (grant)\n", p.handle, len(left), demoDomains[from.node])
+	d.printf("    (declining would drop the room for %s and tell %s nothing; blocking also refuses %s's key material and messages everywhere)\n", p.handle, from.handle, from.handle)
+	return nil
+}
+
+// inviteOnly adds the people to the room, one Invite each, and waits until
+// each new device has processed its Welcome.
+func (d *demo) inviteOnly(ctx context.Context, by *demoPerson, room client.RoomID, people ...*demoPerson) error {
 	for _, p := range people {
 		start := time.Now()
 		if err := by.c.Invite(ctx, room, p.addr); err != nil {
