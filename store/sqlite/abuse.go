@@ -203,4 +203,3 @@ func (s *Store) SetSuspended(ctx context.Context, userID int64, suspended bool) 
 	}
 	return nil
 }
-
