@@ -241,6 +241,11 @@ var scenarios = []scenario{
 	// Attachments.
 	{"AttachmentsAreReadInRanges", attachmentRanges},
 	{"TrimAttachmentsRemovesOnlyOldOnes", attachmentTrim},
+	// Franking and abuse reports.
+	{"FranksAreStoredWithTheirMessagesAndFindThem", frankedMessages},
+	{"FirstFrankingKeyOfASchemeStays", frankingKeys},
+	{"ReportsAreQueuedAndHandledOnce", reportQueue},
+	{"NoticesAndSuspensionArePerUser", noticesAndSuspension},
 	// Life cycle.
 	{"ClosedStoreRefusesCalls", closed},
 }
@@ -253,6 +258,7 @@ var reopenScenarios = []reopenScenario{
 	{"DiscoverabilitySurvivesReopen", reopenDiscoverable},
 	{"ReachabilitySurvivesReopen", reopenReachability},
 	{"AttachmentsSurviveReopen", reopenAttachments},
+	{"FranksReportsNoticesAndSuspensionSurviveReopen", reopenAbuse},
 }
 
 func usersFound(t *testing.T, e *env) {
