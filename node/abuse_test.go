@@ -207,6 +207,26 @@ func TestFrankedMessageIsReportedAndVerifiedByEveryProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("APartnersRetriedReportIsQueuedOnce", func(t *testing.T) {
+		h := h.with(t)
+		before := len(h.reports("green.test"))
+		f, err := federation.ParseFrank(got.Frank.Frank)
+		must(t, "parsing the frank", err)
+		rep := federation.AbuseReport{ReportingUser: "mimi://blue.test/u/bob", AllegedAbuserURI: "mimi://green.test/u/alice",
+			Messages: []federation.AbusiveMessage{{MessageContent: got.Body, Frank: *f, AcceptedTimestamp: got.Frank.AcceptedTimestamp}}}
+		path := pathOf(partnerPaths.ReportAbuseURL(roomURI("green.test", room)))
+		for range 2 {
+			a, err := h.partner("blue.test", "green.test").post(path, mls.Marshal(&rep), http.Header{federation.HeaderDeliveryID: {"report/retried"}})
+			must(t, "posting the report", err)
+			if a.Status != http.StatusCreated {
+				t.Fatalf("reportAbuse: %d %s %s", a.Status, a.Code, a.Body)
+			}
+		}
+		if n := len(h.reports("green.test")); n != before+1 {
+			t.Fatalf("green queued %d reports for one delivery sent twice", n-before)
+		}
+	})
+
 	t.Run("SendersProviderHubAndReportersProviderAreThreeProviders", func(t *testing.T) {
 		h := h.with(t)
 		// Carol's room, hosted by red, with alice (green) and bob (blue).

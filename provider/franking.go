@@ -170,7 +170,7 @@ func (s *Server) hubFrankingKey(ctx context.Context, hub string, suite *mls.Suit
 	return nil, fmt.Errorf("the hub %s publishes no %s franking key", hub, scheme)
 }
 
-// frankJSON is a message's frank as the client API shows it: the Frank
+// frankFields adds a message's frank to a client API answer: the Frank
 // encoding and the acceptance time it signs.
 func frankFields(m map[string]any, frank []byte, accepted int64) {
 	if accepted > 0 {
@@ -181,7 +181,7 @@ func frankFields(m map[string]any, frank []byte, accepted int64) {
 	}
 }
 
-// fedDirectoryWithKeys is the directory with this provider's franking keys.
+// directoryWithKeys is the directory with this provider's franking keys.
 func (s *Server) directoryWithKeys(r *http.Request) (*federation.Directory, error) {
 	keys, err := s.frankingPublicKeys(r.Context())
 	if err != nil {

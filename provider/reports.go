@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/federation"
@@ -71,7 +74,7 @@ func parseReportRequest(body []byte, domain string, reporter identity.URI) (*fed
 	if len(req.Note) > maxReportNote {
 		return nil, errBadRequest("the note is longer than %d bytes", maxReportNote)
 	}
-	if !utf8Valid(req.Note) {
+	if !utf8.ValidString(req.Note) {
 		return nil, errBadRequest("the note is not UTF-8")
 	}
 	if len(req.Messages) == 0 || len(req.Messages) > maxReportMessages {
@@ -95,8 +98,6 @@ func parseReportRequest(body []byte, domain string, reporter identity.URI) (*fed
 	}
 	return rep, nil
 }
-
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // parseAddress reads a user as a URI or as the API's address form.
 func parseAddress(a, domain string) (identity.URI, error) {
@@ -148,47 +149,43 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	hub := roomHub(room, s.cfg.Domain)
 	roomURI := s.roomURI(hub, room.ID)
 	enc := mls.Marshal(rep)
-	id, err := s.store.AddReport(r.Context(), store.Report{Room: string(roomURI), Reporter: string(rep.ReportingUser),
-		AllegedAbuser: string(rep.AllegedAbuserURI), Reason: uint8(rep.ReasonCode), Note: rep.Note, Body: enc,
-		From: "local", VerifiedBy: verified})
-	if err != nil {
-		return err
-	}
 	abuser, _ := identity.ParseURI(string(rep.AllegedAbuserURI)) // checked by parseReportRequest
+	// The report goes on to the hub and to the alleged abuser's provider,
+	// through the outbox, stored with the report: queued here means sent.
+	deliveryID := "report/" + randomID()
 	var out []store.Outbound
 	forwarded := []string{}
 	for _, d := range []string{hub, abuser.Domain} {
-		if d == s.cfg.Domain || contains(forwarded, d) {
+		if d == s.cfg.Domain || slices.Contains(forwarded, d) {
 			continue
 		}
 		if err := s.activePartner(d); err != nil {
-			s.log.Warn("abuse report not forwarded", "report", id, "to", d, "err", err)
+			s.log.Warn("abuse report not forwarded", "to", d, "err", err)
 			continue
 		}
 		forwarded = append(forwarded, d)
 		out = append(out, store.Outbound{Destination: d, Kind: "reportAbuse",
-			Path: partnerPath(partnerDirectory.ReportAbuseURL(roomURI)), Body: enc,
-			ID: "report/" + strconv.FormatInt(id, 10)})
+			Path: partnerPath(partnerDirectory.ReportAbuseURL(roomURI)), Body: enc, ID: deliveryID})
 	}
-	if len(out) > 0 {
-		if err := s.store.EnqueueOutbound(context.WithoutCancel(r.Context()), out); err != nil {
-			return err
-		}
-		s.wakeOutbox(out)
+	id, err := s.store.AddReport(context.WithoutCancel(r.Context()), store.Report{Room: string(roomURI), Reporter: string(rep.ReportingUser),
+		AllegedAbuser: string(rep.AllegedAbuserURI), Reason: uint8(rep.ReasonCode), Note: rep.Note, Body: enc,
+		From: "local", VerifiedBy: verified, Outbound: out})
+	if err != nil {
+		return err
 	}
+	s.wakeOutbox(out)
 	s.log.Warn("abuse reported", "report", id, "room", roomURI, "reporter", string(rep.ReportingUser),
 		"alleged_abuser", string(rep.AllegedAbuserURI), "messages", len(rep.Messages), "forwarded_to", forwarded)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "forwarded_to": forwarded})
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// randomID is 128 random bits in hex: a delivery ID no retry or other
+// report can collide with.
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // roomHub is the domain of the provider hosting a room.
@@ -345,21 +342,15 @@ func (s *Server) fedReportAbuse(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// A retried delivery of a report already queued is answered alike.
-	if id := r.Header.Get(federation.HeaderDeliveryID); id != "" {
-		seen, err := s.store.SeenInbound(r.Context(), peer, "report:"+id, s.now())
-		if err != nil {
-			return err
-		}
-		if seen {
-			w.WriteHeader(http.StatusCreated)
-			return nil
-		}
-	}
-	id, err := s.store.AddReport(r.Context(), store.Report{Room: string(s.roomURI(u.Domain, u.ID)), Reporter: string(rep.ReportingUser),
+	// The delivery ID makes a retry of a report already queued a
+	// duplicate, answered as the first delivery was.
+	id, err := s.store.AddReport(context.WithoutCancel(r.Context()), store.Report{Room: string(s.roomURI(u.Domain, u.ID)), Reporter: string(rep.ReportingUser),
 		AllegedAbuser: string(rep.AllegedAbuserURI), Reason: uint8(rep.ReasonCode), Note: rep.Note, Body: mls.Marshal(&rep),
-		From: peer, VerifiedBy: verified})
-	if err != nil {
+		From: peer, VerifiedBy: verified, DeliveryID: r.Header.Get(federation.HeaderDeliveryID)})
+	if errors.Is(err, store.ErrExists) {
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	} else if err != nil {
 		return err
 	}
 	s.log.Warn("abuse reported by a partner", "report", id, "peer", peer, "room", u.String(), "reporter", string(rep.ReportingUser),

@@ -340,12 +340,22 @@ type Report struct {
 	// From is where the report came from: "local" for one of this
 	// provider's users, else the partner's domain.
 	From string
+	// DeliveryID is the partner's delivery ID of a forwarded report
+	// (empty for a local one): AddReport refuses a second report with
+	// the same From and DeliveryID as ErrExists, so a retry is queued
+	// once.
+	DeliveryID string
 	// VerifiedBy says what this provider checked, for the operator.
 	VerifiedBy string
 	State      string // ReportOpen or ReportHandled
 	Action     string // once handled: warn, suspend-user, suspend-partner, dismiss
 	ActionNote string
 	Handled    time.Time
+
+	// Outbound are the requests that send the report on to other
+	// providers, stored in the outbox in the same transaction as the
+	// report (AddReport only; not read back).
+	Outbound []Outbound
 }
 
 // Notice is a message from the operator to a local user, such as a
@@ -495,9 +505,10 @@ type Store interface {
 	// returns the scheme's stored key either way, so that concurrent
 	// first uses agree on one key.
 	AddFrankingKey(ctx context.Context, k FrankingKey) (FrankingKey, error)
-	// AddReport stores a report in the queue, open, and returns its ID
-	// (Created is set by the store; ID, State and the handling fields
-	// are ignored).
+	// AddReport stores a report in the queue, open, and its Outbound in
+	// the outbox, all or nothing, and returns its ID (Created is set by
+	// the store; ID, State and the handling fields are ignored; Outbound
+	// entries are checked as by EnqueueOutbound).
 	AddReport(ctx context.Context, r Report) (int64, error)
 	// Reports lists the queue, oldest first; ReportByID reads one
 	// (ErrNotFound if unknown).

@@ -68,13 +68,20 @@ func (s *Store) AddFrankingKey(ctx context.Context, k store.FrankingKey) (store.
 	return s.FrankingKey(ctx, k.Scheme)
 }
 
-// AddReport stores an open report.
+// AddReport stores an open report and its outbound requests, in one
+// savepoint.
 func (s *Store) AddReport(ctx context.Context, r store.Report) (int64, error) {
+	if err := checkOutbound(r.Outbound); err != nil {
+		return 0, fmt.Errorf("sqlite: add report: %w", err)
+	}
 	var id int64
 	err := s.w.do(ctx, func(tx *wtx) error {
-		return tx.queryRow(`INSERT INTO reports (created, room, reporter, alleged_abuser, reason, note, body, origin, verified_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			unixNano(s.now()), r.Room, r.Reporter, r.AllegedAbuser, r.Reason, r.Note, nonNil(r.Body), r.From, r.VerifiedBy).Scan(&id)
+		if err := tx.queryRow(`INSERT INTO reports (created, room, reporter, alleged_abuser, reason, note, body, origin, verified_by, delivery_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			unixNano(s.now()), r.Room, r.Reporter, r.AllegedAbuser, r.Reason, r.Note, nonNil(r.Body), r.From, r.VerifiedBy, r.DeliveryID).Scan(&id); err != nil {
+			return err
+		}
+		return s.insertOutbound(tx, r.Outbound)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: add report: %w", err)
@@ -82,13 +89,13 @@ func (s *Store) AddReport(ctx context.Context, r store.Report) (int64, error) {
 	return id, nil
 }
 
-const reportCols = `id, created, room, reporter, alleged_abuser, reason, note, body, origin, verified_by, state, action, action_note, handled`
+const reportCols = `id, created, room, reporter, alleged_abuser, reason, note, body, origin, verified_by, state, action, action_note, handled, delivery_id`
 
 func scanReport(row interface{ Scan(...any) error }) (store.Report, error) {
 	var r store.Report
 	var created, handled int64
 	if err := row.Scan(&r.ID, &created, &r.Room, &r.Reporter, &r.AllegedAbuser, &r.Reason, &r.Note, &r.Body,
-		&r.From, &r.VerifiedBy, &r.State, &r.Action, &r.ActionNote, &handled); err != nil {
+		&r.From, &r.VerifiedBy, &r.State, &r.Action, &r.ActionNote, &handled, &r.DeliveryID); err != nil {
 		return store.Report{}, mapErr(err)
 	}
 	r.Created = fromNano(created)

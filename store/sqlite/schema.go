@@ -261,8 +261,12 @@ CREATE TABLE reports (
 	state          TEXT    NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'handled')),
 	action         TEXT    NOT NULL DEFAULT '',
 	action_note    TEXT    NOT NULL DEFAULT '',
-	handled        INTEGER NOT NULL DEFAULT 0
+	handled        INTEGER NOT NULL DEFAULT 0,
+	delivery_id    TEXT    NOT NULL DEFAULT ''
 );
+-- A partner's retry of a report it already delivered is recognised here,
+-- in the same write as the report.
+CREATE UNIQUE INDEX reports_by_delivery ON reports (origin, delivery_id) WHERE delivery_id != '';
 
 CREATE TABLE notices (
 	id      INTEGER PRIMARY KEY AUTOINCREMENT,

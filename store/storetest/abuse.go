@@ -113,6 +113,23 @@ func reportQueue(t *testing.T, e *env) {
 		!bytes.Equal(list[0].Body, []byte{0, 1, 2}) || list[0].From != "blue.example" || list[0].Created.IsZero() {
 		t.Fatalf("reports = %+v", list)
 	}
+	// A partner's retry: the same origin and delivery ID is ErrExists;
+	// another partner, or no delivery ID, is a report of its own.
+	fwd := r
+	fwd.DeliveryID = "report/abc"
+	_, err = e.s.AddReport(e.ctx, fwd)
+	e.ok(err)
+	if _, err := e.s.AddReport(e.ctx, fwd); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("the same delivery again: %v, want ErrExists", err)
+	}
+	fwd.From = "red.example"
+	_, err = e.s.AddReport(e.ctx, fwd)
+	e.ok(err)
+	list, err = e.s.Reports(e.ctx)
+	e.ok(err)
+	if len(list) != 4 || list[2].DeliveryID != "report/abc" || list[1].DeliveryID != "" {
+		t.Fatalf("reports after the retries: %+v", list)
+	}
 	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	e.ok(e.s.HandleReport(e.ctx, id1, "warn", "be nice", at))
 	got, err := e.s.ReportByID(e.ctx, id1)
@@ -131,6 +148,34 @@ func reportQueue(t *testing.T, e *env) {
 	}
 	if got, _ := e.s.ReportByID(e.ctx, id2); got.State != store.ReportOpen {
 		t.Fatalf("the other report changed: %+v", got)
+	}
+}
+
+// reportWithOutbound: a report and the requests that send it on are
+// stored together, or neither.
+func reportWithOutbound(t *testing.T, e *env) {
+	out := []store.Outbound{
+		{Destination: "green.example", Kind: "reportAbuse", Path: "/reportAbuse/x", Body: []byte("report"), ID: "report/1"},
+		{Destination: "red.example", Kind: "reportAbuse", Path: "/reportAbuse/x", Body: []byte("report"), ID: "report/1"},
+	}
+	bad := append(append([]store.Outbound{}, out...), store.Outbound{Destination: "blue.example", Kind: "reportAbuse", ID: "report/2"})
+	if _, err := e.s.AddReport(e.ctx, store.Report{Room: "r", AllegedAbuser: "a", From: "local", Outbound: bad}); err == nil {
+		t.Fatal("AddReport accepted an outbound entry without a path")
+	}
+	if rs, _ := e.s.Reports(e.ctx); len(rs) != 0 {
+		t.Fatalf("a refused report was stored: %+v", rs)
+	}
+	if dests, _ := e.s.OutboundDestinations(e.ctx); len(dests) != 0 {
+		t.Fatalf("a refused report's requests were stored: %v", dests)
+	}
+	_, err := e.s.AddReport(e.ctx, store.Report{Room: "r", AllegedAbuser: "a", From: "local", Outbound: out})
+	e.ok(err)
+	for _, d := range []string{"green.example", "red.example"} {
+		o, err := e.s.NextOutbound(e.ctx, d)
+		e.ok(err)
+		if o.Kind != "reportAbuse" || o.ID != "report/1" || !bytes.Equal(o.Body, []byte("report")) {
+			t.Fatalf("outbox entry for %s: %+v", d, o)
+		}
 	}
 }
 

@@ -245,6 +245,7 @@ var scenarios = []scenario{
 	{"FranksAreStoredWithTheirMessagesAndFindThem", frankedMessages},
 	{"FirstFrankingKeyOfASchemeStays", frankingKeys},
 	{"ReportsAreQueuedAndHandledOnce", reportQueue},
+	{"ReportAndItsOutboundAreStoredTogether", reportWithOutbound},
 	{"NoticesAndSuspensionArePerUser", noticesAndSuspension},
 	// Life cycle.
 	{"ClosedStoreRefusesCalls", closed},
