@@ -33,6 +33,9 @@ type Message struct {
 	// Seq is the message's position in the room, as the hub ordered it.
 	Seq  int64
 	Time time.Time
+	// Frank is the hub's stamp, kept so that the message can be reported
+	// (Report); nil for a message sent without a franking tag.
+	Frank *Frank
 }
 
 // RoomJoined reports that this device was added to a room.

@@ -33,6 +33,10 @@ type wireMessage struct {
 	Payload []byte    `json:"payload"`
 	Created time.Time `json:"created"`
 	Hub     string    `json:"hub"`
+	// Frank and AcceptedTimestamp are the hub's stamp on an application
+	// message that carries a franking tag (docs/abuse.md).
+	Frank             []byte `json:"frank"`
+	AcceptedTimestamp uint64 `json:"accepted_timestamp"`
 }
 
 // frame is one entry of the device's queue: a stream frame or an inbox
@@ -226,6 +230,12 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 			b.fail(r.st.Room, seq, err)
 			return nil
 		}
+		if err := checkFrankingTag(recv.AuthenticatedData, recv.ApplicationData); err != nil {
+			// The sender committed to other content than it sent: the
+			// message could not be reported, so it is not shown.
+			b.fail(r.st.Room, seq, err)
+			return nil
+		}
 		id := MessageID(m.ID)
 		if id == "" {
 			id = MessageID(string(r.st.Room) + "/" + strconv.FormatInt(seq, 10))
@@ -237,6 +247,7 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 			Body:   recv.ApplicationData,
 			Seq:    seq,
 			Time:   m.Created,
+			Frank:  frankOf(m),
 		})
 	case mls.ContentCommit:
 		if recv.Commit != nil && recv.Commit.RemovedSelf {

@@ -378,7 +378,7 @@ func (c *Client) sendLocked(ctx context.Context, id RoomID, body []byte, b *batc
 		if r.st.Removed {
 			return "", fmt.Errorf("%w: %s", ErrRemoved, id)
 		}
-		msg, err := r.g.Encrypt(body, nil)
+		msg, err := r.g.Encrypt(body, frankAAD(body))
 		if err != nil {
 			return "", fmt.Errorf("client: encrypt: %w", err)
 		}

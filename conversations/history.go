@@ -87,7 +87,51 @@ func openHistory(path string) (*history, error) {
 		db.Close()
 		return nil, fmt.Errorf("conversations: history: %w", err)
 	}
+	if err := addColumns(db, "entries", historyColumns); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("conversations: history: %w", err)
+	}
 	return &history{db: db}, nil
+}
+
+// historyColumns are the entries columns added after the first schema:
+// a history made before has them added when it is opened. A received
+// message keeps its encoded content and the hub's frank, so that the
+// person can report it (docs/abuse.md).
+var historyColumns = []struct{ name, decl string }{
+	{"content", "BLOB"},                        // the MIMI content as received
+	{"frank", "BLOB"},                          // the hub's Frank encoding; NULL if none
+	{"accepted", "INTEGER NOT NULL DEFAULT 0"}, // the hub's acceptance time, Unix ms
+}
+
+// addColumns adds those of cols the table lacks.
+func addColumns(db *sql.DB, table string, cols []struct{ name, decl string }) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		have[n] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if have[c.name] {
+			continue
+		}
+		if _, err := db.Exec(`ALTER TABLE ` + table + ` ADD COLUMN ` + c.name + ` ` + c.decl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *history) close() error { return h.db.Close() }
@@ -120,12 +164,35 @@ func (h *history) add(ctx context.Context, e *Entry) error {
 	if e.ReplyTo != nil {
 		reply = e.ReplyTo.String()
 	}
+	var frank []byte
+	var accepted uint64
+	if e.frank != nil {
+		frank, accepted = e.frank.Frank, e.frank.AcceptedTimestamp
+	}
 	_, err := h.db.ExecContext(ctx, `INSERT INTO entries
-		(room, id, seq, sender, own, sent, body, markdown, reply_to, expires, file, recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		(room, id, seq, sender, own, sent, body, markdown, reply_to, expires, file, recipients, content, frank, accepted)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		string(e.Room), e.ID.String(), e.Seq, e.Sender, e.Own, ms(e.Sent), e.Text, e.Markdown, reply,
-		ms(e.Expires), file, strings.Join(e.recipients, " "))
+		ms(e.Expires), file, strings.Join(e.recipients, " "), e.content, frank, int64(accepted))
 	return err
+}
+
+// evidence is what a report of a received message needs: its sender, the
+// content as received and the hub's frank (nil if it came without one).
+func (h *history) evidence(ctx context.Context, room client.RoomID, id content.ID) (sender string, data []byte, frank *client.Frank, err error) {
+	var f []byte
+	var accepted int64
+	err = h.db.QueryRowContext(ctx, `SELECT sender, content, frank, accepted FROM entries WHERE room = ? AND id = ?`,
+		string(room), id.String()).Scan(&sender, &data, &f, &accepted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, nil, ErrNoSuchMessage
+	} else if err != nil {
+		return "", nil, nil, err
+	}
+	if len(f) > 0 {
+		frank = &client.Frank{Frank: f, AcceptedTimestamp: uint64(accepted)}
+	}
+	return sender, data, frank, nil
 }
 
 // edit replaces a message's text, if by was its sender.

@@ -75,6 +75,10 @@ type Entry struct {
 	Status Status
 
 	recipients []string // own messages: the other users in the room when sent
+	// Received messages: the content as received and the hub's frank,
+	// kept for a report.
+	content []byte
+	frank   *client.Frank
 }
 
 // Conversation is one room in the person's list.
@@ -320,7 +324,7 @@ func (m *Messenger) receive(ctx context.Context, e *client.Message) error {
 		u.ID = *msg.Replaces
 	default:
 		entry := &Entry{Room: e.Room, ID: id, Seq: e.Seq, Sender: from, Own: own, Sent: e.Time,
-			Text: msg.Text(), Markdown: isMarkdown(msg), ReplyTo: msg.InReplyTo}
+			Text: msg.Text(), Markdown: isMarkdown(msg), ReplyTo: msg.InReplyTo, content: e.Body, frank: e.Frank}
 		if msg.Expires != nil {
 			entry.Expires = msg.Expires.Deadline(m.opts.Now())
 		}
@@ -380,6 +384,14 @@ func (m *Messenger) others(room client.RoomID) []string {
 
 // send encrypts and posts a message, and returns its ID.
 func (m *Messenger) send(ctx context.Context, room client.RoomID, msg *content.Message) (content.ID, int64, error) {
+	// The sender and room go into the content, so the message commits
+	// to them: a report can prove who sent it where (docs/abuse.md).
+	if err := msg.SetExtension(content.SenderURIKey, m.c.UserURI()); err != nil {
+		return content.ID{}, 0, err
+	}
+	if err := msg.SetExtension(content.RoomURIKey, m.c.RoomURI(room)); err != nil {
+		return content.ID{}, 0, err
+	}
 	data, id, err := msg.EncodeWithID(m.c.UserURI(), m.c.RoomURI(room))
 	if err != nil {
 		return content.ID{}, 0, err

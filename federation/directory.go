@@ -35,6 +35,12 @@ type Directory struct {
 	IdentifierQuery string `json:"identifierQuery,omitempty"`
 	ReportAbuse     string `json:"reportAbuse,omitempty"`
 	ProxyDownload   string `json:"proxyDownload,omitempty"`
+
+	// FrankingKeys is a Switchboard addition (docs/abuse.md): the hub's
+	// franking signature public keys by signature scheme ("ed25519",
+	// "p256", "p384", "p521"), which verify the franks of the rooms it
+	// hosts. The draft puts the key in each room's GroupContext instead.
+	FrankingKeys map[string][]byte `json:"frankingKeys,omitempty"`
 }
 
 // NewDirectory returns the directory of a provider whose MIMI endpoints live

@@ -441,6 +441,22 @@ func (p *Peers) SetCertificate(cert tls.Certificate) error {
 
 // Post sends a request to domain; see Transport.
 func (p *Peers) Post(ctx context.Context, domain, path string, body []byte, hdr http.Header) (*Response, error) {
+	return p.do(ctx, http.MethodPost, domain, path, body, hdr)
+}
+
+// Getter is a Transport that can also GET, such as a partner's directory.
+type Getter interface {
+	Get(ctx context.Context, domain, path string) (*Response, error)
+}
+
+// Get fetches path from domain over the same mutually authenticated
+// connection as Post: for example the partner's directory, whose
+// franking keys a report's verifier needs (docs/abuse.md).
+func (p *Peers) Get(ctx context.Context, domain, path string) (*Response, error) {
+	return p.do(ctx, http.MethodGet, domain, path, nil, nil)
+}
+
+func (p *Peers) do(ctx context.Context, method, domain, path string, body []byte, hdr http.Header) (*Response, error) {
 	c, err := p.client(domain)
 	if err != nil {
 		return nil, transportError(domain, err)
@@ -451,7 +467,7 @@ func (p *Peers) Post(ctx context.Context, domain, path string, body []byte, hdr 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, &PeerError{Domain: domain, Code: CodeBadRequest, Permanent: true, Err: err}
 	}

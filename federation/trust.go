@@ -161,8 +161,8 @@ type trustFile struct {
 type partnerJSON struct {
 	Domain    string `json:"domain"`
 	Endpoint  string `json:"endpoint"`
-	CAPEM     string `json:"ca_pem"`
-	PinSHA256 string `json:"pin_sha256"`
+	CAPEM     string `json:"ca_pem,omitempty"`
+	PinSHA256 string `json:"pin_sha256,omitempty"`
 	Suspended bool   `json:"suspended"`
 }
 

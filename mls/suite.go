@@ -105,6 +105,12 @@ func SuiteFor(id CipherSuite) (*Suite, error) {
 	return s, nil
 }
 
+// SignatureScheme names the suite's signature scheme: "ed25519", "p256",
+// "p384" or "p521".
+func (s *Suite) SignatureScheme() string {
+	return [...]string{sigEd25519: "ed25519", sigP256: "p256", sigP384: "p384", sigP521: "p521"}[s.sig]
+}
+
 func (id CipherSuite) String() string { return fmt.Sprintf("0x%04x", uint16(id)) }
 
 // HashSize is Nh, the output size of the suite's hash and KDF.

@@ -209,6 +209,11 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	if u, err := s.store.UserByID(r.Context(), d.UserID); err != nil {
+		return err
+	} else if u.Suspended {
+		return errSuspended(u.Handle)
+	}
 	token := make([]byte, 32)
 	rand.Read(token)
 	tok := base64.RawURLEncoding.EncodeToString(token)
@@ -247,6 +252,9 @@ func (s *Server) authed(name string, h handlerFunc) http.Handler {
 		u, err := s.store.UserByID(r.Context(), d.UserID)
 		if err != nil {
 			return err
+		}
+		if u.Suspended {
+			return errSuspended(u.Handle)
 		}
 		r = r.WithContext(context.WithValue(r.Context(), deviceKey, &caller{device: d, user: u}))
 		return h(w, r)

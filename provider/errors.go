@@ -69,6 +69,17 @@ func errNoKeyPackages(handle string, suite uint16) *Error {
 	return &Error{Code: "no_key_packages", Status: http.StatusConflict, Message: fmt.Sprintf("%s has no KeyPackage of cipher suite %d left", handle, suite)}
 }
 
+// errSuspended refuses a user the operator suspended (docs/abuse.md).
+func errSuspended(handle string) *Error {
+	return &Error{Code: "suspended", Status: http.StatusForbidden, Message: fmt.Sprintf("the account %s is suspended by the provider's operator", handle)}
+}
+
+// errFrankInvalid refuses an abuse report whose evidence does not verify;
+// nothing of it is kept (docs/abuse.md).
+func errFrankInvalid(format string, args ...any) *Error {
+	return &Error{Code: "frank_invalid", Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf(format, args...)}
+}
+
 func errInternal(err error) *Error {
 	return &Error{Code: "internal", Status: http.StatusInternalServerError, Message: "internal error; nothing was changed", cause: err}
 }

@@ -160,7 +160,11 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 			usersAfter[m.domain()] = append(usersAfter[m.domain()], m.uri.UserOf())
 		}
 	}
-	now := uint64(s.now().UnixMilli())
+	now := uint64(sub.Accepted)
+	var frank *federation.Frank
+	if len(sub.Frank) > 0 {
+		frank, _ = federation.ParseFrank(sub.Frank) // made by frankOf just now
+	}
 	path := partnerPath(partnerDirectory.NotifyURL(s.roomURI(s.cfg.Domain, rs.room.ID)))
 	var wm *mls.MLSMessage
 	if welcome != nil {
@@ -168,7 +172,7 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 	}
 	var out []store.Outbound
 	for _, d := range slices.Sorted(maps.Keys(domains)) {
-		fm := federation.FanoutMessage{Timestamp: now, Message: *o.msg}
+		fm := federation.FanoutMessage{Timestamp: now, Message: *o.msg, Frank: frank}
 		hdr := map[string]string{
 			HeaderRoomSeq:    strconv.FormatInt(sub.Seq, 10),
 			HeaderRoomEpoch:  strconv.FormatUint(sub.Epoch, 10),
@@ -277,7 +281,7 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 	resp := federation.UpdateRoomResponse{ResponseCode: federation.UpdateSuccess, ErrorDescription: hv.desc}
 	switch hv.v {
 	case verdictAccepted:
-		resp.AcceptedTimestamp = uint64(s.now().UnixMilli())
+		resp.AcceptedTimestamp = uint64(hv.accepted)
 	case verdictWrongEpoch:
 		resp.ResponseCode, resp.CurrentEpoch = federation.UpdateWrongEpoch, hv.epoch
 	default:
@@ -309,7 +313,12 @@ func (s *Server) fedSubmitMessage(w http.ResponseWriter, r *http.Request) error 
 	resp := federation.SubmitMessageResponse{Protocol: federation.ProtocolMLS10, StatusCode: federation.SubmitAccepted}
 	switch hv.v {
 	case verdictAccepted:
-		resp.AcceptedTimestamp = uint64(s.now().UnixMilli())
+		resp.AcceptedTimestamp = uint64(hv.accepted)
+		if len(hv.frank) > 0 {
+			if resp.Frank, err = federation.ParseFrank(hv.frank); err != nil {
+				return err
+			}
+		}
 	case verdictWrongEpoch:
 		resp.StatusCode, resp.CurrentEpoch = federation.SubmitEpochTooOld, hv.epoch
 	default:
@@ -325,6 +334,9 @@ type hubVerdict struct {
 	v     verdict
 	desc  string // why it was refused
 	epoch uint64 // the room's epoch, for a wrong-epoch refusal
+	// accepted and frank are the acceptance's (see acceptance).
+	accepted int64
+	frank    []byte
 }
 
 // acceptForwarded is the hub's part of update and submitMessage: the
@@ -350,7 +362,7 @@ func (s *Server) acceptForwarded(w http.ResponseWriter, r *http.Request, build f
 	switch {
 	case err == nil:
 		setRoomHeaders(w, res.seq, res.epoch)
-		return hubVerdict{v: verdictAccepted}, nil
+		return hubVerdict{v: verdictAccepted, accepted: res.accepted, frank: res.frank}, nil
 	case errors.As(err, &apiErr) && apiErr.Code == "wrong_epoch":
 		// The end of the log lets the follower catch up before it answers.
 		setRoomHeaders(w, rs.room.LastSeq, rs.group.Epoch())
@@ -414,7 +426,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, room store.Room
 	}
 	seq, _ := strconv.ParseInt(resp.Header.Get(HeaderRoomSeq), 10, 64)
 	epoch, _ := strconv.ParseUint(resp.Header.Get(HeaderRoomEpoch), 10, 64)
-	verdict, desc, err := readVerdict(msg, resp.Body)
+	verdict, desc, acc, err := readVerdict(msg, resp.Body)
 	if err != nil {
 		return &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s answered badly: %v", room.Hub, err), cause: err}
 	}
@@ -427,7 +439,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, room store.Room
 		if seq <= 0 {
 			return &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s did not say where it put the message", room.Hub)}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "epoch": epoch, "duplicate": false})
+		out := map[string]any{"seq": seq, "epoch": epoch, "duplicate": false}
+		frankFields(out, acc.frank, acc.accepted)
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	case verdictWrongEpoch:
 		return errWrongEpoch(fmt.Errorf("the room's hub %s is in epoch %d: %s", room.Hub, epoch, desc))
@@ -469,32 +483,39 @@ const (
 	verdictRefused
 )
 
-// readVerdict reads the hub's answer to an update or submitMessage.
-func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, error) {
+// readVerdict reads the hub's answer to an update or submitMessage, with
+// the acceptance time and frank of an accepted one.
+func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, acceptance, error) {
+	var acc acceptance
 	if msg.WireFormat == mls.WireFormatPrivateMessage {
 		var resp federation.SubmitMessageResponse
 		if err := mls.Unmarshal(body, &resp); err != nil {
-			return 0, "", err
+			return 0, "", acc, err
 		}
 		switch resp.StatusCode {
 		case federation.SubmitAccepted:
-			return verdictAccepted, "", nil
+			acc.accepted = int64(resp.AcceptedTimestamp)
+			if resp.Frank != nil {
+				acc.frank = mls.Marshal(resp.Frank)
+			}
+			return verdictAccepted, "", acc, nil
 		case federation.SubmitEpochTooOld:
-			return verdictWrongEpoch, "epoch too old", nil
+			return verdictWrongEpoch, "epoch too old", acc, nil
 		}
-		return verdictRefused, "not allowed", nil
+		return verdictRefused, "not allowed", acc, nil
 	}
 	var resp federation.UpdateRoomResponse
 	if err := mls.Unmarshal(body, &resp); err != nil {
-		return 0, "", err
+		return 0, "", acc, err
 	}
 	switch resp.ResponseCode {
 	case federation.UpdateSuccess:
-		return verdictAccepted, "", nil
+		acc.accepted = int64(resp.AcceptedTimestamp)
+		return verdictAccepted, "", acc, nil
 	case federation.UpdateWrongEpoch:
-		return verdictWrongEpoch, resp.ErrorDescription, nil
+		return verdictWrongEpoch, resp.ErrorDescription, acc, nil
 	}
-	return verdictRefused, resp.ErrorDescription, nil
+	return verdictRefused, resp.ErrorDescription, acc, nil
 }
 
 // ---- The follower: the hub's notify ----
@@ -545,7 +566,11 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	}
 	fm := msgs[0]
 	sub := store.Submission{RoomID: u.ID, ClientID: "hub:" + strconv.FormatInt(seq, 10), Seq: seq, Sender: sender.String(),
-		Epoch: epoch, Payload: mls.Marshal(&fm.Message)}
+		Epoch: epoch, Payload: mls.Marshal(&fm.Message), Accepted: int64(fm.Timestamp)}
+	if fm.Frank != nil {
+		// Kept as the hub made it: a report names the message by it.
+		sub.Frank = mls.Marshal(fm.Frank)
+	}
 	switch {
 	case fm.Message.Welcome != nil:
 		sub.Kind = store.KindWelcome

@@ -172,7 +172,11 @@ func writeWire(w http.ResponseWriter, v mls.Marshaler) {
 }
 
 func (s *Server) fedDirectory(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.directory)
+	d, err := s.directoryWithKeys(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
 	return nil
 }
 

@@ -11,9 +11,9 @@ import (
 )
 
 // The federation endpoints beyond rooms and key material: consent
-// (docs/consent.md), and those whose full behaviour comes later (abuse
-// reports with their own issue; external joins not offered), which are
-// served, check who speaks for whom, and answer as documented in
+// (docs/consent.md), and external joins, which are not offered (abuse
+// reports are in reports.go). They are served, check who speaks for whom,
+// and answer as documented in
 // docs/federation.md, so a partner that calls them gets a clear answer.
 
 // parseUserURI reads a user URI from a body or path, or says why not.
@@ -159,42 +159,6 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathV
 	s.log.Info("consent "+e.ConsentOperation.String(), "peer", peer, "endpoint", endpoint,
 		"requester", string(e.RequesterURI), "target", string(e.TargetURI), "room", string(e.RoomID))
 	return &e, speaker, u, nil
-}
-
-// fedReportAbuse takes a partner's report of abusive messages in a room
-// this provider hosts. Franking is not yet checked and there is no report
-// queue yet: the report is checked and logged for the operator, and
-// answered 201.
-func (s *Server) fedReportAbuse(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitPartner(w, r); err != nil {
-		return err
-	}
-	peer, err := federation.PeerDomain(r)
-	if err != nil {
-		return err
-	}
-	var rep federation.AbuseReport
-	if err := s.readWire(r, "AbuseReport", &rep); err != nil {
-		return err
-	}
-	if rep.ReportingUser != "" {
-		reporter, err := parseUserURI("reportingUser", rep.ReportingUser)
-		if err != nil {
-			return err
-		}
-		if err := federation.CheckSpeaksFor(peer, reporter); err != nil {
-			return err
-		}
-	}
-	rs, unlock, err := s.hostedRoom(r.Context(), r.PathValue("roomId"))
-	if err != nil {
-		return err
-	}
-	unlock()
-	s.log.Warn("abuse reported", "peer", peer, "room", rs.room.ID, "reporter", string(rep.ReportingUser),
-		"alleged_abuser", string(rep.AllegedAbuserURI), "reason", rep.ReasonCode, "messages", len(rep.Messages))
-	w.WriteHeader(http.StatusCreated)
-	return nil
 }
 
 // fedGroupInfo answers a request for a room's GroupInfo, which a client

@@ -164,6 +164,9 @@ type Server struct {
 	directory *federation.Directory
 	fedOrigin string
 
+	// franking holds the hub's franking keys and partners' public ones.
+	franking frankingKeys
+
 	mux      *http.ServeMux
 	mu       sync.Mutex
 	draining bool
@@ -280,6 +283,7 @@ func (s *Server) routes() {
 	m.Handle("DELETE /v1/auth/session", s.authed("signout", s.signOut))
 	m.Handle("GET /v1/me", s.authed("me", s.me))
 	m.Handle("GET /v1/me/devices", s.authed("devices", s.myDevices))
+	m.Handle("GET /v1/me/notices", s.authed("notices", s.notices))
 	m.Handle("POST /v1/me/enrollments", s.authed("enroll", s.enroll))
 	m.Handle("GET /v1/me/discovery", s.authed("discovery_settings", s.getDiscovery))
 	m.Handle("PUT /v1/me/discovery", s.authed("set_discovery", s.setDiscovery))
@@ -299,6 +303,7 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/rooms/{id}", s.authed("room", s.getRoom))
 	m.Handle("GET /v1/rooms/{id}/tree", s.authed("room_tree", s.getRoomTree))
 	m.Handle("POST /v1/rooms/{id}/messages", s.authed("submit", s.submit))
+	m.Handle("POST /v1/rooms/{id}/reports", s.authed("report", s.report))
 	m.Handle("GET /v1/rooms/{id}/messages", s.authed("room_log", s.roomLog))
 	m.Handle("GET /v1/stream", s.authed("stream", s.stream))
 	m.Handle("GET /v1/inbox", s.authed("inbox", s.inbox))
@@ -340,11 +345,17 @@ func (s *Server) getProvider(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	keys, err := s.frankingPublicKeys(r.Context())
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"domain":         s.cfg.Domain,
 		"ca_certificate": s.ca.Certificate().Raw,
 		"cipher_suites":  suites,
 		"partners":       partners,
+		// The hub's franking signature keys by scheme (docs/abuse.md).
+		"franking_keys": keys,
 	})
 	return nil
 }

@@ -315,6 +315,12 @@ type messageJSON struct {
 	Created time.Time      `json:"created"`
 	// Hub, on a Welcome, is the domain of the provider hosting the room.
 	Hub string `json:"hub,omitempty"`
+	// Frank is the hub's frank of an application message that asked for
+	// one (the MIMI Frank encoding), AcceptedTimestamp the hub's
+	// acceptance time in Unix ms, the number the frank signs
+	// (docs/abuse.md).
+	Frank             []byte `json:"frank,omitempty"`
+	AcceptedTimestamp int64  `json:"accepted_timestamp,omitempty"`
 }
 
 func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
@@ -339,6 +345,7 @@ func (s *Server) messageJSON(ctx context.Context, m store.Message) messageJSON {
 		Hub: hub,
 		ID:  m.RoomID + "/" + strconv.FormatInt(m.Seq, 10), Room: m.RoomID, Seq: m.Seq, Kind: string(m.Kind),
 		Epoch: m.Epoch, Sender: sender, Payload: m.Payload, Created: m.Created.UTC(),
+		Frank: m.Frank, AcceptedTimestamp: m.Accepted,
 	}
 }
 

@@ -200,6 +200,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 				return nil
 			}
 		case <-ping.C:
+			// The operator may have suspended the user since the stream
+			// opened (from another process: no event reaches us).
+			if u, err := s.store.UserByID(ctx, c.user.ID); err == nil && u.Suspended {
+				ws.Close(websocket.StatusPolicyViolation, "account suspended")
+				return nil
+			}
 			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 			err := ws.Ping(pctx)
 			pcancel()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store"
@@ -85,7 +86,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"seq": res.seq, "epoch": res.epoch, "duplicate": res.duplicate})
+	out := map[string]any{"seq": res.seq, "epoch": res.epoch, "duplicate": res.duplicate}
+	frankFields(out, res.frank, res.accepted)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -104,6 +107,11 @@ type acceptance struct {
 	seq       int64
 	epoch     uint64 // the room's epoch after the message
 	duplicate bool
+	// accepted is the hub's acceptance time (Unix ms) and frank the
+	// encoded Frank of an application message that asked for one: the
+	// same values the log, the deliveries and the fanout carry.
+	accepted int64
+	frank    []byte
 }
 
 // accept is the hub's part: it checks an offered message against the room
@@ -119,7 +127,7 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 		if m.Kind == store.KindCommit {
 			epoch++ // the first answer named the epoch the commit began
 		}
-		return acceptance{seq: m.Seq, epoch: epoch, duplicate: true}, nil
+		return acceptance{seq: m.Seq, epoch: epoch, duplicate: true, accepted: m.Accepted, frank: m.Frank}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return acceptance{}, err
 	}
@@ -127,6 +135,9 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	sub := store.Submission{
 		RoomID: rs.room.ID, ClientID: o.clientID, SenderDevice: o.sender.device.ID, Sender: o.sender.uri.String(),
 		Payload: o.raw, Seq: rs.room.LastSeq + 1,
+		// One reading of the clock: the frank signs it, the fanout and
+		// every delivery carry it, all as the same number.
+		Accepted: s.now().UnixMilli(),
 	}
 	var next *mls.PublicGroup
 	nextMembers := rs.members
@@ -144,6 +155,11 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 			return acceptance{}, errWrongEpoch(fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch()))
 		}
 		sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
+		frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted))
+		if err != nil {
+			return acceptance{}, err
+		}
+		sub.Frank = frank
 	case mls.WireFormatPublicMessage:
 		u, err := rs.group.Check(o.msg)
 		if errors.Is(err, mls.ErrWrongEpoch) {
@@ -229,7 +245,11 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 		// Accepted by an earlier attempt that this process did not see
 		// finish: the cached state may be behind.
 		rs.loaded = false
-		return acceptance{seq: res.Seq, epoch: rs.group.Epoch(), duplicate: true}, nil
+		dup := acceptance{seq: res.Seq, epoch: rs.group.Epoch(), duplicate: true}
+		if m, err := s.store.MessageByClientID(ctx, rs.room.ID, o.clientID); err == nil {
+			dup.accepted, dup.frank = m.Accepted, m.Frank
+		}
+		return dup, nil
 	}
 	rs.room.LastSeq = res.Seq
 	if next != nil {
@@ -245,7 +265,7 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	}
 	s.wakeOutbox(sub.Outbound)
 	s.metrics.commitWait.Observe(time.Since(start).Seconds())
-	return acceptance{seq: res.Seq, epoch: rs.group.Epoch()}, nil
+	return acceptance{seq: res.Seq, epoch: rs.group.Epoch(), accepted: sub.Accepted, frank: sub.Frank}, nil
 }
 
 // recipients splits the room's devices, except the sender, into this

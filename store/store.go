@@ -47,6 +47,10 @@ type User struct {
 	// changed with SetDiscoverable only.
 	DiscoverableByHandle bool
 	DiscoverableByPhone  bool
+	// Suspended is set by the operator (docs/abuse.md): the user's
+	// devices can neither sign in nor use a session nor send. CreateUser
+	// ignores it; SetSuspended changes it.
+	Suspended bool
 }
 
 // ReachMode is whether a user may be reached from other providers: by
@@ -185,6 +189,13 @@ type Message struct {
 	Epoch        uint64
 	Payload      []byte
 	Created      time.Time
+	// Frank is the hub's frank of an application message whose sender
+	// asked for one (the federation.Frank encoding, opaque here); nil
+	// otherwise. Accepted is the hub's acceptance time in milliseconds
+	// since the Unix epoch, the number the frank signs; 0 in logs
+	// written before it was kept.
+	Frank    []byte
+	Accepted int64
 }
 
 // Submission asks the store to append one message to a room's log and to
@@ -199,6 +210,10 @@ type Submission struct {
 	Kind         Kind
 	Epoch        uint64 // the epoch the message was sent in
 	Payload      []byte
+	// Frank and Accepted are stored as Message.Frank and Message.Accepted
+	// (a Welcome stored with a commit gets the same Accepted, no Frank).
+	Frank    []byte
+	Accepted int64
 
 	// Seq, if not 0, is the message's place in the log: it must be
 	// greater than the room's LastSeq, else ErrConflict and nothing is
@@ -289,6 +304,67 @@ type Attachment struct {
 	ID      string // unguessable: whoever knows it may download the data
 	OwnerID int64  // the uploading user
 	Data    []byte
+	Created time.Time
+}
+
+// FrankingKey is the hub's franking key material for one signature
+// scheme (docs/abuse.md): the key pair that signs franks and the secret
+// hub_key of server franks. Made on first use and kept for good, since
+// every frank the hub ever made is checked with it.
+type FrankingKey struct {
+	Scheme     string // the signature scheme's name, such as "ed25519"
+	PrivateKey []byte // mls.SignaturePrivateKey.Bytes
+	PublicKey  []byte
+	HubKey     []byte // 32 random bytes
+	Created    time.Time
+}
+
+// Report states.
+const (
+	ReportOpen    = "open"
+	ReportHandled = "handled"
+)
+
+// Report is a verified abuse report in the operator's queue
+// (docs/abuse.md). Body is the MIMI AbuseReport encoding, with the
+// reported messages the reporter chose to reveal.
+type Report struct {
+	ID            int64
+	Created       time.Time
+	Room          string // the room's URI
+	Reporter      string // the reporting user's URI; empty if anonymous
+	AllegedAbuser string // the alleged abuser's user URI
+	Reason        uint8
+	Note          string
+	Body          []byte
+	// From is where the report came from: "local" for one of this
+	// provider's users, else the partner's domain.
+	From string
+	// DeliveryID is the partner's delivery ID of a forwarded report
+	// (empty for a local one): AddReport refuses a second report with
+	// the same From and DeliveryID as ErrExists, so a retry is queued
+	// once.
+	DeliveryID string
+	// VerifiedBy says what this provider checked, for the operator.
+	VerifiedBy string
+	State      string // ReportOpen or ReportHandled
+	Action     string // once handled: warn, suspend-user, suspend-partner, dismiss
+	ActionNote string
+	Handled    time.Time
+
+	// Outbound are the requests that send the report on to other
+	// providers, stored in the outbox in the same transaction as the
+	// report (AddReport only; not read back).
+	Outbound []Outbound
+}
+
+// Notice is a message from the operator to a local user, such as a
+// warning after an abuse report.
+type Notice struct {
+	ID      int64
+	UserID  int64
+	Text    string
+	Report  int64 // the report it answers, 0 if none
 	Created time.Time
 }
 
@@ -465,6 +541,34 @@ type Store interface {
 	// when sender (a user URI) is not empty, users who blocked sender.
 	// One indexed query: it runs for every message delivered.
 	Refusing(ctx context.Context, roomID, sender string, users []int64) ([]int64, error)
+	// Franking and abuse reports (docs/abuse.md).
+	// MessageByFrank finds the message of a room's log stored with exactly
+	// this frank; none is ErrNotFound.
+	MessageByFrank(ctx context.Context, roomID string, frank []byte) (Message, error)
+	// FrankingKey returns the key of a signature scheme, or ErrNotFound.
+	FrankingKey(ctx context.Context, scheme string) (FrankingKey, error)
+	// AddFrankingKey stores k unless its scheme has a key already, and
+	// returns the scheme's stored key either way, so that concurrent
+	// first uses agree on one key.
+	AddFrankingKey(ctx context.Context, k FrankingKey) (FrankingKey, error)
+	// AddReport stores a report in the queue, open, and its Outbound in
+	// the outbox, all or nothing, and returns its ID (Created is set by
+	// the store; ID, State and the handling fields are ignored; Outbound
+	// entries are checked as by EnqueueOutbound).
+	AddReport(ctx context.Context, r Report) (int64, error)
+	// Reports lists the queue, oldest first; ReportByID reads one
+	// (ErrNotFound if unknown).
+	Reports(ctx context.Context) ([]Report, error)
+	ReportByID(ctx context.Context, id int64) (Report, error)
+	// HandleReport marks an open report handled with the action taken.
+	// An unknown report is ErrNotFound, one already handled ErrConflict.
+	HandleReport(ctx context.Context, id int64, action, note string, at time.Time) error
+	// AddNotice stores a notice for a user (unknown: ErrNotFound) and
+	// returns its ID; Notices lists a user's, oldest first.
+	AddNotice(ctx context.Context, n Notice) (int64, error)
+	Notices(ctx context.Context, userID int64) ([]Notice, error)
+	// SetSuspended sets User.Suspended; an unknown user is ErrNotFound.
+	SetSuspended(ctx context.Context, userID int64, suspended bool) error
 
 	// Attachments.
 	// PutAttachment stores an attachment; an ID already stored is

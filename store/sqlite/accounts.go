@@ -24,12 +24,12 @@ func (s *Store) CreateUser(ctx context.Context, handle, phone string) (store.Use
 	return u, nil
 }
 
-const userCols = `id, handle, coalesce(phone, ''), created, discoverable_handle, discoverable_phone`
+const userCols = `id, handle, coalesce(phone, ''), created, discoverable_handle, discoverable_phone, suspended`
 
 func scanUser(row *sql.Row) (store.User, error) {
 	var u store.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Handle, &u.Phone, &created, &u.DiscoverableByHandle, &u.DiscoverableByPhone); err != nil {
+	if err := row.Scan(&u.ID, &u.Handle, &u.Phone, &created, &u.DiscoverableByHandle, &u.DiscoverableByPhone, &u.Suspended); err != nil {
 		return store.User{}, mapErr(err)
 	}
 	u.Created = fromNano(created)

@@ -178,12 +178,12 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 			}
 		}
 		m := store.Message{RoomID: sub.RoomID, Seq: res.Seq, ClientID: sub.ClientID, SenderDevice: sub.SenderDevice,
-			Sender: sub.Sender, Kind: sub.Kind, Epoch: sub.Epoch, Payload: sub.Payload}
+			Sender: sub.Sender, Kind: sub.Kind, Epoch: sub.Epoch, Payload: sub.Payload, Frank: sub.Frank, Accepted: sub.Accepted}
 		if err := s.appendMessage(tx, m, recipients); err != nil {
 			return err
 		}
 		if w := sub.Welcome; w != nil {
-			m.Seq, m.ClientID, m.Kind, m.Epoch, m.Payload = res.Seq+1, sub.ClientID+"/welcome", store.KindWelcome, sub.NewEpoch, w.Payload
+			m.Seq, m.ClientID, m.Kind, m.Epoch, m.Payload, m.Frank = res.Seq+1, sub.ClientID+"/welcome", store.KindWelcome, sub.NewEpoch, w.Payload, nil
 			if err := s.appendMessage(tx, m, dedupe(w.Recipients)); err != nil {
 				return err
 			}
@@ -202,7 +202,7 @@ func (s *Store) appendMessage(tx *wtx, m store.Message, recipients []int64) erro
 	var msgID int64
 	if err := tx.insMessage.QueryRowContext(tx.ctx,
 		m.RoomID, m.Seq, m.ClientID, m.SenderDevice, m.Sender, string(m.Kind),
-		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now())).Scan(&msgID); err != nil {
+		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now()), nullBytes(m.Frank), m.Accepted).Scan(&msgID); err != nil {
 		return err
 	}
 	if len(recipients) == 0 {
@@ -235,12 +235,12 @@ func dedupe(ids []int64) []int64 {
 	return out
 }
 
-const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.sender, m.kind, m.epoch, m.payload, m.created`
+const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.sender, m.kind, m.epoch, m.payload, m.created, m.frank, m.accepted`
 
 func scanMessage(rows interface{ Scan(...any) error }, dst ...any) (store.Message, error) {
 	var m store.Message
 	var epoch, created int64
-	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Sender, &m.Kind, &epoch, &m.Payload, &created)
+	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Sender, &m.Kind, &epoch, &m.Payload, &created, &m.Frank, &m.Accepted)
 	if err := rows.Scan(args...); err != nil {
 		return store.Message{}, mapErr(err)
 	}

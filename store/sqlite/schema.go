@@ -252,6 +252,59 @@ CREATE TABLE message_requests (
 ) WITHOUT ROWID;
 CREATE INDEX message_requests_declined ON message_requests (room_id, user_id) WHERE state = 'declined';
 `,
+	// 8: franking and abuse
+	// reports (docs/abuse.md). room_messages.frank is the hub's frank of
+	// an application message that asked for one (NULL otherwise) and
+	// accepted its acceptance time in Unix ms, the number the frank
+	// signs; a report names a message by its frank, so franks are
+	// indexed per room. franking_keys holds the hub's key material, one
+	// row per signature scheme. reports is the operator's queue; notices
+	// are the operator's messages to users; users.suspended bars a user.
+	`
+ALTER TABLE room_messages ADD COLUMN frank BLOB;
+ALTER TABLE room_messages ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX room_messages_by_frank ON room_messages (room_id, frank) WHERE frank IS NOT NULL;
+
+CREATE TABLE franking_keys (
+	scheme      TEXT    PRIMARY KEY,
+	private_key BLOB    NOT NULL,
+	public_key  BLOB    NOT NULL,
+	hub_key     BLOB    NOT NULL,
+	created     INTEGER NOT NULL
+);
+
+CREATE TABLE reports (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	created        INTEGER NOT NULL,
+	room           TEXT    NOT NULL,
+	reporter       TEXT    NOT NULL,
+	alleged_abuser TEXT    NOT NULL,
+	reason         INTEGER NOT NULL,
+	note           TEXT    NOT NULL,
+	body           BLOB    NOT NULL,
+	origin         TEXT    NOT NULL,
+	verified_by    TEXT    NOT NULL,
+	state          TEXT    NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'handled')),
+	action         TEXT    NOT NULL DEFAULT '',
+	action_note    TEXT    NOT NULL DEFAULT '',
+	handled        INTEGER NOT NULL DEFAULT 0,
+	delivery_id    TEXT    NOT NULL DEFAULT ''
+);
+-- A partner's retry of a report it already delivered is recognised here,
+-- in the same write as the report.
+CREATE UNIQUE INDEX reports_by_delivery ON reports (origin, delivery_id) WHERE delivery_id != '';
+
+CREATE TABLE notices (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id INTEGER NOT NULL REFERENCES users(id),
+	text    TEXT    NOT NULL,
+	report  INTEGER NOT NULL DEFAULT 0,
+	created INTEGER NOT NULL
+);
+CREATE INDEX notices_by_user ON notices (user_id, id);
+
+ALTER TABLE users ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database on conn up to the newest schema, one

@@ -34,8 +34,8 @@ func (s *stmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&s.delMembers, `DELETE FROM room_members WHERE room_id = ?`},
 		{&s.insMember, `INSERT INTO room_members (room_id, user_id, role) VALUES (?, ?, ?)`},
 		{&s.insMessage, `INSERT INTO room_messages
-			(room_id, seq, client_id, sender_device, sender, kind, epoch, payload, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`},
+			(room_id, seq, client_id, sender_device, sender, kind, epoch, payload, created, frank, accepted)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`},
 		{&s.takeCursors, `UPDATE counters SET value = value + ? WHERE name = 'cursor' RETURNING value`},
 		{&s.enqueue, `INSERT INTO device_queue (device_id, cursor, message_id) VALUES (?, ?, ?)`},
 		// A hub's Submit stores one entry per follower provider. header

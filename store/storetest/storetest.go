@@ -245,6 +245,12 @@ var scenarios = []scenario{
 	// Attachments.
 	{"AttachmentsAreReadInRanges", attachmentRanges},
 	{"TrimAttachmentsRemovesOnlyOldOnes", attachmentTrim},
+	// Franking and abuse reports.
+	{"FranksAreStoredWithTheirMessagesAndFindThem", frankedMessages},
+	{"FirstFrankingKeyOfASchemeStays", frankingKeys},
+	{"ReportsAreQueuedAndHandledOnce", reportQueue},
+	{"ReportAndItsOutboundAreStoredTogether", reportWithOutbound},
+	{"NoticesAndSuspensionArePerUser", noticesAndSuspension},
 	// Life cycle.
 	{"ClosedStoreRefusesCalls", closed},
 }
@@ -258,6 +264,7 @@ var reopenScenarios = []reopenScenario{
 	{"ReachabilitySurvivesReopen", reopenReachability},
 	{"AttachmentsSurviveReopen", reopenAttachments},
 	{"ContactsAndRequestsSurviveReopen", reopenConsent},
+	{"FranksReportsNoticesAndSuspensionSurviveReopen", reopenAbuse},
 }
 
 func usersFound(t *testing.T, e *env) {
