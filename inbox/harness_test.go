@@ -146,6 +146,14 @@ func (s *shop) newCustomer(i int, handle, phone string) *customer {
 	return &customer{t: s.t, s: s, name: handle, m: register(s.t, s.l.Node(i), handle, phone, conversations.Options{})}
 }
 
+// findableByPhone lets people find the customer by their verified
+// number: their credential then carries it, for the shop to read.
+func (c *customer) findableByPhone() *customer {
+	c.t.Helper()
+	ok(c.t, c.name+" allows phone lookups", c.m.Client().SetDiscovery(context.Background(), false, true))
+	return c
+}
+
 // write sends the shop a message, opening a room with it the first time,
 // and waits until the desk has taken it in (its unread count grows); it
 // returns the conversation's ID.
