@@ -590,3 +590,37 @@ func TestAgentsAndSessions(t *testing.T) {
 		t.Errorf("event %+v", e)
 	}
 }
+
+// TestRestart: the desk keeps its state across a restart, and takes in
+// what customers wrote while it was down.
+func TestRestart(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	ok(t, "settings", s.desk.SetSettings(ctx, inbox.Settings{Greeting: "Hello!", AutoAssign: true}))
+	ann := s.agent("ann", inbox.RoleAgent)
+	ok(t, "online", s.desk.SetOnline(ctx, ann.ID, true))
+	bob := s.newCustomer(1, "bob", "")
+	id := bob.write("first")
+	bob.receive("Hello!")
+	ok(t, "labels", s.desk.SetLabels(ctx, id, ann.ID, []string{"returns"}))
+
+	s.stop()
+	_, err := bob.m.Send(ctx, bob.room, "written while the shop was down")
+	ok(t, "bob writes", err)
+	s.start()
+	waitFor(t, "the message written during the downtime", func() bool { return s.conv(id).Unread == 2 })
+	c := s.conv(id)
+	if c.Assignee != ann.ID || !slices.Equal(c.Labels, []string{"returns"}) {
+		t.Errorf("after the restart: %+v", c)
+	}
+	if set, _ := s.desk.Settings(ctx); set.Greeting != "Hello!" || !set.AutoAssign {
+		t.Errorf("settings after the restart: %+v", set)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := countContaining(bob.fromShop(), "Hello!"); n != 1 {
+		t.Errorf("bob was greeted %d times", n)
+	}
+	if _, err := s.desk.Login(ctx, "ann", "correct horse battery"); err != nil {
+		t.Errorf("ann's login after the restart: %v", err)
+	}
+}

@@ -51,6 +51,7 @@ type shop struct {
 	desk  *inbox.Desk
 	dir   string
 	m     *conversations.Messenger
+	stop  func() // stops the running Desk and closes it
 }
 
 // wednesday is a Wednesday morning in Paris, within usual hours.
@@ -110,13 +111,17 @@ func (s *shop) start() {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	s.desk = d
-	s.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			s.t.Errorf("the desk's Run: %v", err)
-		}
-		d.Close()
-	})
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				s.t.Errorf("the desk's Run: %v", err)
+			}
+			ok(s.t, "closing the desk", d.Close())
+		})
+	}
+	s.t.Cleanup(s.stop)
 }
 
 // waitFor polls until cond holds.
