@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -110,6 +111,9 @@ func newBusiness(t *testing.T, opts console.Options) *business {
 	ok(t, "adding the agent", err)
 	if opts.Now == nil {
 		opts.Now = clk.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	b.console = httptest.NewServer(console.New(desk, opts))
 	t.Cleanup(b.console.Close)

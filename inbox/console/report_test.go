@@ -32,7 +32,7 @@ func TestTheReportPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		`data-series="conversations" data-day="` + day + `" data-value="2"`,
-		`<tr data-testid="provider-count" data-provider="blue.test"><td><span class="provider" title="customer&#39;s provider">blue.test</span></td><td>2</td>`,
+		`<tr data-testid="provider-count" data-provider="blue.test"><td><span class="provider" title="customer's provider">blue.test</span></td><td>2</td>`,
 		`<td>` + day + `</td><td>2</td>`,
 	} {
 		if !strings.Contains(p.body, want) {
