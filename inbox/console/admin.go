@@ -17,6 +17,7 @@ type adminData struct {
 	Settings inbox.Settings
 	Days     []dayHours
 	Form     map[string]string // what the admin typed, redrawn after an error
+	OpenNow  bool              // within business hours at this moment
 }
 
 type dayHours struct {
@@ -31,7 +32,7 @@ func (s *server) adminView(r *http.Request, title string) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := &adminData{Dir: d}
+	data := &adminData{Dir: d, OpenNow: s.desk.Open(s.now())}
 	if data.Canned, err = s.desk.Canned(ctx); err != nil {
 		return nil, err
 	}

@@ -156,6 +156,37 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 		t.Errorf("the audit trail does not show the assignment:\n%s", meta)
 	}
 
+	// An admin adds a team and a canned response; the agent transfers the
+	// conversation to the team and answers with the short code.
+	ada := b.browser()
+	ada.login("ada", adminPassword)
+	if p := ada.post("/admin/teams", url.Values{"name": {"Billing"}, "first_response": {"30"}, "resolution": {"480"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("adding a team: %d %s", p.status, p.body)
+	}
+	if p := ada.post("/admin/canned", url.Values{"code": {"/bye"}, "text": {"Have a nice day!"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("adding a canned response: %d %s", p.status, p.body)
+	}
+	teams, err := b.desk.Teams(ctx)
+	ok(t, "teams", err)
+	if len(teams) != 1 || teams[0].FirstResponse != 30*time.Minute || teams[0].Resolution != 8*time.Hour {
+		t.Fatalf("the team added: %+v", teams)
+	}
+	if p := sam.post("/c/"+id+"/transfer", url.Values{"team": {itoa(teams[0].ID)}}); p.status != http.StatusSeeOther {
+		t.Fatalf("transferring: %d %s", p.status, p.body)
+	}
+	if !strings.Contains(sam.get("/?team="+itoa(teams[0].ID)).body, `data-customer="bob@blue.test"`) {
+		t.Error("the team filter does not show the transferred conversation")
+	}
+	if p := sam.get("/c/" + id); !strings.Contains(p.body, "<code>/bye</code>") {
+		t.Error("the reply form has no hint of the canned response")
+	}
+	if p := sam.post("/c/"+id+"/reply", url.Values{"text": {"/bye"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("replying with a short code: %d %s", p.status, p.body)
+	}
+	bob.waitFor("the canned response", func(es []conversations.Entry) bool {
+		return slices.ContainsFunc(es, func(e conversations.Entry) bool { return e.Text == "Have a nice day!" })
+	})
+
 	// Search finds the customer's words.
 	if p := sam.get("/search?q=" + url.QueryEscape("my order")); !strings.Contains(p.body, `data-testid="search-hit"`) || !strings.Contains(p.body, "/c/"+id) {
 		t.Errorf("search: %d\n%s", p.status, p.body)
