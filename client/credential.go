@@ -18,11 +18,14 @@ var ErrCredential = errors.New("client: invalid credential")
 
 // member is who stands behind a leaf of a group, as its X.509 credential
 // says: the device URI mimi://DOMAIN/d/USER/DEVICE and the user URI
-// mimi://DOMAIN/u/USER.
+// mimi://DOMAIN/u/USER, and the phone number the provider vouches for, if
+// the credential carries one.
 type member struct {
 	Domain string
 	User   string
 	Device string
+	Phone  string    // E.164, "" if none
+	Issued time.Time // the certificate's NotBefore, to prefer the newest of a user's devices
 }
 
 // DeviceURI returns the member's device URI.
@@ -109,7 +112,7 @@ func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
 		err = fmt.Errorf("%w: %w", ErrCredential, err)
 		r.err = err
 	} else {
-		r.m = member{Domain: d.URI.Domain, User: d.URI.User, Device: d.URI.Device}
+		r.m = member{Domain: d.URI.Domain, User: d.URI.User, Device: d.URI.Device, Phone: d.Phone, Issued: d.Certificate.NotBefore}
 		// An answer is reused for a minute at most (and a success not past
 		// the certificate's expiry), so that expiry is noticed.
 		if d.NotAfter.Before(r.expires) {

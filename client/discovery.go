@@ -30,10 +30,28 @@ func (c *Client) Discovery(ctx context.Context) (byHandle, byPhone bool, err err
 // SetDiscovery sets whether the user may be found by handle and by phone
 // number, here and at the provider's partners. Allowing phone lookups for
 // an account without a phone number is ErrBadRequest.
+//
+// Being discoverable by phone also puts the number in the device's
+// credential (docs/identity.md), so when byPhone changes this device asks
+// its provider for a new credential: rooms it creates and KeyPackages it
+// uploads from then on carry the number, or no longer carry it. Rooms it is
+// already in, and KeyPackages already uploaded, keep the credential they
+// were made with; the SDK does not yet replace its leaf credential in
+// existing groups. The user's other devices pick the change up only when
+// they next fetch a credential.
 func (c *Client) SetDiscovery(ctx context.Context, byHandle, byPhone bool) error {
+	_, wasByPhone, err := c.Discovery(ctx)
+	if err != nil {
+		return err
+	}
 	in := discoverySettings{ByHandle: byHandle, ByPhone: byPhone}
 	if err := c.call(ctx, http.MethodPut, "/v1/me/discovery", nil, in, nil); err != nil {
 		return fmt.Errorf("client: set discovery: %w", err)
+	}
+	if byPhone != wasByPhone {
+		if err := c.fetchCredential(ctx); err != nil {
+			return fmt.Errorf("client: discovery changed, but renewing the credential failed: %w", err)
+		}
 	}
 	return nil
 }

@@ -254,10 +254,18 @@ func (c *Client) keyMaterialRequest(user, domain string, room federation.Identif
 		RequestingUser:         federation.IdentifierURI("mimi://" + c.dev.Domain + "/u/" + c.dev.User),
 		TargetUser:             federation.IdentifierURI("mimi://" + domain + "/u/" + user),
 		AcceptableCiphersuites: []mls.CipherSuite{c.suite.ID},
-		RequesterCredential:    c.cred,
+		RequesterCredential:    c.credential(),
 	}
 	if err := km.Sign(c.suite, c.signer); err != nil {
 		return nil, fmt.Errorf("client: key material request: %w", err)
 	}
 	return mls.Marshal(&km), nil
+}
+
+// credential returns the device's current credential; SetDiscovery may
+// replace it while the client runs.
+func (c *Client) credential() mls.Credential {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cred
 }

@@ -186,13 +186,32 @@ func (ca *CA) Domain() string { return ca.domain }
 // provider must (for example by verifying the signature on the device's
 // KeyPackage, which that key made) before calling it.
 func (ca *CA) IssueDevice(suite *mls.Suite, signatureKey []byte, user, device string, notAfter time.Time) (mls.Credential, error) {
-	return ca.issueDevice(suite, signatureKey, user, device, time.Now(), notAfter)
+	return ca.issueDevice(suite, signatureKey, user, device, "", time.Now(), notAfter)
 }
 
-func (ca *CA) issueDevice(suite *mls.Suite, signatureKey []byte, user, device string, now, notAfter time.Time) (mls.Credential, error) {
+// IssueDeviceWithPhone is IssueDevice for a user whose phone number the
+// provider verified and who chose to be discoverable by it: the device
+// certificate carries a third URI, tel:PHONE (phone in E.164 form, see
+// ParsePhoneURI), after the device and user URIs. An empty phone issues
+// exactly what IssueDevice does. The provider must not pass a number the
+// user did not agree to show: every member of every group the device joins
+// will read it.
+func (ca *CA) IssueDeviceWithPhone(suite *mls.Suite, signatureKey []byte, user, device, phone string, notAfter time.Time) (mls.Credential, error) {
+	return ca.issueDevice(suite, signatureKey, user, device, phone, time.Now(), notAfter)
+}
+
+func (ca *CA) issueDevice(suite *mls.Suite, signatureKey []byte, user, device, phone string, now, notAfter time.Time) (mls.Credential, error) {
 	dev := DeviceURI(ca.domain, user, device)
 	if err := dev.Validate(); err != nil {
 		return mls.Credential{}, err
+	}
+	uris := []*url.URL{toURL(dev), toURL(dev.UserOf())}
+	if phone != "" {
+		if err := CheckPhone(phone); err != nil {
+			return mls.Credential{}, err
+		}
+		// A global tel URI has no authority, so it parses as opaque.
+		uris = append(uris, &url.URL{Scheme: "tel", Opaque: phone})
 	}
 	pub, err := publicKey(suite, signatureKey)
 	if err != nil {
@@ -222,7 +241,7 @@ func (ca *CA) issueDevice(suite *mls.Suite, signatureKey []byte, user, device st
 		IsCA:                  false,
 		// With an empty subject, crypto/x509 marks the SAN critical, as
 		// RFC 5280 §4.2.1.6 requires and the draft's example shows.
-		URIs: []*url.URL{toURL(dev), toURL(dev.UserOf())},
+		URIs: uris,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {

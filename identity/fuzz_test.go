@@ -53,6 +53,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add(cred.Certificates[0], cred.Certificates[1])
 	f.Add(cred.Certificates[0], []byte{})
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00}, []byte{})
+	withPhone, err := green.IssueDeviceWithPhone(s, key.PublicKey(), "alice", "phone", "+41446681800", time.Now().Add(time.Hour))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withPhone.Certificates[0], withPhone.Certificates[1])
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, leaf, ca []byte) {
 		c := mls.Credential{Type: mls.CredentialX509, Certificates: [][]byte{leaf}}
@@ -69,6 +74,34 @@ func FuzzVerify(f *testing.F) {
 		}
 		if d.URI.String() != "mimi://green.example/d/alice/phone" {
 			t.Fatalf("accepted a credential for %s", d.URI)
+		}
+		if d.Phone != "" && d.Phone != "+41446681800" {
+			t.Fatalf("accepted a credential with phone %q", d.Phone)
+		}
+	})
+}
+
+// FuzzParsePhoneURI: whatever ParsePhoneURI accepts prints back to the
+// input through PhoneURI and is a number the CA would issue; whatever it
+// refuses, it refuses with ErrNames.
+func FuzzParsePhoneURI(f *testing.F) {
+	for _, s := range []string{"tel:+15555550123", "tel:+41446681800", "tel:+12", "tel:+", "tel:0446681800",
+		"tel:+41-44-668-18-00", "tel:+4144;ext=1", "TEL:+15555550123", "tel:+1234567890123456", "tel:+0123", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := identity.ParsePhoneURI(s)
+		if err != nil {
+			if !errors.Is(err, identity.ErrNames) {
+				t.Fatalf("ParsePhoneURI(%q): %v is not ErrNames", s, err)
+			}
+			return
+		}
+		if identity.PhoneURI(p) != s {
+			t.Fatalf("ParsePhoneURI(%q) = %q does not print back", s, p)
+		}
+		if err := identity.CheckPhone(p); err != nil {
+			t.Fatalf("ParsePhoneURI(%q) accepted what CheckPhone refuses: %v", s, err)
 		}
 	})
 }

@@ -3,10 +3,12 @@ package identity
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/mls"
@@ -21,6 +23,7 @@ const maxChain = 4
 type Device struct {
 	URI         URI               // mimi://DOMAIN/d/USER/DEVICE
 	User        URI               // mimi://DOMAIN/u/USER
+	Phone       string            // the user's phone number in E.164 form, vouched for by the provider; "" if the certificate has none
 	NotAfter    time.Time         // when the credential expires
 	Certificate *x509.Certificate // the device certificate
 }
@@ -35,6 +38,9 @@ type anchor struct {
 	domain string
 	cert   *x509.Certificate
 	pool   *x509.CertPool // holds only cert, made once
+	// bare holds cert without its name constraints, for certificates
+	// with a tel URI (see verifyChain).
+	bare *x509.CertPool
 }
 
 // NewVerifier returns a Verifier that trusts, for each provider domain, only
@@ -52,7 +58,9 @@ func NewVerifier(anchors map[string]*x509.Certificate) (*Verifier, error) {
 		}
 		pool := x509.NewCertPool()
 		pool.AddCert(cert)
-		v.anchors[domain] = &anchor{domain: domain, cert: cert, pool: pool}
+		bare := x509.NewCertPool()
+		bare.AddCert(withoutNameConstraints(cert))
+		v.anchors[domain] = &anchor{domain: domain, cert: cert, pool: pool, bare: bare}
 	}
 	return v, nil
 }
@@ -70,13 +78,20 @@ func (v *Verifier) Domains() []string { return slices.Sorted(maps.Keys(v.anchors
 //   - the leaf is an end-entity certificate (not CA:TRUE) whose key usage
 //     allows digital signatures;
 //   - its subjectAltName holds exactly two names, both URIs: one device URI
-//     and one user URI with the same domain and user;
+//     and one user URI with the same domain and user; or three, the third a
+//     tel URI in canonical E.164 form (see ParsePhoneURI), whose number
+//     Device.Phone returns;
 //   - the device URI's domain has a trust anchor;
 //   - the leaf is valid at now;
 //   - its public key is signatureKey, of the suite's signature algorithm;
 //   - the chain verifies with crypto/x509 to that domain's anchor alone
 //     (the credential's other certificates serve only as intermediates), at
-//     now, honouring the anchor's name constraints.
+//     now, honouring the anchor's name constraints. A certificate with a
+//     tel URI must be signed by the anchor itself (intermediates are not
+//     used), and
+//     the anchor's URI constraints are applied to its mimi:// URIs only:
+//     crypto/x509 cannot match a URI without a host against a constraint,
+//     and a phone number is not a name in the provider's domain.
 //
 // Each failure is an *Error whose Kind says which check failed. To check a
 // message sent in the past (RFC 9420 §5.3.2), pass the time it was sent.
@@ -85,7 +100,7 @@ func (v *Verifier) Verify(s *mls.Suite, cred mls.Credential, signatureKey []byte
 	if err != nil {
 		return Device{}, err
 	}
-	dev, err := deviceNames(leaf)
+	dev, phone, err := deviceNames(leaf)
 	if err != nil {
 		return Device{}, err
 	}
@@ -111,10 +126,15 @@ func (v *Verifier) Verify(s *mls.Suite, cred mls.Credential, signatureKey []byte
 		}
 		return Device{}, newError(ErrKeyMismatch, nil, "credential for %s: certificate key does not match the MLS signature key", dev)
 	}
-	if err := v.verifyChain(a, leaf, intermediates, dev, now); err != nil {
+	if phone != "" {
+		err = v.verifyPhoneChain(a, leaf, dev, now)
+	} else {
+		err = v.verifyChain(a, leaf, intermediates, dev, now)
+	}
+	if err != nil {
 		return Device{}, err
 	}
-	return Device{URI: dev, User: dev.UserOf(), NotAfter: leaf.NotAfter, Certificate: leaf}, nil
+	return Device{URI: dev, User: dev.UserOf(), Phone: phone, NotAfter: leaf.NotAfter, Certificate: leaf}, nil
 }
 
 // parseChain decodes a credential's certificates.
@@ -141,27 +161,36 @@ func parseChain(cred mls.Credential) (*x509.Certificate, []*x509.Certificate, er
 }
 
 // deviceNames checks the shape of a device certificate and returns its
-// device URI.
-func deviceNames(leaf *x509.Certificate) (URI, error) {
+// device URI and the phone number it carries, if any.
+func deviceNames(leaf *x509.Certificate) (URI, string, error) {
 	if leaf.IsCA {
-		return URI{}, newError(ErrMalformed, nil, "device certificate is a CA certificate")
+		return URI{}, "", newError(ErrMalformed, nil, "device certificate is a CA certificate")
 	}
 	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return URI{}, newError(ErrMalformed, nil, "device certificate's key usage does not allow digital signatures")
+		return URI{}, "", newError(ErrMalformed, nil, "device certificate's key usage does not allow digital signatures")
 	}
 	// Any other name would be an identity this package does not check and
 	// an application might trust; refuse rather than ignore it.
 	if n := len(leaf.DNSNames) + len(leaf.EmailAddresses) + len(leaf.IPAddresses); n > 0 {
-		return URI{}, newError(ErrNames, nil, "device certificate has %d names that are not URIs", n)
+		return URI{}, "", newError(ErrNames, nil, "device certificate has %d names that are not URIs", n)
 	}
-	if len(leaf.URIs) != 2 {
-		return URI{}, newError(ErrNames, nil, "device certificate has %d URIs, want a device URI and a user URI", len(leaf.URIs))
+	if len(leaf.URIs) != 2 && len(leaf.URIs) != 3 {
+		return URI{}, "", newError(ErrNames, nil, "device certificate has %d URIs, want a device URI, a user URI and at most a phone URI", len(leaf.URIs))
 	}
 	var dev, user []URI
+	var phones []string
 	for _, raw := range leaf.URIs {
+		if strings.EqualFold(raw.Scheme, "tel") {
+			p, err := ParsePhoneURI(raw.String())
+			if err != nil {
+				return URI{}, "", newError(ErrNames, err, "device certificate")
+			}
+			phones = append(phones, p)
+			continue
+		}
 		u, err := ParseURI(raw.String())
 		if err != nil {
-			return URI{}, newError(ErrNames, err, "device certificate")
+			return URI{}, "", newError(ErrNames, err, "device certificate")
 		}
 		switch u.Kind {
 		case KindDevice:
@@ -169,16 +198,98 @@ func deviceNames(leaf *x509.Certificate) (URI, error) {
 		case KindUser:
 			user = append(user, u)
 		default:
-			return URI{}, newError(ErrNames, nil, "device certificate names %s, a %v URI", u, u.Kind)
+			return URI{}, "", newError(ErrNames, nil, "device certificate names %s, a %v URI", u, u.Kind)
 		}
 	}
 	if len(dev) != 1 || len(user) != 1 {
-		return URI{}, newError(ErrNames, nil, "device certificate has %d device URIs and %d user URIs, want one of each", len(dev), len(user))
+		return URI{}, "", newError(ErrNames, nil, "device certificate has %d device URIs and %d user URIs, want one of each", len(dev), len(user))
 	}
 	if user[0] != dev[0].UserOf() {
-		return URI{}, newError(ErrNames, nil, "device certificate names device %s but user %s", dev[0], user[0])
+		return URI{}, "", newError(ErrNames, nil, "device certificate names device %s but user %s", dev[0], user[0])
 	}
-	return dev[0], nil
+	if len(phones) > 1 {
+		return URI{}, "", newError(ErrNames, nil, "device certificate has %d phone URIs, want at most one", len(phones))
+	}
+	phone := ""
+	if len(phones) == 1 {
+		phone = phones[0]
+	}
+	return dev[0], phone, nil
+}
+
+// verifyPhoneChain is verifyChain for a certificate with a tel URI.
+// crypto/x509 refuses any host-less URI under a name-constrained CA (it
+// cannot match it), and our CAs are all constrained, so the chain is
+// verified against a copy of the anchor without its constraints, and the
+// constraints are then applied here to the mimi:// domain, the only name
+// in the certificate they can speak about. The leaf must be signed by the
+// anchor itself and the credential's other certificates are not used: a
+// phone number is vouched for by the provider's CA, and a constrained
+// intermediate would hit the same limit of crypto/x509.
+func (v *Verifier) verifyPhoneChain(a *anchor, leaf *x509.Certificate, dev URI, now time.Time) error {
+	opts := x509.VerifyOptions{Roots: a.bare, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	if _, err := leaf.Verify(opts); err != nil {
+		var invalid x509.CertificateInvalidError
+		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+			return newError(ErrExpired, err, "credential for %s: the certificate chain is not valid at %s", dev, stamp(now))
+		}
+		if other := v.signer(leaf, nil, dev.Domain, now); other != "" {
+			return newError(ErrWrongProvider, nil, "credential for %s is signed by provider %s, not by %s", dev, other, dev.Domain)
+		}
+		return newError(ErrUntrusted, err, "credential for %s is not signed by the CA of %s", dev, dev.Domain)
+	}
+	if !uriDomainAllowed(a.cert, dev.Domain) {
+		return newError(ErrUntrusted, nil, "credential for %s: the CA of %s may not sign URIs of that domain", dev, dev.Domain)
+	}
+	return nil
+}
+
+// withoutNameConstraints returns a copy of a CA certificate that
+// crypto/x509 treats as unconstrained. Only the parsed form changes; the
+// copy is used as a root, whose own signature is never checked.
+func withoutNameConstraints(c *x509.Certificate) *x509.Certificate {
+	bare := *c
+	bare.Extensions = nil
+	for _, e := range c.Extensions {
+		if !e.Id.Equal(oidNameConstraints) {
+			bare.Extensions = append(bare.Extensions, e)
+		}
+	}
+	bare.PermittedDNSDomains, bare.ExcludedDNSDomains = nil, nil
+	bare.PermittedURIDomains, bare.ExcludedURIDomains = nil, nil
+	bare.PermittedEmailAddresses, bare.ExcludedEmailAddresses = nil, nil
+	bare.PermittedIPRanges, bare.ExcludedIPRanges = nil, nil
+	return &bare
+}
+
+var oidNameConstraints = asn1.ObjectIdentifier{2, 5, 29, 30}
+
+// uriDomainAllowed applies a CA's URI name constraints to a host as
+// crypto/x509 does: a constraint ".d" matches names below d, a constraint
+// "d" matches d and names below it; excluded beats permitted, and an empty
+// permitted list permits everything.
+func uriDomainAllowed(ca *x509.Certificate, host string) bool {
+	match := func(c string) bool {
+		c = strings.ToLower(c)
+		if strings.HasPrefix(c, ".") {
+			return strings.HasSuffix(host, c)
+		}
+		return host == c || strings.HasSuffix(host, "."+c)
+	}
+	for _, c := range ca.ExcludedURIDomains {
+		if match(c) {
+			return false
+		}
+	}
+	if len(ca.PermittedURIDomains) == 0 {
+		return true
+	}
+	for _, c := range ca.PermittedURIDomains {
+		if match(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyChain checks that leaf chains to a's CA, and on failure works out

@@ -18,7 +18,11 @@ type credentialRequest struct {
 }
 
 // issueCredential gives the device an X.509 MLS credential for one of its
-// signature keys, naming its device and user URIs.
+// signature keys, naming its device and user URIs, and the user's phone
+// number when the user has one (the operator verified it) and chose to be
+// discoverable by it: every member of the device's groups reads it
+// (docs/identity.md), so the same consent that lets partners find the user
+// by number lets the certificate show it.
 func (s *Server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
 	var req credentialRequest
@@ -32,7 +36,11 @@ func (s *Server) issueCredential(w http.ResponseWriter, r *http.Request) error {
 	if err := suite.CheckSignaturePublicKey(req.SignatureKey); err != nil {
 		return errBadRequest("signature_key: %v", err)
 	}
-	cred, err := s.ca.IssueDevice(suite, req.SignatureKey, c.user.Handle, c.device.Name, s.now().Add(s.cfg.CredentialTTL))
+	phone := ""
+	if c.user.DiscoverableByPhone {
+		phone = c.user.Phone
+	}
+	cred, err := s.ca.IssueDeviceWithPhone(suite, req.SignatureKey, c.user.Handle, c.device.Name, phone, s.now().Add(s.cfg.CredentialTTL))
 	if err != nil {
 		return err
 	}
