@@ -350,3 +350,45 @@ func (br *browser) postFile(path, name string, data []byte) page {
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	return br.do(req)
 }
+
+// TestOneCustomerOnTwoProviders: the same person (one verified phone
+// number) writes from blue.test and from green.test; the console shows
+// one contact with both conversations, and an agent unlinks one.
+func TestOneCustomerOnTwoProviders(t *testing.T) {
+	b := newBusiness(t, console.Options{})
+	sam := b.browser()
+	sam.login("sam", agentPassword)
+	onBlue := b.customerOn(1, "bob", "+4915112345678")
+	onGreen := b.customerOn(2, "robert", "+4915112345678")
+	onBlue.writes("hello from blue")
+	onGreen.writes("hello from green")
+	blue, green := onBlue.conversation(), onGreen.conversation()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := b.desk.Conversation(context.Background(), green.ID)
+		ok(t, "the conversation", err)
+		if len(c.Contact.Addresses) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two conversations never shared a contact: %+v", c.Contact)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	list := sam.get("/").body
+	if !strings.Contains(rowOf(t, list, "robert@green.test"), "2 linked addresses") || !strings.Contains(rowOf(t, list, "bob@blue.test"), `data-provider="blue.test"`) {
+		t.Errorf("the list does not show the linked contact:\n%s", list)
+	}
+	meta := sam.get("/fragments/c/" + itoa(green.ID) + "/meta").body
+	if !strings.Contains(meta, `<a href="/c/`+itoa(blue.ID)+`">bob@blue.test</a>`) || !strings.Contains(meta, "4915112345678 (verified)") || !strings.Contains(meta, `data-testid="unlink"`) {
+		t.Fatalf("the contact panel:\n%s", meta)
+	}
+	if p := sam.post("/c/"+itoa(green.ID)+"/unlink", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("unlinking: %d %s", p.status, p.body)
+	}
+	meta = sam.get("/fragments/c/" + itoa(green.ID) + "/meta").body
+	if strings.Contains(meta, "bob@blue.test") || strings.Contains(meta, `data-testid="unlink"`) {
+		t.Errorf("after unlinking, the contact panel:\n%s", meta)
+	}
+}

@@ -71,12 +71,13 @@ func ok(t *testing.T, what string, err error) {
 	}
 }
 
-// messenger registers handle on n and opens a Messenger for its device,
-// reachable by every partner provider.
-func messenger(t *testing.T, n *node.Node, handle string) *conversations.Messenger {
+// messenger registers handle (with a verified phone number, if not "")
+// on n and opens a Messenger for its device, reachable by every partner
+// provider.
+func messenger(t *testing.T, n *node.Node, handle, phone string) *conversations.Messenger {
 	t.Helper()
 	ctx := context.Background()
-	u, code, err := provider.AddUser(ctx, n.Store, handle, "", time.Hour)
+	u, code, err := provider.AddUser(ctx, n.Store, handle, phone, time.Hour)
 	ok(t, "adding "+handle, err)
 	ok(t, "reachability", n.Store.SetReachability(ctx, u.ID, store.ReachAll, nil))
 	dir := t.TempDir()
@@ -92,10 +93,10 @@ func messenger(t *testing.T, n *node.Node, handle string) *conversations.Messeng
 // until the test ends) and the console with opts.
 func newBusiness(t *testing.T, opts console.Options) *business {
 	t.Helper()
-	l, err := node.StartLocal(t.TempDir(), []string{"shop.test", "blue.test"}, node.LocalOptions{})
+	l, err := node.StartLocal(t.TempDir(), []string{"shop.test", "blue.test", "green.test"}, node.LocalOptions{})
 	ok(t, "providers", err)
 	t.Cleanup(func() { l.Close() })
-	m := messenger(t, l.Node(0), "acme")
+	m := messenger(t, l.Node(0), "acme", "")
 	clk := &clock{now: time.Now()}
 	desk, err := inbox.Open(context.Background(), inbox.Config{Dir: t.TempDir(), Messenger: m, Now: clk.Now})
 	ok(t, "opening the desk", err)
@@ -120,7 +121,7 @@ func newBusiness(t *testing.T, opts console.Options) *business {
 	return b
 }
 
-// customer is a person on blue.test writing to the business.
+// customer is a person on blue.test (or green.test) writing to the business.
 type customer struct {
 	t       *testing.T
 	b       *business
@@ -131,7 +132,18 @@ type customer struct {
 
 func (b *business) customer(handle string) *customer {
 	b.t.Helper()
-	return &customer{t: b.t, b: b, m: messenger(b.t, b.l.Node(1), handle), address: handle + "@blue.test"}
+	return &customer{t: b.t, b: b, m: messenger(b.t, b.l.Node(1), handle, ""), address: handle + "@blue.test"}
+}
+
+// customerOn is a customer on provider i (1 blue.test, 2 green.test)
+// with a verified phone number.
+func (b *business) customerOn(i int, handle, phone string) *customer {
+	b.t.Helper()
+	n := b.l.Node(i)
+	m := messenger(b.t, n, handle, phone)
+	// Findable by the number: only then does the credential carry it.
+	ok(b.t, handle+" allows phone lookups", m.Client().SetDiscovery(context.Background(), false, true))
+	return &customer{t: b.t, b: b, m: m, address: handle + "@" + n.Domain}
 }
 
 // writes sends text to the business, opening a room with it first.
