@@ -116,6 +116,20 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// Bob reacts to the first reply; the agent sees it under the message.
+	for _, e := range history {
+		if e.Text == "Thanks Bob, it ships today." {
+			ok(t, "bob reacts", bob.m.React(ctx, bob.room, e.ID, "👍"))
+		}
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for !strings.Contains(sam.get("/fragments/c/"+id+"/history").body, `title="bob@blue.test">👍 1</span>`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's reaction never showed:\n%s", sam.get("/fragments/c/"+id+"/history").body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	p = sam.get("/c/" + id)
 	if n := count(p.body, `data-testid="message" data-own="true"`); n != 3 {
 		t.Errorf("the page shows %d own messages, want 3", n)
@@ -390,5 +404,84 @@ func TestOneCustomerOnTwoProviders(t *testing.T) {
 	meta = sam.get("/fragments/c/" + itoa(green.ID) + "/meta").body
 	if strings.Contains(meta, "bob@blue.test") || strings.Contains(meta, `data-testid="unlink"`) {
 		t.Errorf("after unlinking, the contact panel:\n%s", meta)
+	}
+}
+
+// TestServiceLevels: with a default team whose first-response target is
+// five minutes, a new conversation shows the time left, and once the
+// clock passes the target the row is marked breached and counted.
+func TestServiceLevels(t *testing.T) {
+	b := newBusiness(t, console.Options{})
+	ctx := context.Background()
+	team, err := b.desk.AddTeam(ctx, "Front desk", 5*time.Minute, 0)
+	ok(t, "adding a team", err)
+	st, err := b.desk.Settings(ctx)
+	ok(t, "settings", err)
+	st.DefaultTeam = team.ID
+	ok(t, "setting the default team", b.desk.SetSettings(ctx, st))
+	sam := b.browser()
+	sam.login("sam", agentPassword)
+
+	bob := b.customer("bob")
+	bob.writes("I need help")
+	bob.conversation()
+	row := rowOf(t, sam.get("/").body, "bob@blue.test")
+	if !strings.Contains(row, "min left") || strings.Contains(row, "breached") {
+		t.Errorf("a new conversation's row: %s", row)
+	}
+	b.clock.advance(6 * time.Minute)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		page := sam.get("/").body
+		row = rowOf(t, page, "bob@blue.test")
+		if strings.Contains(row, `data-testid="sla-breached"`) && strings.Contains(page, `data-testid="breach-count">1 past`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("six minutes later the row is not breached:\n%s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if meta := sam.get("/fragments/c/" + itoa(bob.conversation().ID) + "/meta").body; !strings.Contains(meta, "first response breached") {
+		t.Errorf("the side panel does not show the breach:\n%s", meta)
+	}
+}
+
+// TestUploadsAreLimited: a file over MaxUpload is refused, sending
+// nothing: the plain form goes back to the page with the reason, the
+// script gets 413.
+func TestUploadsAreLimited(t *testing.T) {
+	b := newBusiness(t, console.Options{MaxUpload: 1 << 20})
+	sam := b.browser()
+	sam.login("sam", agentPassword)
+	bob := b.customer("bob")
+	bob.writes("send me the manual")
+	id := itoa(bob.conversation().ID)
+
+	big := bytes.Repeat([]byte("x"), 3<<20)
+	p := sam.postFile("/c/"+id+"/reply", "manual.pdf", big)
+	if p.status != http.StatusSeeOther || p.location != "/c/"+id+"?error=too_large" {
+		t.Fatalf("a 3 MiB file with a 1 MiB limit: %d %q", p.status, p.location)
+	}
+	if page := sam.get(p.location).body; !strings.Contains(page, "The file is larger than 1 MiB.") {
+		t.Error("the page does not say why")
+	}
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	fw, _ := w.CreateFormFile("file", "manual.pdf")
+	fw.Write(big)
+	w.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.console.URL+"/c/"+id+"/reply", &body)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("X-Console-Fetch", "1")
+	if p := sam.do(req); p.status != http.StatusRequestEntityTooLarge || !strings.Contains(p.body, "too_large") {
+		t.Errorf("the same from the script: %d %q", p.status, p.body)
+	}
+	es, err := b.desk.History(context.Background(), bob.conversation().ID, 0, 10)
+	ok(t, "history", err)
+	for _, e := range es {
+		if e.Own {
+			t.Fatalf("a refused upload sent %+v", e)
+		}
 	}
 }

@@ -176,6 +176,8 @@ type listData struct {
 	Rows   []row
 	Dir    *directory
 	Labels []string
+	// Breached counts the rows past a service-level target.
+	Breached int
 }
 
 func (s *server) list(r *http.Request) (*listData, error) {
@@ -199,7 +201,11 @@ func (s *server) list(r *http.Request) (*listData, error) {
 	now := s.now()
 	data := &listData{Query: lq, Dir: d, Labels: labels}
 	for _, c := range convs {
-		data.Rows = append(data.Rows, newRow(c, d, now))
+		r := newRow(c, d, now)
+		if r.Breached {
+			data.Breached++
+		}
+		data.Rows = append(data.Rows, r)
 	}
 	return data, nil
 }
