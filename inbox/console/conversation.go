@@ -151,9 +151,18 @@ func (s *server) showConversation(w http.ResponseWriter, r *http.Request, tmpl s
 		return
 	}
 	if tmpl != "meta" {
-		if err := s.desk.MarkRead(ctx, id, agentOf(ctx).ID); err != nil {
+		// Only when something is unread: marking read is itself a change
+		// the event stream reports, and the script would fetch again.
+		c, err := s.desk.Conversation(ctx, id)
+		if err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if c.Unread > 0 {
+			if err := s.desk.MarkRead(ctx, id, agentOf(ctx).ID); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 	}
 	data, err := s.conversation(ctx, id)
@@ -194,13 +203,16 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, no-store")
+	disposition := "attachment"
+	h.Set("Content-Type", "application/octet-stream")
 	if slices.Contains(inlineImages, att.MediaType) {
+		disposition = "inline"
 		h.Set("Content-Type", att.MediaType)
-		h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": name}))
-	} else {
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	}
+	if d := mime.FormatMediaType(disposition, map[string]string{"filename": name}); d != "" {
+		disposition = d
+	}
+	h.Set("Content-Disposition", disposition)
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	w.Write(data)
 }

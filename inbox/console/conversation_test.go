@@ -68,6 +68,13 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 	if c, _ := b.desk.Conversation(ctx, conv.ID); c.Unread != 0 {
 		t.Errorf("after opening, %d unread", c.Unread)
 	}
+	// Fetching the history again, as the script does on every event,
+	// changes nothing more: no event, so no endless re-fetching.
+	quiet(events, 300*time.Millisecond)
+	sam.get("/fragments/c/" + id + "/history")
+	if got := quiet(events, 500*time.Millisecond); slices.Contains(got, "conversation") {
+		t.Errorf("re-fetching a read conversation's history caused events %q", got)
+	}
 
 	// A text reply, sent as the script sends it (204, no redirect) ...
 	if p := sam.postFetch("/c/"+id+"/reply", url.Values{"text": {"Thanks Bob, it ships today."}}); p.status != http.StatusNoContent {
@@ -323,6 +330,19 @@ func waitEvent(t *testing.T, events <-chan string, kind string) {
 			}
 		case <-timeout:
 			t.Fatalf("no %q event came", kind)
+		}
+	}
+}
+
+// quiet reads events until none has come for d, and returns them.
+func quiet(events <-chan string, d time.Duration) []string {
+	var got []string
+	for {
+		select {
+		case e := <-events:
+			got = append(got, e)
+		case <-time.After(d):
+			return got
 		}
 	}
 }
