@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/inbox/console"
 )
@@ -218,4 +219,34 @@ func TestAgentsAndAdmins(t *testing.T) {
 	if p := ada.post("/admin/agents/"+itoa(b.admin.ID)+"/remove", nil); p.status != http.StatusBadRequest {
 		t.Errorf("the admin removing themselves: %d, want 400", p.status)
 	}
+}
+
+// TestTheEventStreamEndsWithTheSession: an agent's open event stream
+// says "signedout" and ends once the session is over, and the agent is
+// offline again.
+func TestTheEventStreamEndsWithTheSession(t *testing.T) {
+	b := newBusiness(t, console.Options{})
+	srv := httptest.NewServer(console.NewWithHeartbeat(b.desk, console.Options{}, 100*time.Millisecond))
+	defer srv.Close()
+	sam := b.browser()
+	sam.base = srv.URL
+	sam.login("sam", agentPassword)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := sam.events(ctx)
+	waitOnline(t, b, b.agent.ID, true)
+	// Signing out elsewhere with the same cookie ends the session.
+	if p := sam.post("/logout", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("signing out: %d", p.status)
+	}
+	waitEvent(t, events, "signedout")
+	select {
+	case _, open := <-events:
+		if open {
+			t.Error("the stream goes on after signedout")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the stream did not end")
+	}
+	waitOnline(t, b, b.agent.ID, false)
 }

@@ -51,11 +51,17 @@ type server struct {
 	pages  *pages
 	limits *loginLimits
 	online *presence
+	// heartbeat is how often an idle event stream gets a comment line.
+	heartbeat time.Duration
 }
 
 // New returns the console's handler for desk. It refuses cross-origin
 // unsafe requests (CSRF) with net/http's CrossOriginProtection.
 func New(desk *inbox.Desk, opts Options) http.Handler {
+	return newHandler(desk, opts, heartbeat)
+}
+
+func newHandler(desk *inbox.Desk, opts Options, heartbeat time.Duration) http.Handler {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -69,13 +75,14 @@ func New(desk *inbox.Desk, opts Options) http.Handler {
 		opts.MaxUpload = 25 << 20
 	}
 	s := &server{
-		desk:   desk,
-		opts:   opts,
-		log:    opts.Log,
-		now:    opts.Now,
-		pages:  mustParsePages(),
-		limits: newLoginLimits(),
-		online: newPresence(desk),
+		desk:      desk,
+		opts:      opts,
+		log:       opts.Log,
+		now:       opts.Now,
+		pages:     mustParsePages(),
+		limits:    newLoginLimits(),
+		online:    newPresence(desk),
+		heartbeat: heartbeat,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /assets/", http.FileServerFS(assetFS))

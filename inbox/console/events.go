@@ -13,7 +13,7 @@ import (
 
 // heartbeat is how often an idle event stream gets a comment line, which
 // keeps proxies from closing it and notices a session that ended.
-var heartbeat = 20 * time.Second
+const heartbeat = 20 * time.Second
 
 // presence counts each agent's open event streams: an agent is online
 // while at least one is open.
@@ -82,7 +82,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
 	for {
 		select {
