@@ -592,10 +592,12 @@ func changeStatus(ctx context.Context, tx *sql.Tx, r *row, s Status, now time.Ti
 			}
 		}
 	case r.status == StatusResolved:
-		r.resolved, r.resBreached, r.resStart = 0, false, ms(now)
+		// Reopened: a new resolution clock, and an unanswered
+		// satisfaction question lapses.
+		r.resolved, r.resBreached, r.resStart, r.csatAsked = 0, false, ms(now), 0
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE conversations SET status = ?, resolved = ?, res_breached = ?, res_start = ? WHERE id = ?`,
-		string(s), r.resolved, r.resBreached, r.resStart, r.id)
+	_, err := tx.ExecContext(ctx, `UPDATE conversations SET status = ?, resolved = ?, res_breached = ?, res_start = ?,
+		csat_asked = ? WHERE id = ?`, string(s), r.resolved, r.resBreached, r.resStart, r.csatAsked, r.id)
 	r.status = s
 	return err
 }

@@ -27,7 +27,22 @@ func TestCustomersOnTwoProviders(t *testing.T) {
 
 	bob := s.newCustomer(1, "bob", "")
 	alice := s.newCustomer(0, "alice", "")
+	events, stop := s.desk.Subscribe()
+	defer stop()
 	bobID := bob.write("Hi, where is my order?")
+	// The console hears of it live.
+	waitFor(t, "an event about bob's conversation", func() bool {
+		for {
+			select {
+			case e := <-events:
+				if e.Kind == "conversation" && e.Conversation == bobID {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
 	bob.receive("Welcome to the shop!")
 	bob.write("It is order 42.")
 	s.clock.advance(time.Minute)

@@ -161,11 +161,12 @@ func (d *Desk) customerMessage(ctx context.Context, id int64, e conversations.En
 		}
 		// A bare digit soon after the question answers it, and leaves the
 		// conversation as it is.
-		if r.csatAsked != 0 {
+		if asked := r.csatAsked; asked != 0 {
+			r.csatAsked = 0
 			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET csat_asked = 0 WHERE id = ?`, id); err != nil {
 				return err
 			}
-			if n, ok := csatAnswer(e); ok && now.Sub(fromMS(r.csatAsked)) <= csatWindow {
+			if n, ok := csatAnswer(e); ok && now.Sub(fromMS(asked)) <= csatWindow {
 				if _, err := tx.ExecContext(ctx, `UPDATE conversations SET csat = ? WHERE id = ?`, n, id); err != nil {
 					return err
 				}
