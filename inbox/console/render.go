@@ -155,10 +155,17 @@ var funcs = template.FuncMap{
 		return t.Format("2006-01-02 15:04")
 	},
 	"hasPrefix": strings.HasPrefix,
+	"statuses":  func() []string { return []string{"open", "pending", "resolved"} },
 	"join":      strings.Join,
 	"add":       func(a, b int) int { return a + b },
 	"minutes":   func(d time.Duration) int64 { return int64(d / time.Minute) },
 	"dur":       human,
+	"median": func(d time.Duration) string {
+		if d == 0 {
+			return "—"
+		}
+		return human(d)
+	},
 	"contains": func(list []int64, v int64) bool {
 		for _, x := range list {
 			if x == v {

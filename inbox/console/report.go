@@ -95,7 +95,7 @@ func chart(days []inbox.DayFigures) template.HTML {
 		height, top, bottom, left = 220, 16, 40, 36
 		group, bar                = 30, 8
 	)
-	width := left + max(len(days), 1)*group + 10
+	width := max(left+max(len(days), 1)*group+10, 380)
 	peak := 1
 	for _, d := range days {
 		peak = max(peak, d.Conversations, d.Resolved, d.Breaches)
