@@ -204,4 +204,3 @@ func (d *Desk) publish(e Event) {
 		}
 	}
 }
-
