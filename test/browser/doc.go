@@ -1,0 +1,6 @@
+// Package browser holds the inbox console's browser test: a Go test that
+// starts real providers, a business inbox and two customers, and a
+// Playwright script (inbox.mjs, playwright-core pinned in package.json)
+// that drives Debian's Chromium headless as the agent. Run 'npm ci' here
+// and install chromium first; .ci/run does both.
+package browser
