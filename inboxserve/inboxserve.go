@@ -164,12 +164,9 @@ func Start(ctx context.Context, opts Options) (_ *Inbox, err error) {
 // enrollment code the first time.
 func openDevice(ctx context.Context, opts Options) (*client.Client, bool, error) {
 	dir := filepath.Join(opts.Dir, deviceDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, err
-	}
 	saved, err := os.ReadFile(filepath.Join(opts.Dir, serverFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
+		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
 	url := strings.TrimSpace(opts.Server)
 	if url == "" {
@@ -177,6 +174,9 @@ func openDevice(ctx context.Context, opts Options) (*client.Client, bool, error)
 	}
 	if url == "" {
 		return nil, false, fmt.Errorf("inbox: no business device in %s yet: start it once with --server URL --code CODE", opts.Dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -201,7 +201,7 @@ func openDevice(ctx context.Context, opts Options) (*client.Client, bool, error)
 	if url != strings.TrimSpace(string(saved)) {
 		if err := os.WriteFile(filepath.Join(opts.Dir, serverFile), []byte(url+"\n"), 0o600); err != nil {
 			c.Close()
-			return nil, false, err
+			return nil, false, fmt.Errorf("inbox: %w", err)
 		}
 	}
 	return c, registered, nil

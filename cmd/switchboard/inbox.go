@@ -70,13 +70,13 @@ SIGINT (Ctrl-C) or SIGTERM stops it cleanly.
 		Handler: func(d *inbox.Desk) http.Handler { return console.New(d, console.Options{Log: logger}) },
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, "switchboard inbox:", err)
+		fmt.Fprintln(stderr, "switchboard", err) // err says "inbox: ..."
 		return 1
 	}
 	defer in.Close()
 	in.PrintWelcome(stdout)
 	if err := in.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "switchboard inbox:", err)
+		fmt.Fprintln(stderr, "switchboard", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "Inbox stopped.")
