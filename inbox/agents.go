@@ -56,24 +56,43 @@ func encodeHash(t, m uint32, p uint8, salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, p, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
+// argonParams are a stored hash's parameters.
+type argonParams struct {
+	time, memory uint32
+	threads      uint8
+	salt, key    []byte
+}
+
+// parseHash decodes a stored PHC string, refusing parameters beyond what
+// this desk would ever set (a damaged row must not make a login take
+// gigabytes).
+func parseHash(stored string) (argonParams, bool) {
+	var p argonParams
+	parts := strings.Split(stored, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return p, false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil ||
+		p.threads == 0 || p.threads > 16 || p.time == 0 || p.time > 10 || p.memory < 8*uint32(p.threads) || p.memory > 256*1024 {
+		return p, false
+	}
+	var err1, err2 error
+	p.salt, err1 = base64.RawStdEncoding.DecodeString(parts[4])
+	p.key, err2 = base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(p.salt) < 8 || len(p.salt) > 64 || len(p.key) < 16 || len(p.key) > 64 {
+		return p, false
+	}
+	return p, true
+}
+
 // checkPassword compares a password with a stored hash in constant time.
 func checkPassword(stored, password string) bool {
-	parts := strings.Split(stored, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+	p, ok := parseHash(stored)
+	if !ok {
 		return false
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || p == 0 || t == 0 || m > 1<<22 || t > 100 {
-		return false
-	}
-	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
-	key, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(key) == 0 || len(key) > 128 {
-		return false
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(key)))
-	return subtle.ConstantTimeCompare(got, key) == 1
+	got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+	return subtle.ConstantTimeCompare(got, p.key) == 1
 }
 
 // dummyHash is compared against when the login is unknown, so that an

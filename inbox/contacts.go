@@ -16,24 +16,11 @@ import (
 // Nothing else joins contacts: a name or an unverified number could be
 // anyone's. Unlink gives a conversation a contact of its own for good.
 
-// phoneSource is what the SDK offers for a member's verified phone
-// number, read from their provider-certified credential ("" when the
-// credential carries none).
-//
-// TODO(inbox-phone): the method comes with the inbox-phone branch; until
-// it is merged, the client has no such method and no conversation is
-// linked by phone. Replace the interface check by a direct call then.
-type phoneSource interface {
-	MemberPhone(room client.RoomID, user string) (string, error)
-}
-
-// verifiedPhone is a customer's verified phone number, "" if unknown.
+// verifiedPhone is a customer's verified phone number, read from their
+// provider-certified credential in the room (client.MemberPhone); "" if
+// the credential carries none.
 func (d *Desk) verifiedPhone(room client.RoomID, customer string) string {
-	src, ok := any(d.m.Client()).(phoneSource)
-	if !ok {
-		return ""
-	}
-	phone, err := src.MemberPhone(room, customer)
+	phone, err := d.m.Client().MemberPhone(room, customer)
 	if err != nil {
 		d.log.Warn("reading a customer's verified phone", "room", room, "customer", customer, "err", err)
 		return ""

@@ -89,8 +89,13 @@ func Open(ctx context.Context, cfg Config) (*Desk, error) {
 func (d *Desk) Close() error { return d.db.Close() }
 
 // sweepEvery is how often Run checks service levels and waiting
-// conversations on its own.
-const sweepEvery = time.Second
+// conversations on its own; rescanEvery how often it looks at every room
+// again, for a room whose request could not be accepted or an update the
+// Messenger dropped while the desk lagged.
+const (
+	sweepEvery  = time.Second
+	rescanEvery = 30 * time.Second
+)
 
 // Run runs the Messenger and the desk until ctx ends: it takes in the
 // customers' rooms and messages as they arrive (accepting every message
@@ -106,6 +111,8 @@ func (d *Desk) Run(ctx context.Context) error {
 	d.takeInAll(ctx)
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
+	rescan := time.NewTicker(rescanEvery)
+	defer rescan.Stop()
 	updates := d.m.Updates()
 	for {
 		select {
@@ -126,10 +133,12 @@ func (d *Desk) Run(ctx context.Context) error {
 				}
 			}
 			for room := range rooms {
-				if err := d.takeIn(ctx, room); err != nil && ctx.Err() == nil {
+				if err := d.takeIn(ctx, room, true); err != nil && ctx.Err() == nil {
 					d.log.Warn("taking in a room", "room", room, "err", err)
 				}
 			}
+		case <-rescan.C:
+			d.takeInAll(ctx)
 		case <-tick.C:
 			d.sweep(ctx)
 		case <-d.wake:
@@ -154,7 +163,7 @@ func (d *Desk) sweep(ctx context.Context) {
 // takeInAll takes in every room of the business account.
 func (d *Desk) takeInAll(ctx context.Context) {
 	for _, room := range d.m.Client().Rooms() {
-		if err := d.takeIn(ctx, room); err != nil && ctx.Err() == nil {
+		if err := d.takeIn(ctx, room, false); err != nil && ctx.Err() == nil {
 			d.log.Warn("taking in a room", "room", room, "err", err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -472,38 +471,42 @@ func TestSatisfaction(t *testing.T) {
 }
 
 // TestContacts: the same verified phone number on two providers is one
-// contact; Unlink separates a conversation for good.
+// contact; a number the customer does not share joins nothing; Unlink
+// separates a conversation for good.
 func TestContacts(t *testing.T) {
 	s := newShop(t)
 	ctx := context.Background()
-	onBlue := s.newCustomer(1, "bob", "+33612345678")
-	onGreen := s.newCustomer(0, "robert", "+33612345678")
-	other := s.newCustomer(1, "carol", "+33698765432")
-	blueID, greenID, otherID := onBlue.write("hi from blue"), onGreen.write("hi from green"), other.write("hi")
-	if !reflect.ValueOf(s.m.Client()).MethodByName("MemberPhone").IsValid() {
-		// TODO(inbox-phone): the SDK does not expose the verified phone
-		// yet (branch inbox-phone); linking is tested once it does.
-		t.Log("the SDK has no verified phone yet: linking by phone is not tested")
-	} else {
-		b, g := s.conv(blueID), s.conv(greenID)
-		if b.Contact.ID != g.Contact.ID || b.Contact.Phone != "+33612345678" ||
-			!slices.Equal(b.Contact.Addresses, []string{"bob@blue.test", "robert"}) {
-			t.Errorf("the same phone on two providers: %+v and %+v", b.Contact, g.Contact)
-		}
+	onBlue := s.newCustomer(1, "bob", "+33 6 12 34 56 78").findableByPhone()
+	onGreen := s.newCustomer(0, "robert", "+33612345678").findableByPhone()
+	// Carol has a verified number but does not share it.
+	private := s.newCustomer(1, "carol", "+33698765432")
+	blueID, greenID, privateID := onBlue.write("hi from blue"), onGreen.write("hi from green"), private.write("hi")
+	b, g := s.conv(blueID), s.conv(greenID)
+	if b.Contact.ID != g.Contact.ID || b.Contact.Phone != "+33612345678" || b.Contact.Name != "bob" ||
+		!slices.Equal(b.Contact.Addresses, []string{"bob@blue.test", "robert"}) {
+		t.Fatalf("the same verified phone on two providers: %+v and %+v", b.Contact, g.Contact)
 	}
-	if s.conv(otherID).Contact.ID == s.conv(blueID).Contact.ID {
-		t.Error("another number shares bob's contact")
+	if p := s.conv(privateID).Contact; p.ID == b.Contact.ID || p.Phone != "" {
+		t.Errorf("a number not shared joined bob's contact: %+v", p)
 	}
 	ok(t, "unlink", s.desk.Unlink(ctx, greenID))
-	b, g := s.conv(blueID), s.conv(greenID)
+	b, g = s.conv(blueID), s.conv(greenID)
 	if b.Contact.ID == g.Contact.ID || !slices.Equal(g.Contact.Addresses, []string{"robert"}) ||
-		!slices.Equal(b.Contact.Addresses, []string{"bob@blue.test"}) {
+		!slices.Equal(b.Contact.Addresses, []string{"bob@blue.test"}) || g.Contact.Phone != "+33612345678" {
 		t.Errorf("after unlinking: %+v and %+v", b.Contact, g.Contact)
 	}
-	// It stays unlinked as messages come.
+	if got := s.audit(greenID); !slices.Contains(got, "system unlinked a contact of its own") {
+		t.Errorf("the unlinking is not audited: %q", got)
+	}
+	// It stays unlinked as messages come, and a later conversation with
+	// the number joins the linked contact, not the unlinked one.
 	onGreen.write("still me")
 	if s.conv(greenID).Contact.ID != g.Contact.ID {
 		t.Error("the unlinked conversation was linked again")
+	}
+	again := &customer{t: t, s: s, name: "bob", m: onBlue.m}
+	if c := s.conv(again.write("a new question")).Contact; c.ID != b.Contact.ID {
+		t.Errorf("a new conversation with the number got contact %+v, want bob's %d", c, b.Contact.ID)
 	}
 	if err := s.desk.Unlink(ctx, 999); !errors.Is(err, inbox.ErrNotFound) {
 		t.Errorf("unlinking no conversation: %v", err)
@@ -585,5 +588,39 @@ func TestAgentsAndSessions(t *testing.T) {
 	}
 	if e := <-ch; e.Kind != "agents" {
 		t.Errorf("event %+v", e)
+	}
+}
+
+// TestRestart: the desk keeps its state across a restart, and takes in
+// what customers wrote while it was down.
+func TestRestart(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	ok(t, "settings", s.desk.SetSettings(ctx, inbox.Settings{Greeting: "Hello!", AutoAssign: true}))
+	ann := s.agent("ann", inbox.RoleAgent)
+	ok(t, "online", s.desk.SetOnline(ctx, ann.ID, true))
+	bob := s.newCustomer(1, "bob", "")
+	id := bob.write("first")
+	bob.receive("Hello!")
+	ok(t, "labels", s.desk.SetLabels(ctx, id, ann.ID, []string{"returns"}))
+
+	s.stop()
+	_, err := bob.m.Send(ctx, bob.room, "written while the shop was down")
+	ok(t, "bob writes", err)
+	s.start()
+	waitFor(t, "the message written during the downtime", func() bool { return s.conv(id).Unread == 2 })
+	c := s.conv(id)
+	if c.Assignee != ann.ID || !slices.Equal(c.Labels, []string{"returns"}) {
+		t.Errorf("after the restart: %+v", c)
+	}
+	if set, _ := s.desk.Settings(ctx); set.Greeting != "Hello!" || !set.AutoAssign {
+		t.Errorf("settings after the restart: %+v", set)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := countContaining(bob.fromShop(), "Hello!"); n != 1 {
+		t.Errorf("bob was greeted %d times", n)
+	}
+	if _, err := s.desk.Login(ctx, "ann", "correct horse battery"); err != nil {
+		t.Errorf("ann's login after the restart: %v", err)
 	}
 }

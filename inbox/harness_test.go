@@ -51,6 +51,7 @@ type shop struct {
 	desk  *inbox.Desk
 	dir   string
 	m     *conversations.Messenger
+	stop  func() // stops the running Desk and closes it
 }
 
 // wednesday is a Wednesday morning in Paris, within usual hours.
@@ -110,13 +111,17 @@ func (s *shop) start() {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	s.desk = d
-	s.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			s.t.Errorf("the desk's Run: %v", err)
-		}
-		d.Close()
-	})
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				s.t.Errorf("the desk's Run: %v", err)
+			}
+			ok(s.t, "closing the desk", d.Close())
+		})
+	}
+	s.t.Cleanup(s.stop)
 }
 
 // waitFor polls until cond holds.
@@ -144,6 +149,14 @@ type customer struct {
 func (s *shop) newCustomer(i int, handle, phone string) *customer {
 	s.t.Helper()
 	return &customer{t: s.t, s: s, name: handle, m: register(s.t, s.l.Node(i), handle, phone, conversations.Options{})}
+}
+
+// findableByPhone lets people find the customer by their verified
+// number: their credential then carries it, for the shop to read.
+func (c *customer) findableByPhone() *customer {
+	c.t.Helper()
+	ok(c.t, c.name+" allows phone lookups", c.m.Client().SetDiscovery(context.Background(), false, true))
+	return c
 }
 
 // write sends the shop a message, opening a room with it the first time,

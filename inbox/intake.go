@@ -23,8 +23,9 @@ const reorderMargin = 50
 
 // takeIn brings a room up to date: a new room with a customer becomes a
 // conversation (its request accepted), and the customer messages not yet
-// taken in are.
-func (d *Desk) takeIn(ctx context.Context, room client.RoomID) error {
+// taken in are. changed says the Messenger reported a change in the
+// room, which the console is told of.
+func (d *Desk) takeIn(ctx context.Context, room client.RoomID, changed bool) error {
 	r, err := d.rowByRoom(ctx, room)
 	if errors.Is(err, ErrNotFound) {
 		var ok bool
@@ -60,7 +61,9 @@ func (d *Desk) takeIn(ctx context.Context, room client.RoomID) error {
 	}
 	// Reactions, receipts and edits change no state of the desk, but
 	// the console shows them.
-	d.publish(Event{Kind: "message", Conversation: r.id})
+	if changed {
+		d.publish(Event{Kind: "message", Conversation: r.id})
+	}
 	return nil
 }
 
