@@ -106,6 +106,16 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 		}
 	}
 
+	// Bob reads them; the agent sees his read marks.
+	ok(t, "bob reads", bob.m.MarkRead(ctx, bob.room))
+	deadline := time.Now().Add(15 * time.Second)
+	for count(sam.get("/fragments/c/"+id+"/history").body, `data-testid="receipt">read<`) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's read marks never showed:\n%s", sam.get("/fragments/c/"+id+"/history").body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	p = sam.get("/c/" + id)
 	if n := count(p.body, `data-testid="message" data-own="true"`); n != 3 {
 		t.Errorf("the page shows %d own messages, want 3", n)

@@ -26,7 +26,9 @@
   function lives() { return Array.prototype.slice.call(document.querySelectorAll('[data-live]')); }
 
   function listen() {
-    if (!lives().length || !window.EventSource) { return; }
+    // Every signed-in page holds the stream: it is what tells the desk the
+    // agent is online.
+    if (!document.querySelector('[data-testid=logout]') || !window.EventSource) { return; }
     var es = new EventSource('/events');
     function onEvent(ev) {
       var d = {};
