@@ -809,6 +809,10 @@ func (d *demo) connectHelp() {
 	d.printf("  Or register a device with the Go SDK (package client) and invite the demo's people,\n")
 	d.printf("  e.g. \"bob@blue.example\": their devices are online and print what they decrypt here.\n")
 	d.printf("    client.Register(ctx, %q, CODE, \"laptop\", DIR, client.Options{})\n", green.ClientURL)
+	d.printf("\n  Or run a business inbox on %s that customers on the other providers write to\n", green.Domain)
+	d.printf("  (README, \"Answer customers from one inbox\"):\n\n")
+	d.printf("    go run ./cmd/switchboard admin user add shop --domain %s --data %s\n", green.Domain, greenDir)
+	d.printf("    go run ./cmd/switchboard inbox --server %s --code SHOP-CODE --data DIR\n\n", green.ClientURL)
 	d.printf("  Each provider's data directory is %s/DOMAIN; a new run gets new ports.\n", d.dir)
 	d.printf("\nPress Ctrl-C to stop.\n")
 }
