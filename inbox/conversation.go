@@ -548,6 +548,7 @@ func (d *Desk) SetStatus(ctx context.Context, id, byAgent int64, s Status) error
 			return err
 		}
 		room = r.room
+		from := r.status // changeStatus moves r on
 		if err := changeStatus(ctx, tx, &r, s, now); err != nil {
 			return err
 		}
@@ -557,7 +558,7 @@ func (d *Desk) SetStatus(ctx context.Context, id, byAgent int64, s Status) error
 				return err
 			}
 		}
-		return audit(ctx, tx, id, now, name, "status", string(r.status)+" → "+string(s))
+		return audit(ctx, tx, id, now, name, "status", string(from)+" → "+string(s))
 	})
 	if err == nil {
 		d.publish(Event{Kind: "conversation", Conversation: id})

@@ -344,6 +344,9 @@ func TestServiceLevels(t *testing.T) {
 	if b.Status != inbox.StatusOpen || b.SLA.ResolutionDue == nil || !b.SLA.ResolutionDue.Equal(t0.Add(100*time.Minute)) || b.Resolved != nil {
 		t.Errorf("reopened: status %s, resolution due %v", b.Status, b.SLA.ResolutionDue)
 	}
+	if got := s.audit(bobID); !slices.Contains(got, "Ann status open → resolved") {
+		t.Errorf("the resolution is not audited from open to resolved: %q", got)
+	}
 	if got := s.audit(bobID); !slices.Contains(got, "system status resolved → open (the customer wrote)") {
 		t.Errorf("the reopening is not audited: %q", got)
 	}
