@@ -65,6 +65,7 @@ func withSearchPath(t testing.TB, dsn, schema string) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	q.Set("application_name", schema) // lets a test find its own connections
 	u.RawQuery = q.Encode()
 	return u.String()
 }
