@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	commands["admin"] = command{summary: "operator tasks: 'admin user add HANDLE [--phone +CC...]', 'admin user enroll HANDLE', 'admin reports' (abuse report queue)", run: runAdmin}
+	commands["admin"] = command{summary: "operator tasks: 'admin user add HANDLE [--phone +CC...]', 'admin user enroll HANDLE', 'admin reports' (abuse report queue), 'admin export --to postgres://...'", run: runAdmin}
 }
 
 // runAdmin runs operator commands directly on a provider's data directory
@@ -20,8 +20,12 @@ func runAdmin(args []string, stdout, stderr io.Writer) int {
 	usage := func() int {
 		fmt.Fprintln(stderr, "usage: switchboard admin user add HANDLE [--phone +CC...] [--data DIR] [--domain D]")
 		fmt.Fprintln(stderr, "       switchboard admin user enroll HANDLE [--data DIR] [--domain D]")
+		fmt.Fprintln(stderr, "       switchboard admin export --data DIR --to postgres://... (copy a stopped provider's SQLite store into an empty PostgreSQL one)")
 		fmt.Fprintln(stderr, "       switchboard admin reports [list|show|warn|suspend-user|suspend-partner|dismiss] ... (see 'admin reports --help')")
 		return 2
+	}
+	if len(args) > 0 && args[0] == "export" {
+		return runAdminExport(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "reports" {
 		return runAdminReports(args[1:], stdout, stderr)

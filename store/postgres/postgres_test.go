@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
 	"github.com/switchboard-chat/switchboard/store/storetest"
 )
 
@@ -14,7 +15,7 @@ func TestConformance(t *testing.T) {
 		// dir keys the scenario's schema, so reopening finds the data.
 		dsn, ok := dsns[dir]
 		if !ok {
-			dsn = TestDSN(t)
+			dsn = pgtest.DSN(t)
 			dsns[dir] = dsn
 		}
 		s, err := Open(context.Background(), dsn)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
 )
 
 // TestReplicasAgreeOnRoomOrder: two replicas (two Stores, two pools) on
@@ -19,7 +20,7 @@ import (
 // log ends gap-free with every device's queue in log order.
 func TestReplicasAgreeOnRoomOrder(t *testing.T) {
 	ctx := context.Background()
-	dsn := TestDSN(t)
+	dsn := pgtest.DSN(t)
 	a, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func TestReplicasAgreeOnRoomOrder(t *testing.T) {
 // TestUnreachableIsRetryable: a store whose server cannot be reached
 // answers store.ErrUnavailable, which the provider turns into 503.
 func TestUnreachableIsRetryable(t *testing.T) {
-	dsn := TestDSN(t)
+	dsn := pgtest.DSN(t)
 	s, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

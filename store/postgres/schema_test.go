@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
 )
 
 // pgOnly are the columns the PostgreSQL schema has and SQLite's has not:
 // key_packages.added stands for SQLite's implicit rowid.
-var pgOnly = map[string]bool{"key_packages.added": true}
+var pgOnly = pgOnlyColumns
 
 // TestSchemasMatch: the PostgreSQL schema and the SQLite one have the same
 // tables, the same columns in each, and the same named indexes, so that a
@@ -56,7 +57,7 @@ func TestSchemasMatch(t *testing.T) {
 	}
 	rows.Close()
 
-	s, err := Open(ctx, TestDSN(t))
+	s, err := Open(ctx, pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

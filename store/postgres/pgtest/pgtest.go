@@ -1,4 +1,5 @@
-package postgres
+// Package pgtest gives tests a PostgreSQL schema of their own.
+package pgtest
 
 import (
 	"context"
@@ -16,12 +17,12 @@ import (
 // not set: the machine's own server, database test.
 const DefaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// TestDSN gives a test a DSN of its own: a fresh schema, with a random
+// DSN gives a test a DSN of its own: a fresh schema, with a random
 // name, in the database named by $SWITCHBOARD_POSTGRES (default
 // DefaultTestDSN), set as the search_path, and dropped when the test ends.
 // Without a reachable server the test is skipped, saying why, unless
 // SWITCHBOARD_REQUIRE_SERVICES=1, which makes it fail instead.
-func TestDSN(t testing.TB) string {
+func DSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("SWITCHBOARD_POSTGRES")
 	if base == "" {
