@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -151,7 +152,8 @@ func mapErr(err error) error {
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	var oe *net.OpError
-	if errors.As(err, &ce) || errors.As(err, &ne) || errors.As(err, &oe) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.As(err, &oe) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "conn closed") {
 		return fmt.Errorf("%w (%v)", store.ErrUnavailable, err)
 	}
 	return err
