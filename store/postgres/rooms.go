@@ -184,11 +184,17 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 
 // appendMessage adds m to its room's log, stamped now, and queues it.
 //
-// Cursors come from the counters row, whose lock the transaction then
-// holds until it commits: queue entries therefore become visible in
-// cursor order, and a device that has read up to cursor c can never later
-// find an entry below c appear (which a sequence, handing out numbers
-// outside the transaction's order, would allow).
+// Cursors are counted per device, in counters rows named "cursor/DEVICE"
+// (created on a device's first entry, starting above the store-wide
+// "cursor" value an import from SQLite left). Taking a cursor updates the
+// device's row, whose lock the transaction then holds until it commits:
+// a device's entries become visible in cursor order, so a device that has
+// read up to cursor c never later finds an entry below c appear (which a
+// sequence, handing out numbers outside the commit order, would allow),
+// while Submits for other devices' queues do not wait on each other. The
+// rows are locked in device order, so two Submits cannot deadlock over
+// them (if a Welcome's recipients make them, PostgreSQL breaks the tie
+// and write retries).
 func (s *Store) appendMessage(ctx context.Context, tx pgx.Tx, m store.Message, recipients []int64) error {
 	var msgID int64
 	if err := tx.QueryRow(ctx, `INSERT INTO room_messages
@@ -201,17 +207,16 @@ func (s *Store) appendMessage(ctx context.Context, tx pgx.Tx, m store.Message, r
 	if len(recipients) == 0 {
 		return nil
 	}
-	var top int64
-	if err := tx.QueryRow(ctx, `UPDATE counters SET value = value + $1 WHERE name = 'cursor' RETURNING value`,
-		len(recipients)).Scan(&top); err != nil {
-		return err
-	}
-	cursors := make([]int64, len(recipients))
-	for i := range recipients {
-		cursors[i] = top - int64(len(recipients)) + int64(i) + 1
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO device_queue (device_id, cursor, message_id)
-		SELECT d, c, $3 FROM unnest($1::bigint[], $2::bigint[]) AS t(d, c)`, recipients, cursors, msgID)
+	// An unknown device would get a counter row before the queue insert
+	// fails on it; the transaction rolls both back.
+	_, err := tx.Exec(ctx, `WITH c AS (
+			INSERT INTO counters (name, value)
+			SELECT 'cursor/' || d, (SELECT value FROM counters WHERE name = 'cursor') + 1
+				FROM unnest($1::bigint[]) AS d ORDER BY d
+			ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+			RETURNING name, value)
+		INSERT INTO device_queue (device_id, cursor, message_id)
+		SELECT substr(c.name, 8)::bigint, c.value, $2 FROM c`, recipients, msgID)
 	return err
 }
 
