@@ -39,4 +39,15 @@ func TestAdminExport(t *testing.T) {
 	if rc := runAdmin([]string{"export", "--data", dir, "--to", dsn}, &out, &errb); rc == 0 {
 		t.Error("a second export into the same database succeeded")
 	}
+	// From now on the operator names the PostgreSQL store.
+	if rc := runAdmin([]string{"user", "add", "bob", "--data", dir, "--store", dsn}, &out, &errb); rc != 0 {
+		t.Fatalf("admin user add --store: %d %s", rc, errb.String())
+	}
+	if _, err := st.UserByHandle(context.Background(), "bob"); err != nil {
+		t.Fatalf("bob, added with --store: %v", err)
+	}
+	out.Reset()
+	if rc := runAdmin([]string{"reports", "list", "--data", dir, "--store", dsn}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "no reports") {
+		t.Errorf("admin reports --store: %d %q %s", rc, out.String(), errb.String())
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +86,9 @@ func (c *serveConfig) check() error {
 	tls := c.TLSCert != "" || c.TLSSelfSigned
 	if ip := net.ParseIP(host); !tls && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return fmt.Errorf("listen %q is not a loopback address: configure TLS (tls_cert and tls_key, or tls_self_signed)", c.Listen)
+	}
+	if c.Store != "" && c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return errors.New(`store must be "sqlite" or a postgres:// URL`)
 	}
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
