@@ -20,7 +20,6 @@ import (
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/store"
-	"github.com/switchboard-chat/switchboard/store/sqlite"
 )
 
 // The operator's abuse report queue (docs/abuse.md): `switchboard admin
@@ -60,6 +59,7 @@ func runAdminReports(args []string, stdout, stderr io.Writer) int {
 	cfg := defaultServeConfig()
 	data := fs.String("data", "", "the provider's data directory (default: the config's, else "+cfg.DataDir+")")
 	configFile := fs.String("config", "", "serve's configuration file (for data_dir and trust_file)")
+	storeDSN := fs.String("store", "", "the provider's store, if not the data directory's SQLite (default: the config's store)")
 	trust := fs.String("trust", "", "the provider's trust file (suspend-partner; default: the config's trust_file)")
 	message := fs.String("message", defaultWarning, "the warning's text (warn)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
@@ -85,7 +85,10 @@ func runAdminReports(args []string, stdout, stderr io.Writer) int {
 	if *trust != "" {
 		cfg.TrustFile = *trust
 	}
-	a, err := openReportsAdmin(cfg.DataDir, cfg.TrustFile)
+	if *storeDSN != "" {
+		cfg.Store = *storeDSN
+	}
+	a, err := openReportsAdmin(cfg.DataDir, cfg.Store, cfg.TrustFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "switchboard:", err)
 		return 1
@@ -128,7 +131,7 @@ type reportsAdmin struct {
 
 // openReportsAdmin opens a data directory that serve has used: its store,
 // and its CA for the provider's domain. It makes neither.
-func openReportsAdmin(dir, trust string) (*reportsAdmin, error) {
+func openReportsAdmin(dir, dsn, trust string) (*reportsAdmin, error) {
 	certPEM, err1 := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	keyPEM, err2 := os.ReadFile(filepath.Join(dir, "ca-key.pem"))
 	if err := errors.Join(err1, err2); err != nil {
@@ -138,10 +141,12 @@ func openReportsAdmin(dir, trust string) (*reportsAdmin, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "provider.db")); err != nil {
-		return nil, fmt.Errorf("%s is not a provider's data directory: %w", dir, err)
+	if dsn == "" || dsn == "sqlite" {
+		if _, err := os.Stat(filepath.Join(dir, "provider.db")); err != nil {
+			return nil, fmt.Errorf("%s is not a provider's data directory: %w", dir, err)
+		}
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "provider.db"))
+	st, err := node.OpenStore(dir, dsn)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +42,9 @@ type serveConfig struct {
 	Listen  string `json:"listen"`
 	Domain  string `json:"domain"`
 	DataDir string `json:"data_dir"`
+	// Store chooses the storage engine: "" or "sqlite" (the default, in
+	// the data directory) or a postgres:// URL shared by replicas.
+	Store string `json:"store"`
 	// TLS: a certificate and key, or self-signed to generate a pair in the
 	// data directory. Without either, the provider serves plain HTTP and
 	// only on a loopback address.
@@ -82,6 +86,9 @@ func (c *serveConfig) check() error {
 	tls := c.TLSCert != "" || c.TLSSelfSigned
 	if ip := net.ParseIP(host); !tls && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return fmt.Errorf("listen %q is not a loopback address: configure TLS (tls_cert and tls_key, or tls_self_signed)", c.Listen)
+	}
+	if c.Store != "" && c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return errors.New(`store must be "sqlite" or a postgres:// URL`)
 	}
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
@@ -164,6 +171,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address to serve on (default "+cfg.Listen+")")
 	domain := fs.String("domain", "", "the provider's domain (default "+cfg.Domain+")")
 	dataDir := fs.String("data", "", "data directory (default "+cfg.DataDir+")")
+	storeDSN := fs.String("store", "", `storage: "sqlite" (default, in the data directory) or a postgres:// URL`)
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
@@ -198,6 +206,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	set(&cfg.Listen, *listen)
 	set(&cfg.Domain, *domain)
 	set(&cfg.DataDir, *dataDir)
+	set(&cfg.Store, *storeDSN)
 	set(&cfg.TLSCert, *tlsCert)
 	set(&cfg.TLSKey, *tlsKey)
 	if *selfSigned {
@@ -240,7 +249,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
 	n, err := node.Start(node.Config{
-		Domain: cfg.Domain, DataDir: cfg.DataDir, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
+		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
 		Logger: log,
 	})
