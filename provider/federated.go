@@ -649,7 +649,7 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 			rs.room.Version++
 		}
 		s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
-		s.streams.notifyAll(sub.Recipients)
+		s.bus.WakeDevices(sub.Recipients)
 	}
 	s.seqs.reached(u.ID, seq)
 	w.WriteHeader(http.StatusCreated)
