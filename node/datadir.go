@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,12 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
+	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/postgres"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
 )
 
@@ -28,8 +33,15 @@ import (
 const ProviderCertRenewBefore = 30 * 24 * time.Hour
 
 // OpenDataDir opens (creating it if needed) a provider's data directory:
-// its store and its CA.
-func OpenDataDir(dir, domain string) (*sqlite.Store, *identity.CA, error) {
+// its store (the embedded SQLite default) and its CA.
+func OpenDataDir(dir, domain string) (store.Store, *identity.CA, error) {
+	return OpenDataDirStore(dir, domain, "")
+}
+
+// OpenDataDirStore is OpenDataDir with the store chosen by dsn (see
+// OpenStore). The CA and keys stay in the data directory whatever the
+// store: replicas of one provider share them (a copy of the directory).
+func OpenDataDirStore(dir, domain, dsn string) (store.Store, *identity.CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -37,11 +49,37 @@ func OpenDataDir(dir, domain string) (*sqlite.Store, *identity.CA, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "provider.db"))
+	st, err := OpenStore(dir, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
 	return st, ca, nil
+}
+
+// OpenStore opens the store a configuration names: "" or "sqlite" is the
+// embedded default, provider.db in the data directory; a postgres:// or
+// postgresql:// URL is a PostgreSQL database that replicas may share.
+func OpenStore(dir, dsn string) (store.Store, error) {
+	switch {
+	case dsn == "" || dsn == "sqlite":
+		return sqlite.Open(filepath.Join(dir, "provider.db"))
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return postgres.Open(ctx, dsn)
+	}
+	return nil, fmt.Errorf("unknown store %q: want \"sqlite\" or a postgres:// URL", redactDSN(dsn))
+}
+
+// redactDSN hides a password in a DSN before it is shown.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
 }
 
 // LoadCA reads the data directory's CA; found is false when there is none

@@ -23,7 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/provider"
-	"github.com/switchboard-chat/switchboard/store/sqlite"
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 const (
@@ -41,6 +41,10 @@ type Config struct {
 	// Domain names the provider; DataDir holds its store and keys.
 	Domain  string
 	DataDir string
+	// StoreDSN chooses the store: "" or "sqlite" for the embedded
+	// default in DataDir, a postgres:// URL for a PostgreSQL database
+	// shared by replicas (docs/deploy.md).
+	StoreDSN string
 	// Listen is the client API's address ("127.0.0.1:0" picks a port);
 	// ClientTLS, if set, serves it over TLS.
 	Listen    string
@@ -76,7 +80,7 @@ type Config struct {
 // Node is a running provider.
 type Node struct {
 	Domain string
-	Store  *sqlite.Store
+	Store  store.Store
 	CA     *identity.CA
 	Server *provider.Server
 	// Trust and Outbox are nil without federation.
@@ -103,7 +107,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, ca, err := OpenDataDir(cfg.DataDir, cfg.Domain)
+	st, ca, err := OpenDataDirStore(cfg.DataDir, cfg.Domain, cfg.StoreDSN)
 	if err != nil {
 		return nil, err
 	}

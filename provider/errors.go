@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // Error is an API error: a stable code, the HTTP status and a message safe
@@ -88,6 +90,19 @@ func errUnavailable(msg string) *Error {
 	return &Error{Code: "unavailable", Status: http.StatusServiceUnavailable, Message: msg}
 }
 
+// storeDown turns an internal error caused by storage that cannot be
+// reached (store.ErrUnavailable: PostgreSQL down or restarting) into 503
+// unavailable with Retry-After, so clients retry instead of giving up;
+// nothing was changed, and the store reconnects by itself.
+func storeDown(w http.ResponseWriter, e *Error) *Error {
+	if e.Status != http.StatusInternalServerError || !errors.Is(e, store.ErrUnavailable) {
+		return e
+	}
+	w.Header().Set("Retry-After", "2")
+	return &Error{Code: "unavailable", Status: http.StatusServiceUnavailable,
+		Message: "storage is briefly unavailable; nothing was changed, retry shortly", cause: e.cause}
+}
+
 func errRateLimited(msg string) *Error {
 	return &Error{Code: "rate_limited", Status: http.StatusTooManyRequests, Message: msg}
 }
@@ -126,6 +141,7 @@ func (s *Server) serve(name string, h handlerFunc) http.Handler {
 		if !errors.As(err, &apiErr) {
 			apiErr = errInternal(err)
 		}
+		apiErr = storeDown(w, apiErr)
 		s.metrics.requests.WithLabelValues(name, apiErr.Code).Inc()
 		level := slog.LevelInfo
 		if apiErr.Status >= 500 {

@@ -98,9 +98,10 @@ func (s *Server) federated(name string, guard *federation.ReplayGuard, h handler
 		case errors.As(err, &te):
 			code, status, msg = te.Code(), te.Status(), te.Msg
 		case errors.As(err, &apiErr):
+			apiErr = storeDown(w, apiErr)
 			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
 		default:
-			apiErr = errInternal(err)
+			apiErr = storeDown(w, errInternal(err))
 			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
 		}
 		s.metrics.requests.WithLabelValues(name, code).Inc()

@@ -32,6 +32,11 @@ var (
 	ErrExpired = errors.New("store: expired")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable: the storage server (PostgreSQL) could not be
+	// reached or is restarting. Nothing is known to have changed; the
+	// call may be retried once it is back, which needs nothing from the
+	// caller (connections are re-established by themselves).
+	ErrUnavailable = errors.New("store: unavailable, retry later")
 )
 
 // User is an account on this provider.

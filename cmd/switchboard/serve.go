@@ -43,6 +43,9 @@ type serveConfig struct {
 	Listen  string `json:"listen"`
 	Domain  string `json:"domain"`
 	DataDir string `json:"data_dir"`
+	// Store chooses the storage engine: "" or "sqlite" (the default, in
+	// the data directory) or a postgres:// URL shared by replicas.
+	Store string `json:"store"`
 	// TLS: a certificate and key, or self-signed to generate a pair in the
 	// data directory. Without either, the provider serves plain HTTP and
 	// only on a loopback address.
@@ -188,6 +191,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address to serve on (default "+cfg.Listen+")")
 	domain := fs.String("domain", "", "the provider's domain (default "+cfg.Domain+")")
 	dataDir := fs.String("data", "", "data directory (default "+cfg.DataDir+")")
+	storeDSN := fs.String("store", "", `storage: "sqlite" (default, in the data directory) or a postgres:// URL`)
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
@@ -222,6 +226,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	set(&cfg.Listen, *listen)
 	set(&cfg.Domain, *domain)
 	set(&cfg.DataDir, *dataDir)
+	set(&cfg.Store, *storeDSN)
 	set(&cfg.TLSCert, *tlsCert)
 	set(&cfg.TLSKey, *tlsKey)
 	if *selfSigned {
@@ -264,7 +269,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
 	n, err := node.Start(node.Config{
-		Domain: cfg.Domain, DataDir: cfg.DataDir, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
+		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
 		Bus: cfg.Bus, Logger: log,
 	})

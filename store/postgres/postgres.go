@@ -1,0 +1,214 @@
+// Package postgres implements store.Store on PostgreSQL
+// (github.com/jackc/pgx/v5), for a provider run as several identical
+// replicas that share one database. Every change is one transaction of its
+// own; what must be serialised across replicas is, by row locks taken in
+// the transaction (a room's row for Submit, the cursor counter for queue
+// entries, an advisory lock per outbox destination). docs/storage.md
+// explains the choices.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-chat/switchboard/store"
+)
+
+// Store is a store.Store on a PostgreSQL database. Its methods are safe for
+// concurrent use, and any number of Stores (in one process or many) may
+// share the database.
+type Store struct {
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+type config struct {
+	now func() time.Time
+}
+
+// Option changes how Open sets up the store.
+type Option func(*config)
+
+// WithClock replaces time.Now for the times the store stamps itself.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a
+// key=value string, as libpq takes; pool settings such as
+// pool_max_conns go in it too) and brings its schema up to date. A
+// search_path in the DSN (options=-csearch_path=NAME) puts the tables in
+// that schema. Close releases the pool.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg := config{now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", mapErr(err))
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, now: cfg.now}, nil
+}
+
+// Close closes the pool; calls after it fail with store.ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.Swap(true) {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// db returns the pool, or store.ErrClosed once Close has been called.
+func (s *Store) db() (*pgxpool.Pool, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	return s.pool, nil
+}
+
+// write runs fn in a transaction and commits it. A serialization failure
+// or deadlock (which PostgreSQL resolves by failing one side) is retried
+// a few times: fn must only read and write through tx.
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	pool, err := s.db()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err = pgx.BeginFunc(ctx, pool, fn)
+		var pe *pgconn.PgError
+		if attempt < 5 && errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") {
+			continue
+		}
+		return mapErr(err)
+	}
+}
+
+// mapErr turns PostgreSQL's and pgx's failures into the store's errors, so
+// callers can use errors.Is without knowing the driver; the original error
+// stays wrapped for the log.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) ||
+		errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	if s := err.Error(); strings.HasSuffix(s, "closed pool") {
+		return fmt.Errorf("%w (%v)", store.ErrClosed, err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505":
+			return fmt.Errorf("%w (%v)", store.ErrExists, err)
+		case pe.Code == "23503":
+			// A reference to a row that is not there: an unknown
+			// user, device or room.
+			return fmt.Errorf("%w (%v)", store.ErrNotFound, err)
+		case len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code[:2] == "53" || pe.Code[:2] == "57"):
+			// Connection exceptions, insufficient resources and
+			// operator intervention (shutdown, "the database system
+			// is starting up"): the server, not the request.
+			return fmt.Errorf("%w (%v)", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	// Anything else that is not the server's answer is the way to it: a
+	// refused or broken connection, a DNS failure.
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.As(err, &oe) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w (%v)", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// Times are stored as Unix nanoseconds, as in the SQLite store.
+func unixNano(t time.Time) int64 { return t.UnixNano() }
+func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// Epochs are uint64 but BIGINT is int64: store the bits.
+func epochIn(e uint64) int64  { return int64(e) }
+func epochOut(e int64) uint64 { return uint64(e) }
+
+// nonNil turns a nil slice into an empty one: the BYTEA columns are NOT
+// NULL, and nil and empty mean the same to every caller.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// nullBytes stores an empty frank as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// mustAffect turns "changed no row" into store.ErrNotFound.
+func mustAffect(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// exists is nil if the query finds a row and store.ErrNotFound if not.
+func exists(ctx context.Context, q querier, query string, args ...any) error {
+	var one int
+	return mapErr(q.QueryRow(ctx, query, args...).Scan(&one))
+}
