@@ -305,3 +305,29 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// Abort stops the node the way a crash would, for tests of replicas:
+// its NATS connection is cut first, so it releases no lease (they expire
+// on their own), then listeners and connections are closed at once, with
+// nothing drained, and the streams dropped. Only the store is closed
+// properly, since in a test its process lives on.
+func (n *Node) Abort() {
+	n.closeOnce.Do(func() {
+		if n.Bus != nil {
+			n.Bus.NATSConn().Close()
+		}
+		for _, srv := range []*http.Server{n.fed, n.api} {
+			if srv != nil {
+				srv.Close()
+			}
+		}
+		// WebSockets are hijacked connections, which Close leaves open.
+		n.Server.Drain()
+		n.cancel()
+		n.wg.Wait()
+		if n.Bus != nil {
+			n.Bus.Close()
+		}
+		n.closeErr = n.Store.Close()
+	})
+}
