@@ -61,8 +61,12 @@ func (b *NATS) Acquire(ctx context.Context, dest string) (context.Context, func(
 		return nil, nil, false, err
 	}
 	key := leaseKey(dest)
+	// The value names this holding: the replica and a nonce, so that a
+	// renewal can recognise its own write (see hold) and never another
+	// process's of the same name.
+	value := []byte(b.origin + " " + randomID())
 	sent := time.Now()
-	rev, err := kv.Create(octx, key, []byte(b.origin))
+	rev, err := kv.Create(octx, key, value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, nil, false, nil
 	}
@@ -77,7 +81,7 @@ func (b *NATS) Acquire(ctx context.Context, dest string) (context.Context, func(
 		defer b.leases.Done()
 		defer close(done)
 		defer unhook()
-		b.hold(held, stop, kv, key, dest, rev, sent.Add(b.ttl))
+		b.hold(held, stop, kv, key, value, dest, rev, sent.Add(b.ttl))
 	}()
 	release := func() {
 		stop()
@@ -89,7 +93,7 @@ func (b *NATS) Acquire(ctx context.Context, dest string) (context.Context, func(
 // hold renews the lease until held ends, then deletes it if it is still
 // ours (a replica that stopped sending frees the destination at once,
 // without waiting for the TTL).
-func (b *NATS) hold(held context.Context, stop context.CancelFunc, kv jetstream.KeyValue, key, dest string, rev uint64, deadline time.Time) {
+func (b *NATS) hold(held context.Context, stop context.CancelFunc, kv jetstream.KeyValue, key string, value []byte, dest string, rev uint64, deadline time.Time) {
 	every := b.ttl / 4
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -108,11 +112,28 @@ func (b *NATS) hold(held context.Context, stop context.CancelFunc, kv jetstream.
 		}
 		rctx, cancel := context.WithTimeout(held, min(opTimeout, every))
 		sent := time.Now()
-		r, err := kv.Update(rctx, key, []byte(b.origin), rev)
+		r, err := kv.Update(rctx, key, value, rev)
 		cancel()
+		adopted := false
+		if err != nil && (errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)) {
+			// A renewal that timed out while NATS was away may have been
+			// applied since (nats.go sends what it buffered on
+			// reconnecting): if the key still holds our value, it is
+			// still ours, at a revision we did not see.
+			gctx, gcancel := context.WithTimeout(held, min(opTimeout, every))
+			if e, gerr := kv.Get(gctx, key); gerr == nil && string(e.Value()) == string(value) {
+				r, err, adopted = e.Revision(), nil, true
+			}
+			gcancel()
+		}
 		switch {
 		case err == nil:
-			rev, deadline = r, sent.Add(b.ttl)
+			rev = r
+			// Only a renewal whose send time we know moves the deadline;
+			// an adopted one is renewed properly at the next tick.
+			if !adopted {
+				deadline = sent.Add(b.ttl)
+			}
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
 			b.log.Warn("bus: lease lost (taken over after it expired)", "destination", dest)
 			rev = 0 // not ours to delete
