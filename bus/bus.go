@@ -25,6 +25,14 @@ type Bus interface {
 	// the given devices. Set it before the first WakeDevices.
 	OnDevices(fn func(devices []int64))
 
+	// WakeRoom tells every replica, this one included, that this
+	// provider's copy of a room hosted by a partner has grown (the hub's
+	// notify arrived here), for the requests waiting for it: a device's
+	// forwarded message returns once the copy holds it.
+	WakeRoom(room string)
+	// OnRoom sets the function that wakes this replica's waiters.
+	OnRoom(fn func(room string))
+
 	// Announce tells the other replicas that dest has new outbox entries
 	// (this replica's outbox already knows).
 	Announce(dest string)

@@ -106,6 +106,21 @@ func TestWakeUpsCrossReplicas(t *testing.T) {
 	wa.wait(t, []int64{7, 9, 3})
 	wb.wait(t, []int64{7, 9, 3})
 
+	rooms := make(chan string, 2)
+	a.OnRoom(func(r string) { rooms <- "a:" + r })
+	b.OnRoom(func(r string) { rooms <- "b:" + r })
+	a.WakeRoom("lA7bcgVhDxhb1vST6XoQ2g")
+	for _, want := range []string{"a:lA7bcgVhDxhb1vST6XoQ2g", "b:lA7bcgVhDxhb1vST6XoQ2g"} {
+		select {
+		case got := <-rooms:
+			if got != want {
+				t.Fatalf("room wake-up %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no room wake-up %q", want)
+		}
+	}
+
 	announced := make(chan string, 1)
 	b.OnAnnounce(func(d string) { announced <- d })
 	a.Announce("blue.test")

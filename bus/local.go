@@ -11,6 +11,7 @@ import (
 // worker per destination within a process).
 type Local struct {
 	devices atomic.Pointer[func([]int64)]
+	rooms   atomic.Pointer[func(string)]
 }
 
 // NewLocal returns the in-process bus.
@@ -25,6 +26,16 @@ func (l *Local) WakeDevices(devices []int64) {
 
 // OnDevices sets the function WakeDevices calls.
 func (l *Local) OnDevices(fn func([]int64)) { l.devices.Store(&fn) }
+
+// WakeRoom wakes this process's waiters for room.
+func (l *Local) WakeRoom(room string) {
+	if fn := l.rooms.Load(); fn != nil {
+		(*fn)(room)
+	}
+}
+
+// OnRoom sets the function WakeRoom calls.
+func (l *Local) OnRoom(fn func(string)) { l.rooms.Store(&fn) }
 
 // Announce does nothing: there is no other replica.
 func (l *Local) Announce(string) {}

@@ -57,9 +57,10 @@ type NATS struct {
 	origin string
 	ttl    time.Duration
 
-	wakeSubject, outboxSubject, bucketName string
+	wakeSubject, roomSubject, outboxSubject, bucketName string
 
 	devices  atomic.Pointer[func([]int64)]
+	rooms    atomic.Pointer[func(string)]
 	announce atomic.Pointer[func(string)]
 
 	kvMu sync.Mutex
@@ -93,6 +94,7 @@ func DialNATS(o NATSOptions) (*NATS, error) {
 		origin:        o.Name,
 		ttl:           o.LeaseTTL,
 		wakeSubject:   "sb." + o.Domain + ".wake",
+		roomSubject:   "sb." + o.Domain + ".room",
 		outboxSubject: "sb." + o.Domain + ".outbox",
 		// Bucket names allow letters, digits, '-' and '_' only.
 		bucketName: "sb_leases_" + strings.NewReplacer(".", "_", ":", "_").Replace(o.Domain),
@@ -120,6 +122,10 @@ func DialNATS(o NATSOptions) (*NATS, error) {
 	if _, err := nc.Subscribe(b.wakeSubject, b.onWake); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("bus: subscribing to %s: %w", b.wakeSubject, err)
+	}
+	if _, err := nc.Subscribe(b.roomSubject, b.onRoom); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("bus: subscribing to %s: %w", b.roomSubject, err)
 	}
 	if _, err := nc.Subscribe(b.outboxSubject, b.onAnnounce); err != nil {
 		nc.Close()
@@ -156,6 +162,20 @@ func (b *NATS) WakeDevices(devices []int64) {
 // OnDevices sets the function that wakes this replica's streams.
 func (b *NATS) OnDevices(fn func([]int64)) { b.devices.Store(&fn) }
 
+// WakeRoom wakes this replica's waiters for room at once and publishes
+// the room to the other replicas.
+func (b *NATS) WakeRoom(room string) {
+	if fn := b.rooms.Load(); fn != nil {
+		(*fn)(room)
+	}
+	if checkRoom(room) == nil {
+		b.publish(b.roomSubject, []byte(room))
+	}
+}
+
+// OnRoom sets the function that wakes this replica's waiters.
+func (b *NATS) OnRoom(fn func(string)) { b.rooms.Store(&fn) }
+
 // Announce publishes dest to the other replicas' outboxes.
 func (b *NATS) Announce(dest string) {
 	if checkDomain(dest) != nil {
@@ -189,6 +209,20 @@ func (b *NATS) onWake(m *nats.Msg) {
 	}
 	if fn := b.devices.Load(); fn != nil {
 		(*fn)(ds)
+	}
+}
+
+func (b *NATS) onRoom(m *nats.Msg) {
+	if m.Header.Get(headerOrigin) == b.origin {
+		return
+	}
+	room, err := decodeRoom(m.Data)
+	if err != nil {
+		b.log.Warn("bus: ignoring a room wake-up", "err", err)
+		return
+	}
+	if fn := b.rooms.Load(); fn != nil {
+		(*fn)(room)
 	}
 }
 

@@ -50,6 +50,32 @@ func decodeDest(data []byte) (string, error) {
 	return string(data), nil
 }
 
+// maxRoomLen bounds a room ID on the wire; IDs are far shorter.
+const maxRoomLen = 256
+
+// decodeRoom reads a room wake-up: a room ID.
+func decodeRoom(data []byte) (string, error) {
+	if err := checkRoom(string(data)); err != nil {
+		return "", fmt.Errorf("bus: room wake-up: %w", err)
+	}
+	return string(data), nil
+}
+
+// checkRoom accepts a room ID: 1 to maxRoomLen printable ASCII characters
+// without spaces. The receiver only wakes waiters by it, so it needs no
+// more than to be a plausible ID.
+func checkRoom(r string) error {
+	if r == "" || len(r) > maxRoomLen {
+		return fmt.Errorf("room ID must have 1 to %d characters", maxRoomLen)
+	}
+	for i := 0; i < len(r); i++ {
+		if r[i] <= ' ' || r[i] >= 0x7f {
+			return fmt.Errorf("room ID has the byte %#x", r[i])
+		}
+	}
+	return nil
+}
+
 // checkDomain accepts what can be a provider's domain (an optional port
 // included, as tests run providers on 127.0.0.1:PORT): letters, digits,
 // '-', '.' and ':', no empty label. The domain also becomes NATS subject

@@ -42,6 +42,27 @@ func FuzzDecodeDest(f *testing.F) {
 	})
 }
 
+// FuzzDecodeRoom: a room wake-up is accepted only as printable ASCII.
+func FuzzDecodeRoom(f *testing.F) {
+	for _, s := range []string{"lA7bcgVhDxhb1vST6XoQ2g", "", "a b", "\x00", "ü"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := decodeRoom(data)
+		if err != nil {
+			return
+		}
+		if r != string(data) || len(r) == 0 || len(r) > maxRoomLen {
+			t.Fatalf("accepted %q as %q", data, r)
+		}
+		for _, c := range []byte(r) {
+			if c <= ' ' || c >= 0x7f {
+				t.Fatalf("accepted %q with %q in it", r, c)
+			}
+		}
+	})
+}
+
 func TestDecodeRefusals(t *testing.T) {
 	for _, s := range []string{`[]`, `[0]`, `[-4]`, `"x"`, `[1,"a"]`} {
 		if _, err := decodeDevices([]byte(s)); err == nil {

@@ -404,6 +404,29 @@ func TestReplicasChatAndSurviveADeadReplica(t *testing.T) {
 	say(alice, "1:1 too")
 	expectAll(everyone...)
 
+	// A room hosted by blue: green's devices' messages go to blue, and
+	// each send returns once green's copy holds the message, which
+	// blue's notify brings to whichever replica the balancer picks. The
+	// replica waiting is woken by the bus, not by its 5 s timeout.
+	bh, err := bob.c.CreateRoom(ctx)
+	must(t, "bob creates a room on blue", err)
+	must(t, "bob invites alice", bob.c.Invite(ctx, bh, "alice@green.test"))
+	must(t, "bob invites dave", bob.c.Invite(ctx, bh, "dave@green.test"))
+	bob.send(bh, "blue hosts this one")
+	alice.expect(bh, "bob@blue.test: blue hosts this one")
+	dave.expect(bh, "bob@blue.test: blue hosts this one")
+	var onBlue []string
+	for i, d := range []*device{alice, dave, alice, dave} {
+		text := "forwarded " + string(rune('a'+i))
+		began := time.Now()
+		d.send(bh, text)
+		if took := time.Since(began); took > 3*time.Second {
+			t.Errorf("%s's message to a room on blue took %v: the replica was not woken by the notify", d.name, took)
+		}
+		onBlue = append(onBlue, d.name+": "+text)
+	}
+	bob.expect(bh, onBlue...)
+
 	carol.send(ac, "back in our room")
 	alice.expect(ac, "carol@green.test: hi Alice", "carol@green.test: back in our room")
 	bob.send(db, "still with blue")

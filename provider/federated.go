@@ -651,7 +651,7 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
 		s.bus.WakeDevices(sub.Recipients)
 	}
-	s.seqs.reached(u.ID, seq)
+	s.bus.WakeRoom(u.ID) // s.seqs.reached here and on the other replicas
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
