@@ -42,6 +42,26 @@ type OutboxOptions struct {
 	Now func() time.Time
 	// Metrics, if set, is told of every event, with its destination.
 	Metrics OutboxMetrics
+	// Cluster, if set, shares the destinations with the outboxes of the
+	// provider's other replicas (over the same store): a worker sends
+	// only while it holds its destination's lease, and Wake announces
+	// new entries to the other replicas. Nil: this process is the only
+	// sender, as with the embedded store.
+	Cluster Cluster
+	// Rescan is how often, with a Cluster, Run lists the destinations
+	// with entries again (default 10s), so that a destination whose
+	// holder died, or whose announcement was lost, is taken up.
+	Rescan time.Duration
+}
+
+// Cluster is what the outboxes of several replicas need to share the
+// destinations; bus.NATS is one. Acquire tries to take dest's lease: ok
+// false (and no error) when another replica holds it; held ends when the
+// lease is lost; release gives it up. Announce tells the other replicas
+// of new entries for dest (their outboxes' WakeLocal).
+type Cluster interface {
+	Acquire(ctx context.Context, dest string) (held context.Context, release func(), ok bool, err error)
+	Announce(dest string)
 }
 
 // OutboxMetrics receives the Outbox's events, for instance to count them
@@ -108,6 +128,9 @@ func NewOutbox(st store.Store, send SendFunc, opts OutboxOptions) *Outbox {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Rescan <= 0 {
+		opts.Rescan = 10 * time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -145,9 +168,12 @@ func (o *Outbox) Run(ctx context.Context) error {
 	dests, err := o.st.OutboundDestinations(ctx)
 	if err == nil {
 		for _, d := range dests {
-			o.Wake(d)
+			o.WakeLocal(d)
 		}
 		o.log.Info("outbox running", "destinations", len(dests))
+		if o.opts.Cluster != nil {
+			o.rescan(ctx)
+		}
 		<-ctx.Done()
 	}
 
@@ -168,7 +194,42 @@ func (o *Outbox) Run(ctx context.Context) error {
 // Wake tells the Outbox that dest has new entries in the store; call it
 // after Submit or EnqueueOutbound returns. It never blocks. Before Run or
 // after it has stopped it does nothing: the next Run finds the entries.
+// With a Cluster, the other replicas are told as well.
 func (o *Outbox) Wake(dest string) {
+	o.WakeLocal(dest)
+	if o.opts.Cluster != nil {
+		o.opts.Cluster.Announce(dest)
+	}
+}
+
+// rescan wakes every destination with entries, every Rescan, until ctx
+// ends: with several replicas, a destination may have entries that no
+// announcement reaches (its holder died, NATS lost the hint).
+func (o *Outbox) rescan(ctx context.Context) {
+	t := time.NewTicker(o.opts.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		dests, err := o.st.OutboundDestinations(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Error("outbox: listing destinations", "err", err)
+			}
+			continue
+		}
+		for _, d := range dests {
+			o.WakeLocal(d)
+		}
+	}
+}
+
+// WakeLocal is Wake without telling the other replicas: for what another
+// replica announced.
+func (o *Outbox) WakeLocal(dest string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.running {
@@ -212,11 +273,45 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 	defer o.forget(dest, poke)
 	var head int64     // the Seq last counted as queued
 	storeFailures := 0 // consecutive store errors, for their own backoff
+	// With a Cluster the worker sends only under dest's lease, and every
+	// request's context ends with it: once the lease is lost (another
+	// replica may take it), nothing of ours is in flight.
+	held, release := ctx, func() {}
+	leased := o.opts.Cluster == nil
+	defer func() { release() }()
 	for ctx.Err() == nil {
-		e, err := o.st.NextOutbound(ctx, dest)
+		if !leased {
+			h, rel, ok, err := o.opts.Cluster.Acquire(ctx, dest)
+			if err != nil {
+				storeFailures++
+				log.Warn("outbox: cannot take the destination's lease", "err", err)
+				sleep(ctx, o.backoff(storeFailures))
+				continue
+			}
+			if !ok {
+				// Another replica sends to dest; it heard of the new
+				// entries too, and the rescan covers its death.
+				return
+			}
+			held, release, leased = h, rel, true
+		}
+		if held.Err() != nil {
+			log.Warn("outbox: lease lost; another replica may send now")
+			release()
+			held, release, leased = ctx, func() {}, false
+			continue
+		}
+		e, err := o.st.NextOutbound(held, dest)
 		if errors.Is(err, store.ErrNotFound) {
 			if o.idle != nil {
 				o.idle(dest)
+			}
+			if o.opts.Cluster != nil {
+				// Free the destination before retiring: an announcement
+				// that arrives after this starts a worker that must be
+				// able to take it.
+				release()
+				held, release, leased = ctx, func() {}, false
 			}
 			if o.retire(dest, poke) {
 				return
@@ -224,8 +319,8 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return
+			if held.Err() != nil {
+				continue
 			}
 			// The store is in trouble; delivering is pointless until it
 			// recovers, and spinning would only flood the log.
@@ -241,12 +336,10 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 		}
 		// After a restart the entry's backoff is still running; within a
 		// process it was set just now, by the failure below.
-		if wait := e.NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(ctx, wait) {
-			return
+		if wait := e.NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(held, wait) {
+			continue // stopping, or the lease was lost
 		}
-		if !o.deliver(ctx, log, dest, e) {
-			return
-		}
+		o.deliver(held, log, dest, e)
 	}
 }
 

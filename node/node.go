@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/switchboard-chat/switchboard/bus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,6 +67,14 @@ type Config struct {
 	// WrapFederation, if set, wraps the federation API's handler, as
 	// tests do to see what partners send once TLS is off.
 	WrapFederation func(http.Handler) http.Handler
+	// Bus is the NATS server(s) the provider's replicas share
+	// ("nats://127.0.0.1:4222"); "" runs the provider as one process,
+	// with in-process wake-ups. BusName names this replica on it
+	// (default random); BusLeaseTTL is the outbox leases' lifetime
+	// (default bus.DefaultLeaseTTL, the same on every replica).
+	Bus         string
+	BusName     string
+	BusLeaseTTL time.Duration
 }
 
 // Node is a running provider.
@@ -77,6 +86,8 @@ type Node struct {
 	// Trust and Outbox are nil without federation.
 	Trust  *federation.Trust
 	Outbox *federation.Outbox
+	// Bus is the NATS bus when Config.Bus is set, else nil.
+	Bus *bus.NATS
 	// ClientURL is the client API's base URL, FederationAddr the
 	// federation listener's address ("" without federation).
 	ClientURL      string
@@ -109,6 +120,14 @@ func Start(cfg Config) (n *Node, err error) {
 	}()
 	pcfg := cfg.Provider
 	pcfg.Domain, pcfg.FederationURL = cfg.Domain, cfg.FederationURL
+	if cfg.Bus != "" {
+		// NATS unreachable now is not fatal: the bus connects when it
+		// can, and the provider serves from the store meanwhile.
+		if n.Bus, err = bus.DialNATS(bus.NATSOptions{URL: cfg.Bus, Domain: cfg.Domain, Name: cfg.BusName, LeaseTTL: cfg.BusLeaseTTL, Logger: log}); err != nil {
+			return nil, err
+		}
+		pcfg.Bus = n.Bus
+	}
 	if n.Server, err = provider.New(pcfg, st, ca, log); err != nil {
 		return nil, err
 	}
@@ -196,7 +215,13 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	if oo.Metrics == nil {
 		oo.Metrics = n.Server.OutboxMetrics()
 	}
+	if n.Bus != nil {
+		oo.Cluster = n.Bus
+	}
 	n.Outbox = federation.NewOutbox(n.Store, peers.OutboxSender(), oo)
+	if n.Bus != nil {
+		n.Bus.OnAnnounce(n.Outbox.WakeLocal)
+	}
 	n.Server.EnableFederation(provider.Federation{Trust: trust, Transport: peers, Outbox: n.Outbox})
 
 	tc := federation.ServerTLSConfig(*cert.Load(), trust)
@@ -272,7 +297,37 @@ func (n *Node) Close() error {
 		}
 		n.cancel()
 		n.wg.Wait()
+		// The outbox has stopped and released its leases.
+		if n.Bus != nil {
+			n.closeErr = errors.Join(n.closeErr, n.Bus.Close())
+		}
 		n.closeErr = errors.Join(n.closeErr, n.Store.Close())
 	})
 	return n.closeErr
+}
+
+// Abort stops the node the way a crash would, for tests of replicas:
+// its NATS connection is cut first, so it releases no lease (they expire
+// on their own), then listeners and connections are closed at once, with
+// nothing drained, and the streams dropped. Only the store is closed
+// properly, since in a test its process lives on.
+func (n *Node) Abort() {
+	n.closeOnce.Do(func() {
+		if n.Bus != nil {
+			n.Bus.NATSConn().Close()
+		}
+		for _, srv := range []*http.Server{n.fed, n.api} {
+			if srv != nil {
+				srv.Close()
+			}
+		}
+		// WebSockets are hijacked connections, which Close leaves open.
+		n.Server.Drain()
+		n.cancel()
+		n.wg.Wait()
+		if n.Bus != nil {
+			n.Bus.Close()
+		}
+		n.closeErr = n.Store.Close()
+	})
 }

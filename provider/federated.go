@@ -649,9 +649,9 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 			rs.room.Version++
 		}
 		s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
-		s.streams.notifyAll(sub.Recipients)
+		s.bus.WakeDevices(sub.Recipients)
 	}
-	s.seqs.reached(u.ID, seq)
+	s.bus.WakeRoom(u.ID) // s.seqs.reached here and on the other replicas
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/switchboard-chat/switchboard/bus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -68,6 +69,10 @@ type Config struct {
 	PartnerLimit          RateLimit
 	UserDiscoveryLimit    RateLimit
 	PartnerDiscoveryLimit RateLimit
+	// Bus carries wake-ups between the replicas of this provider (a
+	// message accepted by one wakes the device's stream on another). Nil
+	// is the in-process bus of a provider run as one process.
+	Bus bus.Bus
 }
 
 // DefaultConfig returns the defaults.
@@ -147,6 +152,9 @@ type Server struct {
 	challenges *challenges
 	hub        *hub
 	streams    *streams
+	// bus wakes streams here and on the other replicas (bus.Local when
+	// the provider is one process).
+	bus bus.Bus
 
 	// fed connects rooms to partner providers (EnableFederation); nil
 	// without federation. partners checks their users' credentials; seqs
@@ -211,7 +219,13 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 		challenges: newChallenges(),
 		streams:    newStreams(),
 		limits:     newRateLimits(cfg),
+		bus:        cfg.Bus,
 	}
+	if s.bus == nil {
+		s.bus = bus.NewLocal()
+	}
+	s.bus.OnDevices(s.streams.notifyAll)
+	s.bus.OnRoom(func(room string) { s.seqs.reached(room, 0) })
 	s.hub = newHub(s)
 	s.routes()
 	return s, nil

@@ -16,6 +16,12 @@ import (
 // woken by notify. A device acknowledges by cursor once it has durably
 // processed the entries; only then are they removed. So a device that
 // drops off catches up from where it acknowledged, and nothing is lost.
+//
+// Wake-ups come through the bus (package bus): in-process for a provider
+// run as one process, over NATS from the other replicas otherwise. They
+// are hints: besides them the stream re-reads its queue at every ping
+// (streamPing), so a lost wake-up (NATS down or restarting) delays a
+// delivery by at most that long.
 
 // event is a stream frame.
 type event struct {
@@ -118,6 +124,10 @@ func (st *streams) closeAll() {
 
 const streamBatch = 200
 
+// streamPing is how often a stream pings its device and re-reads its
+// queue without being woken: the bound on a lost wake-up's delay.
+const streamPing = 30 * time.Second
+
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
 	after, err := cursorParam(r)
@@ -168,7 +178,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		return ws.Write(wctx, websocket.MessageText, data)
 	}
-	ping := time.NewTicker(30 * time.Second)
+	ping := time.NewTicker(streamPing)
 	defer ping.Stop()
 	for {
 		// Send everything queued after the cursor, in pages.

@@ -257,11 +257,11 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 		rs.members = nextMembers
 	}
 	s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
-	s.streams.notifyAll(sub.Recipients)
+	s.bus.WakeDevices(sub.Recipients)
 	if sub.Welcome != nil {
 		rs.room.LastSeq++
 		s.metrics.accepted.WithLabelValues(string(store.KindWelcome)).Inc()
-		s.streams.notifyAll(sub.Welcome.Recipients)
+		s.bus.WakeDevices(sub.Welcome.Recipients)
 	}
 	s.wakeOutbox(sub.Outbound)
 	s.metrics.commitWait.Observe(time.Since(start).Seconds())

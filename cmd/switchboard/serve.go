@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -66,6 +67,10 @@ type serveConfig struct {
 	FederationListen string `json:"federation_listen"`
 	FederationURL    string `json:"federation_url"`
 	TrustFile        string `json:"trust_file"`
+	// Bus, for a provider run as several replicas (docs/deploy.md): the
+	// NATS server(s) they share, e.g. "nats://127.0.0.1:4222". Empty:
+	// one process, wake-ups in-process.
+	Bus string `json:"bus"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -93,7 +98,25 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
+	if err := c.checkBus(); err != nil {
+		return err
+	}
 	return c.checkFederation()
+}
+
+// checkBus accepts an empty bus (one process) or NATS URLs, separated by
+// commas as nats.go takes them.
+func (c *serveConfig) checkBus() error {
+	if c.Bus == "" {
+		return nil
+	}
+	for _, s := range strings.Split(c.Bus, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
+			return fmt.Errorf("bus %q: want nats://HOST:PORT or tls://HOST:PORT (several separated by commas)", s)
+		}
+	}
+	return nil
 }
 
 // checkFederation checks the federation fields: all or nothing of listen
@@ -251,7 +274,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	n, err := node.Start(node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
-		Logger: log,
+		Bus: cfg.Bus, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -51,6 +51,7 @@ func TestServeCheck(t *testing.T) {
 		{"--listen", "localhost:0"}, // a name for loopback
 		{"--domain", "green.example", "--data", greenData},
 		{"--listen", "0.0.0.0:443", "--tls-cert", cert, "--tls-key", key},
+		{"--config", file("bus.json", `{"bus": "nats://10.0.0.5:4222, nats://10.0.0.6:4222"}`)}, // replicas
 	}
 	for _, args := range valid {
 		var out, errOut bytes.Buffer
@@ -80,6 +81,8 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--data", greenData}, `CA is for "green.example", not "localhost"`},
 		{[]string{"--data", halfCA}, "ca-key.pem"},
 		{[]string{"--no-such-flag"}, "not defined"},
+		{[]string{"--config", file("bus-http.json", `{"bus": "http://127.0.0.1:4222"}`)}, "want nats://HOST:PORT"},
+		{[]string{"--config", file("bus-bare.json", `{"bus": "127.0.0.1:4222"}`)}, "want nats://HOST:PORT"},
 	}
 	for _, c := range invalid {
 		var out, errOut bytes.Buffer

@@ -1,0 +1,436 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/node"
+	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
+)
+
+// Scale-out (docs/deploy.md): one provider run as three replicas over one
+// PostgreSQL database and NATS, next to a provider run as one process on
+// SQLite. Devices hold their streams on different replicas; what one
+// replica accepts must reach, at once, a device whose stream is on
+// another, and a replica's death must cost no message.
+
+// natsForReplicas is the NATS the test uses, or it skips saying why.
+func natsForReplicas(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("SWITCHBOARD_NATS")
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	p, err := url.Parse(u)
+	if err == nil {
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
+			c.Close()
+			return u
+		}
+	}
+	msg := "skipping: no NATS server at " + u + " (set SWITCHBOARD_NATS, or start one: nats-server -js; .ci/run starts it): " + err.Error()
+	if os.Getenv("SWITCHBOARD_REQUIRE_SERVICES") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// balancer is a TCP load balancer in front of the replicas' federation
+// listeners, as partners would reach a scaled-out provider: TLS passes
+// through, and each connection goes to the next replica that answers.
+type balancer struct {
+	ln       net.Listener
+	mu       sync.Mutex
+	backends []string
+	next     int
+}
+
+func newBalancer(t *testing.T) *balancer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &balancer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go b.forward(c)
+		}
+	}()
+	return b
+}
+
+func (b *balancer) set(backends ...string) {
+	b.mu.Lock()
+	b.backends = backends
+	b.mu.Unlock()
+}
+
+func (b *balancer) forward(c net.Conn) {
+	defer c.Close()
+	b.mu.Lock()
+	backends := slices.Clone(b.backends)
+	start := b.next
+	b.next++
+	b.mu.Unlock()
+	for i := range backends {
+		up, err := net.DialTimeout("tcp", backends[(start+i)%len(backends)], time.Second)
+		if err != nil {
+			continue // that replica is down: the next one
+		}
+		defer up.Close()
+		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, up)
+		return
+	}
+}
+
+// device is a person's device that keeps its stream open (client.Run),
+// as an app does, and collects what arrives.
+type device struct {
+	t    *testing.T
+	name string
+	dir  string
+	c    *client.Client
+	stop context.CancelFunc
+	done chan struct{}
+
+	mu   sync.Mutex
+	seen []*client.Message
+}
+
+func (d *device) run(c *client.Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.c, d.stop, d.done = c, cancel, make(chan struct{})
+	go c.Run(ctx)
+	go func() {
+		defer close(d.done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-c.Events():
+				if m, ok := e.(*client.Message); ok {
+					d.mu.Lock()
+					d.seen = append(d.seen, m)
+					d.mu.Unlock()
+				}
+			}
+		}
+	}()
+}
+
+// moveTo closes the device and opens it again on another replica, as the
+// SDK does when the app reconnects through another address.
+func (d *device) moveTo(clientURL string) {
+	d.t.Helper()
+	d.stop()
+	<-d.done
+	d.c.Close()
+	c, err := client.Open(context.Background(), clientURL, d.dir, client.Options{})
+	if err != nil {
+		d.t.Fatalf("%s: reopening on %s: %v", d.name, clientURL, err)
+	}
+	d.run(c)
+}
+
+func (d *device) send(room client.RoomID, text string) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := d.c.Send(ctx, room, []byte(text)); err != nil {
+		d.t.Fatalf("%s: send %q: %v", d.name, text, err)
+	}
+}
+
+// read is what the device got in room, as "sender: text", failing on a
+// message that is not after the one before (a repeat or a reordering).
+func (d *device) read(room client.RoomID) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	var last int64
+	for _, m := range d.seen {
+		if m.Room != room {
+			continue
+		}
+		if m.Seq <= last {
+			d.t.Errorf("%s read seq %d after seq %d in room %s", d.name, m.Seq, last, room)
+		}
+		last = m.Seq
+		out = append(out, m.Sender.User+"@"+m.Sender.Domain+": "+string(m.Body))
+	}
+	return out
+}
+
+// expect waits, without ever asking the provider (only the stream brings
+// messages), until the device has read exactly want. The wait is well
+// under the stream's 30 s re-read: a message must come by a wake-up.
+func (d *device) expect(room client.RoomID, want ...string) {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := d.read(room)
+		if slices.Equal(got, want) {
+			return
+		}
+		if len(got) > len(want) || time.Now().After(deadline) {
+			d.t.Fatalf("%s read in room %s:\n  %s\nwant:\n  %s", d.name, room, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cluster is green.test's three replicas and blue.test.
+type cluster struct {
+	t        *testing.T
+	replicas []*node.Node // nil once aborted
+	blue     *node.Node
+	lb       *balancer
+}
+
+// trustFile writes a trust file naming one partner (or none), reached at
+// endpoint, and reloads it in n if n is running.
+func trustFile(t *testing.T, path string, n, partner *node.Node, endpoint string) {
+	t.Helper()
+	type entry struct {
+		Domain   string `json:"domain"`
+		Endpoint string `json:"endpoint"`
+		CAPEM    string `json:"ca_pem"`
+	}
+	es := []entry{}
+	if partner != nil {
+		es = append(es, entry{partner.Domain, "https://" + endpoint, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: partner.CA.Certificate().Raw}))})
+	}
+	data, _ := json.Marshal(map[string]any{"partners": es})
+	must(t, "writing "+path, os.WriteFile(path, data, 0o644))
+	if n != nil {
+		must(t, "reloading "+path, n.Trust.Reload())
+	}
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	natsURL := natsForReplicas(t)
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	var logger *slog.Logger
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	trustOf := func(n int) string {
+		return filepath.Join(dir, []string{"green-1", "green-2", "green-3", "blue"}[n], "trust.json")
+	}
+	start := func(cfg node.Config) *node.Node {
+		t.Helper()
+		must(t, "data directory", os.MkdirAll(cfg.DataDir, 0o700))
+		cfg.TrustFile = filepath.Join(cfg.DataDir, "trust.json")
+		trustFile(t, cfg.TrustFile, nil, nil, "")
+		cfg.Listen, cfg.FederationListen = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Outbox.MinBackoff, cfg.Outbox.MaxBackoff, cfg.Outbox.Rescan = testMinBackoff, testMaxBackoff, 200*time.Millisecond
+		if logger != nil {
+			cfg.Logger = logger.With("provider", cfg.Domain, "replica", cfg.BusName)
+		}
+		n, err := node.Start(cfg)
+		if err != nil {
+			t.Fatalf("starting %s %s: %v", cfg.Domain, cfg.BusName, err)
+		}
+		return n
+	}
+	cl := &cluster{t: t, lb: newBalancer(t)}
+	// The replicas share the data directory's CA and keys: copies of
+	// the first one's.
+	green := filepath.Join(dir, "green-1")
+	must(t, "green's data directory", os.MkdirAll(green, 0o700))
+	_, err := node.LoadOrCreateCA(green, "green.test")
+	must(t, "green's CA", err)
+	for i, name := range []string{"green-1", "green-2", "green-3"} {
+		data := filepath.Join(dir, name)
+		if i > 0 {
+			must(t, "copying the data directory", os.CopyFS(data, os.DirFS(green)))
+		}
+		cl.replicas = append(cl.replicas, start(node.Config{Domain: "green.test", DataDir: data,
+			StoreDSN: dsn, Bus: natsURL, BusName: name, BusLeaseTTL: 2 * time.Second}))
+	}
+	cl.blue = start(node.Config{Domain: "blue.test", DataDir: filepath.Join(dir, "blue")})
+	t.Cleanup(func() {
+		for _, n := range append(slices.Clone(cl.replicas), cl.blue) {
+			if n != nil {
+				n.Close()
+			}
+		}
+	})
+	// Green's replicas reach blue directly; blue reaches green through
+	// the balancer, whichever replica answers.
+	var fed []string
+	for i, r := range cl.replicas {
+		fed = append(fed, r.FederationAddr)
+		trustFile(t, trustOf(i), r, cl.blue, cl.blue.FederationAddr)
+	}
+	cl.lb.set(fed...)
+	trustFile(t, trustOf(3), cl.blue, cl.replicas[0], cl.lb.ln.Addr().String())
+	return cl
+}
+
+// device registers a new device for handle on replica n (-1: blue),
+// making the user first, reachable by partners, and opens its stream.
+func (cl *cluster) device(n int, handle string) *device {
+	t := cl.t
+	t.Helper()
+	at := cl.blue
+	if n >= 0 {
+		at = cl.replicas[n]
+	}
+	ctx := context.Background()
+	u, code, err := provider.AddUser(ctx, at.Store, handle, "", time.Hour)
+	must(t, "adding "+handle, err)
+	must(t, "reachability of "+handle, at.Store.SetReachability(ctx, u.ID, store.ReachAll, nil))
+	d := &device{t: t, name: handle + "@" + at.Domain, dir: t.TempDir()}
+	c, err := client.Register(ctx, at.ClientURL, code, "phone", d.dir, client.Options{})
+	if err != nil {
+		t.Fatalf("registering %s: %v", d.name, err)
+	}
+	d.run(c)
+	t.Cleanup(func() {
+		d.stop()
+		<-d.done
+		d.c.Close()
+	})
+	return d
+}
+
+// TestReplicasChatAndSurviveADeadReplica: Alice, Carol and Dave are on
+// green.test, each with their stream on another of its three replicas;
+// Bob is on blue.test. They chat 1:1 inside green, 1:1 across the two
+// providers and in a group of all four. Then the replica Carol is on
+// dies mid-conversation (no draining, no lease released); Carol's device
+// reconnects to another replica, blue's requests go to the survivors
+// through the balancer, and green's outbox to blue is taken over. Every
+// device reads every message once, in order, each within seconds (by a
+// wake-up, not the stream's 30 s re-read).
+func TestReplicasChatAndSurviveADeadReplica(t *testing.T) {
+	cl := startCluster(t)
+	ctx := context.Background()
+	alice, carol, dave := cl.device(0, "alice"), cl.device(1, "carol"), cl.device(2, "dave")
+	bob := cl.device(-1, "bob")
+
+	// 1:1 inside green, across replicas 1 and 2.
+	ac, err := alice.c.CreateRoom(ctx)
+	must(t, "alice creates a room", err)
+	must(t, "alice invites carol", alice.c.Invite(ctx, ac, "carol@green.test"))
+	alice.send(ac, "hi Carol")
+	carol.expect(ac, "alice@green.test: hi Carol")
+	carol.send(ac, "hi Alice")
+	alice.expect(ac, "carol@green.test: hi Alice")
+
+	// 1:1 across providers: Dave (replica 3) and Bob (blue).
+	db, err := dave.c.CreateRoom(ctx)
+	must(t, "dave creates a room", err)
+	must(t, "dave invites bob", dave.c.Invite(ctx, db, "bob@blue.test"))
+	dave.send(db, "hello Bob")
+	bob.expect(db, "dave@green.test: hello Bob")
+	bob.send(db, "hello Dave")
+	dave.expect(db, "bob@blue.test: hello Dave")
+
+	// A group of all four, hosted by green.
+	group, err := alice.c.CreateRoom(ctx)
+	must(t, "alice creates the group", err)
+	for _, who := range []string{"carol@green.test", "dave@green.test", "bob@blue.test"} {
+		must(t, "alice invites "+who, alice.c.Invite(ctx, group, who))
+	}
+	var said []string
+	say := func(d *device, text string) {
+		t.Helper()
+		d.send(group, text)
+		said = append(said, d.name+": "+text)
+	}
+	heard := func(d *device) []string {
+		var out []string
+		for _, s := range said {
+			if !strings.HasPrefix(s, d.name+":") {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	everyone := []*device{alice, carol, dave, bob}
+	expectAll := func(ds ...*device) {
+		t.Helper()
+		for _, d := range ds {
+			d.expect(group, heard(d)...)
+		}
+	}
+	say(alice, "welcome all")
+	expectAll(everyone...)
+	say(bob, "bob from blue")
+	say(carol, "carol on replica 2")
+	say(dave, "dave on replica 3")
+	expectAll(everyone...)
+
+	// Replica 2 dies mid-conversation: Alice and Bob speak while it
+	// is going down.
+	var wg sync.WaitGroup
+	wg.Go(func() { cl.replicas[1].Abort() })
+	say(alice, "is anyone there?")
+	say(bob, "still here")
+	wg.Wait()
+	cl.replicas[1] = nil
+	cl.lb.set(cl.replicas[0].FederationAddr, cl.replicas[2].FederationAddr)
+	say(dave, "replica 2 is gone")
+	carol.moveTo(cl.replicas[0].ClientURL)
+	say(carol, "carol, now on replica 1")
+	say(bob, "welcome back Carol")
+	say(alice, "1:1 too")
+	expectAll(everyone...)
+
+	// A room hosted by blue: green's devices' messages go to blue, and
+	// each send returns once green's copy holds the message, which
+	// blue's notify brings to whichever replica the balancer picks. The
+	// replica waiting is woken by the bus, not by its 5 s timeout.
+	bh, err := bob.c.CreateRoom(ctx)
+	must(t, "bob creates a room on blue", err)
+	must(t, "bob invites alice", bob.c.Invite(ctx, bh, "alice@green.test"))
+	must(t, "bob invites dave", bob.c.Invite(ctx, bh, "dave@green.test"))
+	bob.send(bh, "blue hosts this one")
+	alice.expect(bh, "bob@blue.test: blue hosts this one")
+	dave.expect(bh, "bob@blue.test: blue hosts this one")
+	var onBlue []string
+	for i, d := range []*device{alice, dave, alice, dave} {
+		text := "forwarded " + string(rune('a'+i))
+		began := time.Now()
+		d.send(bh, text)
+		if took := time.Since(began); took > 3*time.Second {
+			t.Errorf("%s's message to a room on blue took %v: the replica was not woken by the notify", d.name, took)
+		}
+		onBlue = append(onBlue, d.name+": "+text)
+	}
+	bob.expect(bh, onBlue...)
+
+	carol.send(ac, "back in our room")
+	alice.expect(ac, "carol@green.test: hi Alice", "carol@green.test: back in our room")
+	bob.send(db, "still with blue")
+	dave.expect(db, "bob@blue.test: hello Dave", "bob@blue.test: still with blue")
+	carol.expect(ac, "alice@green.test: hi Carol")
+	bob.expect(db, "dave@green.test: hello Bob")
+}
