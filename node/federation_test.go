@@ -136,6 +136,20 @@ func (p *person) expect(room client.RoomID, want ...string) {
 	}
 }
 
+// joined waits until the person's device has processed its Welcome to
+// the room: sending before that fails with client.ErrUnknownRoom.
+func (p *person) joined(room client.RoomID) {
+	p.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(p.c.Rooms(), room) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s never joined room %s", p.name, room)
+		}
+		p.read()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *person) removed(room client.RoomID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,8 +194,8 @@ func TestChatAcrossThreeProviders(t *testing.T) {
 	must(t, "alice invites bob", alice.c.Invite(ctx, group, "bob@blue.test"))
 	must(t, "alice invites carol", alice.c.Invite(ctx, group, "carol@red.test"))
 	alice.send(group, "welcome both")
-	bob.read()
-	carol.read()
+	bob.joined(group)
+	carol.joined(group)
 	bob.send(group, "bob here")
 	carol.send(group, "carol here")
 	want := []string{"alice@green.test: welcome both", "bob@blue.test: bob here", "carol@red.test: carol here"}
@@ -193,7 +207,7 @@ func TestChatAcrossThreeProviders(t *testing.T) {
 	must(t, "alice adds dave", alice.c.Invite(ctx, group, "dave@red.test"))
 	must(t, "alice removes carol", alice.c.Remove(ctx, group, "carol@red.test"))
 	bob.read()
-	dave.read()
+	dave.joined(group)
 	dave.send(group, "dave joined")
 	alice.send(group, "bye Carol")
 	bob.expect(group, want[0], want[2], "dave@red.test: dave joined", "alice@green.test: bye Carol")
