@@ -33,6 +33,16 @@ type Bus interface {
 	// OnRoom sets the function that wakes this replica's waiters.
 	OnRoom(fn func(room string))
 
+	// Tell passes a notice for one device to every replica, this one
+	// included, for the device's open streams wherever they are (a
+	// device added to its account, its KeyPackages running low, its
+	// session ended). The notice is the provider's own, at most
+	// MaxNotice bytes; like a wake-up it is a hint and may be lost.
+	Tell(device int64, notice []byte)
+	// OnTell sets the function that hands a notice to this replica's
+	// streams of the device.
+	OnTell(fn func(device int64, notice []byte))
+
 	// Announce tells the other replicas that dest has new outbox entries
 	// (this replica's outbox already knows).
 	Announce(dest string)

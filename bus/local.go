@@ -12,6 +12,7 @@ import (
 type Local struct {
 	devices atomic.Pointer[func([]int64)]
 	rooms   atomic.Pointer[func(string)]
+	tell    atomic.Pointer[func(int64, []byte)]
 }
 
 // NewLocal returns the in-process bus.
@@ -36,6 +37,16 @@ func (l *Local) WakeRoom(room string) {
 
 // OnRoom sets the function WakeRoom calls.
 func (l *Local) OnRoom(fn func(string)) { l.rooms.Store(&fn) }
+
+// Tell hands the notice to this process's streams of device.
+func (l *Local) Tell(device int64, notice []byte) {
+	if fn := l.tell.Load(); fn != nil {
+		(*fn)(device, notice)
+	}
+}
+
+// OnTell sets the function Tell calls.
+func (l *Local) OnTell(fn func(int64, []byte)) { l.tell.Store(&fn) }
 
 // Announce does nothing: there is no other replica.
 func (l *Local) Announce(string) {}

@@ -57,10 +57,11 @@ type NATS struct {
 	origin string
 	ttl    time.Duration
 
-	wakeSubject, roomSubject, outboxSubject, bucketName string
+	wakeSubject, roomSubject, tellSubject, outboxSubject, bucketName string
 
 	devices  atomic.Pointer[func([]int64)]
 	rooms    atomic.Pointer[func(string)]
+	tell     atomic.Pointer[func(int64, []byte)]
 	announce atomic.Pointer[func(string)]
 
 	kvMu sync.Mutex
@@ -95,6 +96,7 @@ func DialNATS(o NATSOptions) (*NATS, error) {
 		ttl:           o.LeaseTTL,
 		wakeSubject:   "sb." + o.Domain + ".wake",
 		roomSubject:   "sb." + o.Domain + ".room",
+		tellSubject:   "sb." + o.Domain + ".tell",
 		outboxSubject: "sb." + o.Domain + ".outbox",
 		// Bucket names allow letters, digits, '-' and '_' only.
 		bucketName: "sb_leases_" + strings.NewReplacer(".", "_", ":", "_").Replace(o.Domain),
@@ -126,6 +128,10 @@ func DialNATS(o NATSOptions) (*NATS, error) {
 	if _, err := nc.Subscribe(b.roomSubject, b.onRoom); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("bus: subscribing to %s: %w", b.roomSubject, err)
+	}
+	if _, err := nc.Subscribe(b.tellSubject, b.onTell); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("bus: subscribing to %s: %w", b.tellSubject, err)
 	}
 	if _, err := nc.Subscribe(b.outboxSubject, b.onAnnounce); err != nil {
 		nc.Close()
@@ -176,6 +182,22 @@ func (b *NATS) WakeRoom(room string) {
 // OnRoom sets the function that wakes this replica's waiters.
 func (b *NATS) OnRoom(fn func(string)) { b.rooms.Store(&fn) }
 
+// Tell hands the notice to this replica's streams of device at once and
+// publishes it to the other replicas.
+func (b *NATS) Tell(device int64, notice []byte) {
+	if fn := b.tell.Load(); fn != nil {
+		(*fn)(device, notice)
+	}
+	if data, err := encodeNotice(device, notice); err == nil {
+		b.publish(b.tellSubject, data)
+	} else {
+		b.log.Warn("bus: notice not sent to other replicas", "device", device, "err", err)
+	}
+}
+
+// OnTell sets the function that hands notices to this replica's streams.
+func (b *NATS) OnTell(fn func(int64, []byte)) { b.tell.Store(&fn) }
+
 // Announce publishes dest to the other replicas' outboxes.
 func (b *NATS) Announce(dest string) {
 	if checkDomain(dest) != nil {
@@ -223,6 +245,20 @@ func (b *NATS) onRoom(m *nats.Msg) {
 	}
 	if fn := b.rooms.Load(); fn != nil {
 		(*fn)(room)
+	}
+}
+
+func (b *NATS) onTell(m *nats.Msg) {
+	if m.Header.Get(headerOrigin) == b.origin {
+		return
+	}
+	device, notice, err := decodeNotice(m.Data)
+	if err != nil {
+		b.log.Warn("bus: ignoring a notice", "err", err)
+		return
+	}
+	if fn := b.tell.Load(); fn != nil {
+		(*fn)(device, notice)
 	}
 }
 

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,8 @@ import (
 
 // What travels on the wake-up subjects. Device wake-ups are a JSON array
 // of device IDs (readable with any NATS client when debugging); outbox
-// announcements carry the destination's domain as plain text. Both are
+// announcements carry the destination's domain as plain text; a device
+// notice is the device ID and the provider's notice, opaque here. All are
 // hints from replicas of the same provider, yet a replica still checks
 // them, so a stray publisher on the subject cannot make it misbehave.
 
@@ -40,6 +42,41 @@ func decodeDevices(data []byte) ([]int64, error) {
 		}
 	}
 	return ds, nil
+}
+
+// MaxNotice bounds a device notice. The provider's notices are small JSON
+// objects; the bound keeps a stray publisher from making replicas hold
+// large messages.
+const MaxNotice = 4096
+
+// A notice travels as the device ID in 8 bytes, big-endian, then the
+// notice itself, which the bus does not read.
+func encodeNotice(device int64, notice []byte) ([]byte, error) {
+	if device <= 0 {
+		return nil, fmt.Errorf("bus: notice for device %d (IDs are positive)", device)
+	}
+	if len(notice) == 0 || len(notice) > MaxNotice {
+		return nil, fmt.Errorf("bus: notice of %d bytes (1 to %d)", len(notice), MaxNotice)
+	}
+	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(notice)), uint64(device))
+	return append(data, notice...), nil
+}
+
+// decodeNotice reads a notice: a positive device ID and 1 to MaxNotice
+// bytes of notice.
+func decodeNotice(data []byte) (int64, []byte, error) {
+	if len(data) < 9 {
+		return 0, nil, fmt.Errorf("bus: notice of %d bytes is too short", len(data))
+	}
+	device := int64(binary.BigEndian.Uint64(data))
+	notice := data[8:]
+	if device <= 0 {
+		return 0, nil, fmt.Errorf("bus: notice for device %d (IDs are positive)", device)
+	}
+	if len(notice) > MaxNotice {
+		return 0, nil, fmt.Errorf("bus: notice of %d bytes (at most %d)", len(notice), MaxNotice)
+	}
+	return device, notice, nil
 }
 
 // decodeDest reads an outbox announcement: a domain name.

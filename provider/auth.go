@@ -146,7 +146,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if others, err := s.store.DevicesOfUser(r.Context(), u.ID); err == nil {
 		for _, o := range others {
 			if o.ID != d.ID {
-				s.streams.notify(o.ID, event{Type: "device.added", Device: d.Name})
+				s.tell(o.ID, deviceNotice{Event: &event{Type: "device.added", Device: d.Name}})
 			}
 		}
 	}
@@ -268,8 +268,9 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteSession(r.Context(), hashSecret([]byte(tok))); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	// A stream opened with this session must not outlive it.
-	s.streams.closeDevice(callerOf(r).device.ID)
+	// A stream opened with this session must not outlive it, on whichever
+	// replica it is open.
+	s.tell(callerOf(r).device.ID, deviceNotice{Close: true})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -357,7 +357,7 @@ func (s *Server) claimFor(r *http.Request, d store.Device, suites []mls.CipherSu
 				continue
 			}
 			if left < s.cfg.KeyPackageLowWatermark {
-				s.streams.notify(d.ID, event{Type: "keypackages.low", CipherSuite: uint16(cs), Available: left})
+				s.tell(d.ID, deviceNotice{Event: &event{Type: "keypackages.low", CipherSuite: uint16(cs), Available: left}})
 			}
 			return m.KeyPackage, nil
 		}

@@ -102,6 +102,42 @@ func (st *streams) notify(device int64, e event) {
 	}
 }
 
+// deviceNotice is what the provider tells a device's streams through the
+// bus, so that it reaches them on whichever replica they are open: an
+// event to pass on, or that the streams must close (the device signed
+// out).
+type deviceNotice struct {
+	Event *event `json:"event,omitempty"`
+	Close bool   `json:"close,omitempty"`
+}
+
+// tell sends a notice to the device's streams on every replica.
+func (s *Server) tell(device int64, n deviceNotice) {
+	data, err := json.Marshal(n)
+	if err != nil {
+		s.log.Error("device notice not encoded", "device", device, "err", err)
+		return
+	}
+	s.bus.Tell(device, data)
+}
+
+// onTell is the bus's hand-off of a notice to this replica's streams.
+// Only other replicas of this provider publish on the bus, yet a notice
+// that does not read as one is dropped with a warning.
+func (s *Server) onTell(device int64, data []byte) {
+	var n deviceNotice
+	if err := json.Unmarshal(data, &n); err != nil || (n.Event == nil && !n.Close) {
+		s.log.Warn("ignoring a device notice from the bus", "device", device, "err", err)
+		return
+	}
+	if n.Close {
+		s.streams.closeDevice(device)
+	}
+	if n.Event != nil {
+		s.streams.notify(device, *n.Event)
+	}
+}
+
 // closeDevice ends the device's open streams, as when it signs out.
 func (st *streams) closeDevice(device int64) {
 	st.mu.Lock()
