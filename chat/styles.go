@@ -32,7 +32,6 @@ var (
 	stNote     = lipgloss.NewStyle().Foreground(colOwn)
 	stRequest  = lipgloss.NewStyle().Foreground(colWarn).Bold(true)
 	stHelp     = lipgloss.NewStyle().Foreground(colFaint)
-	stHelpKey  = lipgloss.NewStyle().Foreground(colAccent).Bold(true)
 	stPrompt   = lipgloss.NewStyle().Foreground(colWarn).Bold(true)
 	stGutterOn = lipgloss.NewStyle().Foreground(colAccent).Bold(true)
 )

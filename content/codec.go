@@ -124,7 +124,7 @@ func IsCanonical(b []byte) bool {
 // Encode encodes the message in deterministic CBOR. It refuses, with an
 // *Error, a message that Decode would not accept back.
 func (m *Message) Encode() ([]byte, error) {
-	if m.TopicID != nil && len(m.TopicID) > MaxTopicIDSize {
+	if len(m.TopicID) > MaxTopicIDSize {
 		return nil, newError(ErrTooLarge, nil, "topicId of %d octets exceeds %d", len(m.TopicID), MaxTopicIDSize)
 	}
 	replaces, err := idWire(m.Replaces, "replaces")

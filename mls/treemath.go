@@ -95,20 +95,6 @@ func directPath(x NodeIndex, n uint32) []NodeIndex {
 	return d
 }
 
-// copath lists the siblings of x and of its ancestors below the root.
-func copath(x NodeIndex, n uint32) []NodeIndex {
-	r := rootOf(n)
-	if x == r {
-		return nil
-	}
-	var c []NodeIndex
-	for x != r {
-		c = append(c, siblingOf(x))
-		x = parentOf(x)
-	}
-	return c
-}
-
 // isAncestor reports whether a is d or an ancestor of d.
 func isAncestor(a, d NodeIndex) bool {
 	span := NodeIndex(1)<<level(a) - 1

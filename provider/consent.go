@@ -50,14 +50,6 @@ type recipient struct {
 	device, user int64
 }
 
-func devicesOf(rs []recipient) []int64 {
-	out := make([]int64, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, r.device)
-	}
-	return out
-}
-
 // userURI is a local user's URI, as contacts and requests name peers.
 func (s *Server) userURI(handle string) identity.URI {
 	return identity.UserURI(s.cfg.Domain, handle)

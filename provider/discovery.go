@@ -121,9 +121,7 @@ func (s *Server) discover(w http.ResponseWriter, r *http.Request) error {
 	default:
 		m, failed := s.askPartners(r.Context(), s.activePartners(), q)
 		matches = append(matches, m...)
-		for _, d := range slices.Sorted(maps.Keys(failed)) {
-			unanswered = append(unanswered, d)
-		}
+		unanswered = append(unanswered, slices.Sorted(maps.Keys(failed))...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"matches": matches, "unanswered": unanswered})
 	return nil

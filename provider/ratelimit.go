@@ -140,10 +140,6 @@ func newRateLimits(cfg Config) *rateLimits {
 	}
 }
 
-func (l *rateLimits) all() []*keyedLimiter {
-	return []*keyedLimiter{l.user, l.partner, l.room, l.discoveryUser, l.discoveryPartner}
-}
-
 // limitKey is one bucket a request must take a token from.
 type limitKey struct {
 	lim *keyedLimiter

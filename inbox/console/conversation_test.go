@@ -88,7 +88,7 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 	if p := sam.post("/c/"+id+"/notes", url.Values{"text": {"secret: refund approved by Ada"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("adding a note: %d %s", p.status, p.body)
 	}
-	history := bob.waitFor("the reply and the file", func(es []conversations.Entry) bool {
+	bob.waitFor("the reply and the file", func(es []conversations.Entry) bool {
 		return slices.ContainsFunc(es, func(e conversations.Entry) bool { return e.Text == "Thanks Bob, it ships today." }) &&
 			slices.ContainsFunc(es, func(e conversations.Entry) bool { return e.File != nil && e.File.Filename == "invoice.txt" })
 	})
@@ -96,7 +96,7 @@ func TestAnAgentAnswersACustomer(t *testing.T) {
 	if p := sam.post("/c/"+id+"/reply", url.Values{"text": {"Anything else?"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("replying again: %d", p.status)
 	}
-	history = bob.waitFor("the second reply", func(es []conversations.Entry) bool {
+	history := bob.waitFor("the second reply", func(es []conversations.Entry) bool {
 		return slices.ContainsFunc(es, func(e conversations.Entry) bool { return e.Text == "Anything else?" })
 	})
 	for _, e := range history {
