@@ -76,13 +76,13 @@ type tracker struct {
 	deliveredAcked int
 	early          map[uint64]int
 	deliveries     int
-	duplicates int
-	unknown    int // deliveries whose header names no sender of this run
-	attempted  int
-	errors     map[string]int
-	latency    *hdrhistogram.Histogram // intended send → receiving device has it
-	ack        *hdrhistogram.Histogram // send call → provider's acknowledgement
-	seconds    []*second
+	duplicates     int
+	unknown        int // deliveries whose header names no sender of this run
+	attempted      int
+	errors         map[string]int
+	latency        *hdrhistogram.Histogram // intended send → receiving device has it
+	ack            *hdrhistogram.Histogram // send call → provider's acknowledgement
+	seconds        []*second
 	// lastAck and lastDelivery are the times of the last acknowledgement
 	// and delivery.
 	lastAck, lastDelivery time.Duration

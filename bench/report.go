@@ -23,7 +23,7 @@ type Report struct {
 	Started  time.Time    `json:"started"`
 	Settings SettingsJSON `json:"settings"`
 	Machine  Machine      `json:"machine"`
-	Runs     []*Result       `json:"runs"`
+	Runs     []*Result    `json:"runs"`
 }
 
 // SettingsJSON is Settings as the report gives them, durations in
