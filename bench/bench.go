@@ -111,7 +111,10 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 	// from here.
 	tr.start = time.Now()
 	ref.set(tr)
-	stopProgress := p.watch(name, s.Duration, tr)
+	stopProgress := p.watch(name, s.Duration, tr.since, func() string {
+		sent, delivered, errs := tr.progress()
+		return fmt.Sprintf("sent %d, delivered %d, errors %d", sent, delivered, errs)
+	})
 	// Sends still waiting when the run is over are given up.
 	lctx, cancel := context.WithTimeout(ctx, s.Duration+s.Drain+time.Minute)
 	defer cancel()
@@ -170,8 +173,9 @@ func (p *progress) line(format string, args ...any) {
 	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
-// watch shows a run's progress until the returned function is called.
-func (p *progress) watch(name string, dur time.Duration, tr *tracker) func() {
+// watch shows a run's progress until the returned function is called:
+// the time since its start against its duration, and status.
+func (p *progress) watch(name string, dur time.Duration, since func() time.Duration, status func() string) func() {
 	if p.w == nil {
 		return func() {}
 	}
@@ -182,8 +186,8 @@ func (p *progress) watch(name string, dur time.Duration, tr *tracker) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	show := func(final bool) {
-		el := tr.since()
-		sent, delivered, errs := tr.progress()
+		el := since()
+		st := status()
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		phase := "load"
@@ -196,14 +200,14 @@ func (p *progress) watch(name string, dur time.Duration, tr *tracker) func() {
 		if p.terminal {
 			const width = 30
 			n := min(int(float64(width)*el.Seconds()/dur.Seconds()), width)
-			fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %5.1fs/%gs %-5s sent %d delivered %d errors %d",
-				name, strings.Repeat("#", n), strings.Repeat("-", width-n), el.Seconds(), dur.Seconds(), phase, sent, delivered, errs)
+			fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %5.1fs/%gs %-5s %s",
+				name, strings.Repeat("#", n), strings.Repeat("-", width-n), el.Seconds(), dur.Seconds(), phase, st)
 			if final {
 				fmt.Fprintln(p.w)
 			}
 			return
 		}
-		fmt.Fprintf(p.w, "%s: %.1fs of %gs, %s: sent %d, delivered %d, errors %d\n", name, el.Seconds(), dur.Seconds(), phase, sent, delivered, errs)
+		fmt.Fprintf(p.w, "%s: %.1fs of %gs, %s: %s\n", name, el.Seconds(), dur.Seconds(), phase, st)
 	}
 	go func() {
 		defer close(finished)

@@ -97,8 +97,10 @@ func runIdle(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 	}
 
 	smp.start()
-	hold := newTracker()
-	stopProgress := p.watch(fmt.Sprintf("idle %d streams", s.Conns), s.Duration, hold)
+	holdStart := time.Now()
+	stopProgress := p.watch("idle", s.Duration, func() time.Duration { return time.Since(holdStart) }, func() string {
+		return fmt.Sprintf("%d of %d streams open", open.Load(), s.Conns)
+	})
 	select {
 	case <-time.After(s.Duration):
 	case <-ctx.Done():
