@@ -153,7 +153,8 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 	}
 	run.Messages = m
 	run.Errors = maps.Clone(tr.errors)
-	return run, nil
+	// An interrupted run still reports what it measured, and says so.
+	return run, ctx.Err()
 }
 
 // progress shows what a run is doing on stderr: a redrawn bar on a

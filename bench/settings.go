@@ -40,38 +40,38 @@ const (
 )
 
 // Settings say what to run. The zero value is not valid; Defaults gives
-// the command's defaults.
+// the command's defaults. The report carries them as SettingsJSON.
 type Settings struct {
-	Workload string `json:"workload"`
+	Workload string
 	// Pairs is the number of 1:1 pairs (pairs); Cross puts the two sides
 	// of each pair on different providers.
-	Pairs int  `json:"pairs,omitempty"`
-	Cross bool `json:"cross,omitempty"`
+	Pairs int
+	Cross bool
 	// Members is the size of the room (group).
-	Members int `json:"members,omitempty"`
+	Members int
 	// Conns is the number of devices holding a stream open (idle).
-	Conns int `json:"conns,omitempty"`
+	Conns int
 	// Payloads are the payload modes to run, one run each.
-	Payloads []string `json:"payloads,omitempty"`
+	Payloads []string
 	// Size is the payload in bytes: the ciphertext of a relay message, the
 	// body content of an e2ee one.
-	Size int `json:"size,omitempty"`
+	Size int
 	// Rate is the offered load of the open-loop mode, in messages a second
 	// over all senders. Window > 0 selects saturation instead: each sender
 	// keeps at most Window sends unacknowledged by the provider.
-	Rate   float64 `json:"rate,omitempty"`
-	Window int     `json:"window,omitempty"`
+	Rate   float64
+	Window int
 	// Duration bounds the load (idle: how long the streams are held);
 	// Messages, if set, bounds the messages sent in all. Drain is how long
 	// deliveries are waited for after the last send.
-	Duration time.Duration `json:"duration_ns"`
-	Messages int           `json:"messages,omitempty"`
-	Drain    time.Duration `json:"drain_ns"`
+	Duration time.Duration
+	Messages int
+	Drain    time.Duration
 	// Targets are running providers to use instead of starting them here.
-	Targets []Target `json:"targets,omitempty"`
+	Targets []Target
 	// Dir keeps the providers' data and the devices' state (default: a
 	// temporary directory, removed after the run).
-	Dir string `json:"-"`
+	Dir string
 }
 
 // Target is a running provider (`switchboard serve`) on this machine.

@@ -154,6 +154,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "switchboard bench: interrupted; the figures above are of the part that ran")
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "switchboard bench:", err)
 		return 1
