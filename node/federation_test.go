@@ -46,8 +46,9 @@ type person struct {
 	dir  string // the device's state
 	c    *client.Client
 
-	// stop and done end the stream's goroutines; nil before stream.
-	stop context.CancelFunc
+	// stop ends the stream's Run, done its collecting of events (after
+	// Close); nil before stream.
+	stop func()
 	done chan struct{}
 
 	mu   sync.Mutex
@@ -91,23 +92,18 @@ func personOn(t *testing.T, n *node.Node, handle, phone string, reach store.Reac
 // it brings; from then on read no longer syncs.
 func (p *person) stream() {
 	ctx, cancel := context.WithCancel(context.Background())
-	c, done := p.c, make(chan struct{})
-	p.stop, p.done = cancel, done
-	go c.Run(ctx)
+	c, ran, done := p.c, make(chan struct{}), make(chan struct{})
+	p.stop = func() { cancel(); <-ran }
+	p.done = done
+	go func() { defer close(ran); c.Run(ctx) }()
 	go func() {
+		// Until Close closes the channel: what the device saved as
+		// processed is delivered even after Run has stopped.
 		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-c.Events():
-				if !ok {
-					return
-				}
-				p.mu.Lock()
-				p.seen = append(p.seen, e)
-				p.mu.Unlock()
-			}
+		for e := range c.Events() {
+			p.mu.Lock()
+			p.seen = append(p.seen, e)
+			p.mu.Unlock()
 		}
 	}()
 }
@@ -116,10 +112,12 @@ func (p *person) stream() {
 func (p *person) close() {
 	if p.stop != nil {
 		p.stop()
+	}
+	p.c.Close()
+	if p.stop != nil {
 		<-p.done
 		p.stop = nil
 	}
-	p.c.Close()
 }
 
 // moveTo closes the device and opens it again on clientURL, streaming,

@@ -379,11 +379,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		go reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
 	}
-	fmt.Fprintf(stdout, "Switchboard provider %s serving %s (data in %s)\n", cfg.Domain, n.ClientURL, cfg.DataDir)
 	if n.Bus != nil {
 		// Not the bus URL: it may hold a password.
 		fmt.Fprintf(stdout, "Replica name on the bus: %s\n", n.Bus.Name())
 	}
+	fmt.Fprintf(stdout, "Switchboard provider %s serving %s (data in %s)\n", cfg.Domain, n.ClientURL, cfg.DataDir)
 	<-ctx.Done()
 	log.Info("shutting down: draining connections")
 	// Requests in flight (submits among them) finish before the store
