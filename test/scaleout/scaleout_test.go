@@ -149,7 +149,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 		members[id] = append([]*device{host}, invitees...)
 		return id
 	}
-	dm := room(alice, bob)                          // hosted by green, 1:1 across providers
+	dm := room(alice, bob)                            // hosted by green, 1:1 across providers
 	greenGroup := room(alice, carol, dave, bob, erin) // hosted by green
 	blueGroup := room(erin, bob, carol, dave)         // hosted by blue
 	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
