@@ -78,15 +78,15 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := os.Getenv("SWITCHBOARD_NATS_SERVER")
-	if bin == "" {
-		bin = "nats-server"
-	}
 	path, err := exec.LookPath(bin)
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nats-server"); serr != nil {
-			missing(t, "no nats-server binary to run a private server (install nats-server or set SWITCHBOARD_NATS_SERVER): "+err.Error())
+	if bin == "" {
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		if path, err = exec.LookPath("nats-server"); err != nil {
+			path, err = exec.LookPath("/usr/sbin/nats-server")
 		}
-		path = "/usr/sbin/nats-server"
+	}
+	if err != nil {
+		missing(t, "no nats-server binary to run a private server (install nats-server or set SWITCHBOARD_NATS_SERVER): "+err.Error())
 	}
 	// A free port, kept for every restart.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -222,8 +222,9 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 // balancer is a TCP load balancer: each connection goes to the backend
 // with the fewest open connections that accepts it (a dead one refuses),
 // bytes pass through untouched (TLS too). It counts, per backend, the
-// connections it forwarded and how many of those now open are streams
-// (an HTTP request for /v1/stream), to see where the devices are.
+// connections it forwarded and which of them carry a stream (a request
+// for /v1/stream, which may come first or after other requests on a
+// kept-alive connection), to see where the devices are.
 type balancer struct {
 	ln net.Listener
 
@@ -232,9 +233,9 @@ type balancer struct {
 }
 
 type backend struct {
-	addr             string
-	open, streams    int // connections open now
-	accepted, stream int // connections forwarded since set, and of those streams
+	addr              string
+	open, openStreams int // connections open now, and of those streams
+	accepted, streams int // connections forwarded since set, and of those streams
 }
 
 func newBalancer(t *testing.T) *balancer {
@@ -275,18 +276,6 @@ func (b *balancer) counts(name string) backend {
 
 func (b *balancer) forward(c net.Conn) {
 	defer c.Close()
-	// Every protocol here speaks first from the client (an HTTP request,
-	// a TLS ClientHello): the first bytes say whether it is a stream.
-	first := make([]byte, 4096)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, err := c.Read(first)
-	if err != nil {
-		return
-	}
-	c.SetReadDeadline(time.Time{})
-	first = first[:n]
-	isStream := bytes.HasPrefix(first, []byte("GET /v1/stream"))
-
 	b.mu.Lock()
 	var order []*backend
 	for _, be := range b.backends {
@@ -312,25 +301,41 @@ func (b *balancer) forward(c net.Conn) {
 		b.mu.Lock()
 		be.open++
 		be.accepted++
-		if isStream {
-			be.streams++
-			be.stream++
-		}
 		b.mu.Unlock()
+		isStream := false
 		defer func() {
 			b.mu.Lock()
 			be.open--
 			if isStream {
-				be.streams--
+				be.openStreams--
 			}
 			b.mu.Unlock()
 		}()
 		defer up.Close()
-		if _, err := up.Write(first); err != nil {
-			return
+		go func() {
+			io.Copy(c, up)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		// The client's bytes: a request for the stream begins a read,
+		// since a client writes each request at once, then waits.
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if !isStream && bytes.HasPrefix(buf[:n], []byte("GET /v1/stream")) {
+					isStream = true
+					b.mu.Lock()
+					be.openStreams++
+					be.streams++
+					b.mu.Unlock()
+				}
+				if _, werr := up.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
 		}
-		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-		io.Copy(c, up)
-		return
 	}
 }
