@@ -2,45 +2,19 @@ package bus_test
 
 import (
 	"context"
-	"net"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bus"
+	"github.com/switchboard-chat/switchboard/bus/natstest"
 )
-
-// natsURL is the NATS these tests use, or the test skips (fails when
-// SWITCHBOARD_REQUIRE_SERVICES=1) saying why.
-func natsURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("SWITCHBOARD_NATS")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	p, err := url.Parse(u)
-	if err == nil {
-		var c net.Conn
-		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
-			c.Close()
-			return u
-		}
-	}
-	msg := "no NATS server at " + u + " (set SWITCHBOARD_NATS to another, or start one: nats-server -js): " + err.Error()
-	if os.Getenv("SWITCHBOARD_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // replica dials a bus for domain, as one replica of that provider would.
 func replica(t *testing.T, domain, name string, ttl time.Duration) *bus.NATS {
 	t.Helper()
-	b, err := bus.DialNATS(bus.NATSOptions{URL: natsURL(t), Domain: domain, Name: name, LeaseTTL: ttl})
+	b, err := bus.DialNATS(bus.NATSOptions{URL: natstest.URL(t), Domain: domain, Name: name, LeaseTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,6 @@ package federation
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,33 +10,12 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/bus"
+	"github.com/switchboard-chat/switchboard/bus/natstest"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
 // Outboxes of several replicas over one store, sharing the destinations
 // through NATS leases (the bus package's tests cover the leases alone).
-
-func natsForTest(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("SWITCHBOARD_NATS")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	p, err := url.Parse(u)
-	if err == nil {
-		var c net.Conn
-		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
-			c.Close()
-			return u
-		}
-	}
-	msg := "no NATS server at " + u + " (set SWITCHBOARD_NATS, or start one: nats-server -js): " + err.Error()
-	if os.Getenv("SWITCHBOARD_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // replicaOutbox is one replica's outbox on the shared store; its sends
 // are recorded by replica name.
@@ -64,7 +40,7 @@ func (l *sendLog) sender(id string) string {
 func startReplicas(t *testing.T, st store.Store, domain string, names []string, bases map[string]string, ttl time.Duration, log *sendLog) []*replicaOutbox {
 	var rs []*replicaOutbox
 	for _, name := range names {
-		b, err := bus.DialNATS(bus.NATSOptions{URL: natsForTest(t), Domain: domain, Name: name, LeaseTTL: ttl})
+		b, err := bus.DialNATS(bus.NATSOptions{URL: natstest.URL(t), Domain: domain, Name: name, LeaseTTL: ttl})
 		if err != nil {
 			t.Fatal(err)
 		}

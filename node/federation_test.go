@@ -37,11 +37,19 @@ func startLocal(t *testing.T, domains ...string) *node.Local {
 	return l
 }
 
-// person is one user's device, with what it has read so far.
+// person is one user's device, with what it has read so far. It reads
+// by syncing when the test asks (read), or, once stream has been called,
+// only what its open stream brings, as an app does.
 type person struct {
 	t    *testing.T
 	name string // handle@domain
+	dir  string // the device's state
 	c    *client.Client
+
+	// stop ends the stream's Run, done its collecting of events (after
+	// Close); nil before stream.
+	stop func()
+	done chan struct{}
 
 	mu   sync.Mutex
 	seen []client.Event
@@ -59,23 +67,79 @@ func newPerson(t *testing.T, l *node.Local, i int, handle string) *person {
 // reachability given, and one device.
 func addPerson(t *testing.T, l *node.Local, i int, handle, phone string, reach store.ReachMode) *person {
 	t.Helper()
-	n := l.Node(i)
+	return personOn(t, l.Node(i), handle, phone, reach)
+}
+
+// personOn makes a user on the running node n and registers its device.
+func personOn(t *testing.T, n *node.Node, handle, phone string, reach store.ReachMode) *person {
+	t.Helper()
 	u, code, err := provider.AddUser(context.Background(), n.Store, handle, phone, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	must(t, "setting "+handle+"'s reachability", n.Store.SetReachability(context.Background(), u.ID, reach, nil))
-	c, err := client.Register(context.Background(), n.ClientURL, code, "phone", t.TempDir(), client.Options{})
+	p := &person{t: t, name: handle + "@" + n.Domain, dir: t.TempDir()}
+	c, err := client.Register(context.Background(), n.ClientURL, code, "phone", p.dir, client.Options{})
 	if err != nil {
 		t.Fatalf("registering %s on %s: %v", handle, n.Domain, err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &person{t: t, name: handle + "@" + n.Domain, c: c}
+	p.c = c
+	t.Cleanup(p.close)
+	return p
 }
 
-// read syncs the device and collects its events.
+// stream keeps the device's stream open (client.Run) and collects what
+// it brings; from then on read no longer syncs.
+func (p *person) stream() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c, ran, done := p.c, make(chan struct{}), make(chan struct{})
+	p.stop = func() { cancel(); <-ran }
+	p.done = done
+	go func() { defer close(ran); c.Run(ctx) }()
+	go func() {
+		// Until Close closes the channel: what the device saved as
+		// processed is delivered even after Run has stopped.
+		defer close(done)
+		for e := range c.Events() {
+			p.mu.Lock()
+			p.seen = append(p.seen, e)
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// close stops the stream, if open, and closes the device.
+func (p *person) close() {
+	if p.stop != nil {
+		p.stop()
+	}
+	p.c.Close()
+	if p.stop != nil {
+		<-p.done
+		p.stop = nil
+	}
+}
+
+// moveTo closes the device and opens it again on clientURL, streaming,
+// as an app does when it reconnects through another address.
+func (p *person) moveTo(clientURL string) {
+	p.t.Helper()
+	p.close()
+	c, err := client.Open(context.Background(), clientURL, p.dir, client.Options{})
+	if err != nil {
+		p.t.Fatalf("%s: reopening on %s: %v", p.name, clientURL, err)
+	}
+	p.c = c
+	p.stream()
+}
+
+// read syncs the device and collects its events; a streaming device
+// only has what its stream brought.
 func (p *person) read() {
 	p.t.Helper()
+	if p.stop != nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.c.Sync(ctx); err != nil {
@@ -94,7 +158,8 @@ func (p *person) read() {
 }
 
 // messages lists what the person read in a room, as "sender: body", in
-// the order the device got them.
+// the order the device got them, failing on a message that is not after
+// the one before (a repeat or a reordering).
 func (p *person) messages(room client.RoomID) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -114,12 +179,16 @@ func (p *person) messages(room client.RoomID) []string {
 
 func (p *person) send(room client.RoomID, body string) {
 	p.t.Helper()
-	if _, err := p.c.Send(context.Background(), room, []byte(body)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := p.c.Send(ctx, room, []byte(body)); err != nil {
 		p.t.Fatalf("%s: send %q: %v", p.name, body, err)
 	}
 }
 
-// expect waits until the person has read exactly want in the room.
+// expect waits until the person has read exactly want in the room. The
+// wait is well under a stream's 30 s re-read of its queue, so a
+// streaming device passes only if a wake-up brought the messages.
 func (p *person) expect(room client.RoomID, want ...string) {
 	p.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

@@ -71,6 +71,15 @@ type serveConfig struct {
 	// NATS server(s) they share, e.g. "nats://127.0.0.1:4222". Empty:
 	// one process, wake-ups in-process.
 	Bus string `json:"bus"`
+	// replica is --replica: a flag only, since every replica reads the
+	// same file.
+	replica string
+	// BusLeaseTTLSeconds is how long a replica's lease on a federation
+	// destination lives unrenewed (0: bus.DefaultLeaseTTL): after a
+	// replica dies, its partners wait about this long before another
+	// replica sends to them. It must be the same on every replica, which
+	// the shared configuration file ensures.
+	BusLeaseTTLSeconds int `json:"bus_lease_ttl_seconds"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -98,17 +107,31 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
-	if err := c.checkBus(); err != nil {
+	if err := c.checkBus(c.replica); err != nil {
 		return err
 	}
 	return c.checkFederation()
 }
 
 // checkBus accepts an empty bus (one process) or NATS URLs, separated by
-// commas as nats.go takes them.
-func (c *serveConfig) checkBus() error {
+// commas as nats.go takes them, and the settings that go with a bus only:
+// the lease TTL and the replica's name (from --replica, not the shared
+// file).
+func (c *serveConfig) checkBus(replica string) error {
+	if c.BusLeaseTTLSeconds < 0 {
+		return errors.New("bus_lease_ttl_seconds must not be negative")
+	}
 	if c.Bus == "" {
+		switch {
+		case c.BusLeaseTTLSeconds != 0:
+			return errors.New("bus_lease_ttl_seconds needs bus")
+		case replica != "":
+			return errors.New("--replica needs bus: it names this replica on the bus")
+		}
 		return nil
+	}
+	if replica != "" && !validReplicaName(replica) {
+		return fmt.Errorf("--replica %q: use letters, digits, '-', '_' and '.' only (at most 64)", replica)
 	}
 	for _, s := range strings.Split(c.Bus, ",") {
 		u, err := url.Parse(strings.TrimSpace(s))
@@ -138,6 +161,39 @@ func (c *serveConfig) checkFederation() error {
 		return fmt.Errorf("federation_url: %v", err)
 	}
 	return nil
+}
+
+// validReplicaName keeps replica names readable in logs, NATS connection
+// lists and lease values.
+func validReplicaName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// busName is this process's name on the bus: the --replica name (default
+// the host name) and a random suffix drawn at each start. The name makes
+// logs and leases readable; the suffix keeps it unique, which matters
+// because a replica ignores wake-ups sent under its own name, so two
+// processes started with one name (a shared unit file, a copied command
+// line) would miss each other's.
+func (c *serveConfig) busName() string {
+	prefix := c.replica
+	if prefix == "" {
+		prefix, _ = os.Hostname()
+		if !validReplicaName(prefix) {
+			prefix = c.Domain
+		}
+	}
+	var r [4]byte
+	rand.Read(r[:])
+	return fmt.Sprintf("%s-%x", prefix, r)
 }
 
 func (c *serveConfig) federationURL() string {
@@ -198,7 +254,29 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
+	fedListen := fs.String("federation-listen", "", "address of the federation API for partner providers (default: federation_listen of the configuration file; none without it)")
+	busURL := fs.String("bus", "", "NATS server(s) shared by the provider's replicas, nats://HOST:PORT[,nats://...] (default: none, one process)")
+	replica := fs.String("replica", "", "with --bus: this replica's name in logs and on the bus, made unique by a random suffix (default: the host name)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: switchboard serve [--config FILE] [flags]
+
+Runs a provider: the client API on --listen and, with federation_listen in
+the configuration file, the federation API for partner providers. The
+configuration file (JSON) holds every setting; flags override it. One
+process keeps everything in SQLite in the data directory. For capacity or
+availability, run several replicas with the same configuration file, a
+PostgreSQL --store and a NATS --bus (docs/deploy.md), each with its own
+--replica name (and its own --listen, --federation-listen and --data when
+they share a host). SIGTERM or SIGINT drains and stops; SIGHUP reloads
+the trust file.
+
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -232,6 +310,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	set(&cfg.Store, *storeDSN)
 	set(&cfg.TLSCert, *tlsCert)
 	set(&cfg.TLSKey, *tlsKey)
+	set(&cfg.FederationListen, *fedListen)
+	set(&cfg.Bus, *busURL)
+	cfg.replica = *replica
 	if *selfSigned {
 		cfg.TLSSelfSigned = true
 	}
@@ -271,11 +352,24 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
-	n, err := node.Start(node.Config{
+	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
-		Bus: cfg.Bus, Logger: log,
-	})
+	}
+	if cfg.Bus != "" {
+		ncfg.Bus, ncfg.BusName = cfg.Bus, cfg.busName()
+		ncfg.BusLeaseTTL = time.Duration(cfg.BusLeaseTTLSeconds) * time.Second
+		// The outbox's rescan is what finds a dead replica's destinations
+		// once their leases expire: scanning less often than a short TTL
+		// would make the wait the rescan's, not the TTL the operator chose.
+		if ncfg.BusLeaseTTL > 0 && ncfg.BusLeaseTTL < defaultOutboxRescan {
+			ncfg.Outbox.Rescan = ncfg.BusLeaseTTL
+		}
+		// Every line this process logs says which replica it is.
+		log = log.With("replica", ncfg.BusName)
+	}
+	ncfg.Logger = log
+	n, err := node.Start(ncfg)
 	if err != nil {
 		return err
 	}
@@ -285,6 +379,10 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		go reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
 	}
+	if n.Bus != nil {
+		// Not the bus URL: it may hold a password.
+		fmt.Fprintf(stdout, "Replica name on the bus: %s\n", n.Bus.Name())
+	}
 	fmt.Fprintf(stdout, "Switchboard provider %s serving %s (data in %s)\n", cfg.Domain, n.ClientURL, cfg.DataDir)
 	<-ctx.Done()
 	log.Info("shutting down: draining connections")
@@ -292,6 +390,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	// closes.
 	return n.Close()
 }
+
+// defaultOutboxRescan is federation.OutboxOptions.Rescan's default.
+const defaultOutboxRescan = 10 * time.Second
 
 func tlsConfig(cfg serveConfig) (*tls.Config, error) {
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey

@@ -43,6 +43,7 @@ func TestServeCheck(t *testing.T) {
 	full := file("full.json", `{"listen": "0.0.0.0:8443", "domain": "green.example", "data_dir": "`+greenData+`",
 		"tls_self_signed": true, "max_body_bytes": 65536, "key_package_low_watermark": 5, "queue_retention_days": 7, "max_attachment_bytes": 1048576, "attachment_retention_days": 3}`)
 	notAFile := file("plain-file", "")
+	trust := file("trust.json", `{"partners": []}`)
 
 	valid := [][]string{
 		{},                          // the defaults: ./switchboard-data, 127.0.0.1:8080
@@ -52,6 +53,11 @@ func TestServeCheck(t *testing.T) {
 		{"--domain", "green.example", "--data", greenData},
 		{"--listen", "0.0.0.0:443", "--tls-cert", cert, "--tls-key", key},
 		{"--config", file("bus.json", `{"bus": "nats://10.0.0.5:4222, nats://10.0.0.6:4222"}`)}, // replicas
+		{"--bus", "nats://127.0.0.1:4222", "--replica", "green-1"},
+		{"--bus", "tls://nats.internal:4222", "--replica", "eu-west.a_2"},
+		{"--config", file("ttl.json", `{"bus": "nats://127.0.0.1:4222", "bus_lease_ttl_seconds": 5}`)},
+		{"--config", file("fed.json", `{"domain": "green.example", "federation_listen": "127.0.0.1:9443", "trust_file": "`+trust+`"}`),
+			"--federation-listen", "127.0.0.1:0"}, // a second replica on the same host
 	}
 	for _, args := range valid {
 		var out, errOut bytes.Buffer
@@ -83,6 +89,14 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--no-such-flag"}, "not defined"},
 		{[]string{"--config", file("bus-http.json", `{"bus": "http://127.0.0.1:4222"}`)}, "want nats://HOST:PORT"},
 		{[]string{"--config", file("bus-bare.json", `{"bus": "127.0.0.1:4222"}`)}, "want nats://HOST:PORT"},
+		{[]string{"--bus", "http://127.0.0.1:4222"}, "want nats://HOST:PORT"},
+		{[]string{"--replica", "green-1"}, "--replica needs bus"},
+		{[]string{"--bus", "nats://127.0.0.1:4222", "--replica", "green 1"}, "letters, digits"},
+		{[]string{"--bus", "nats://127.0.0.1:4222", "--replica", strings.Repeat("r", 65)}, "at most 64"},
+		{[]string{"--config", file("ttl-alone.json", `{"bus_lease_ttl_seconds": 5}`)}, "bus_lease_ttl_seconds needs bus"},
+		{[]string{"--config", file("ttl-negative.json", `{"bus": "nats://127.0.0.1:4222", "bus_lease_ttl_seconds": -1}`)}, "must not be negative"},
+		{[]string{"--federation-listen", "127.0.0.1"}, "federation_listen"},
+		{[]string{"--federation-listen", "127.0.0.1:0"}, "needs trust_file"},
 	}
 	for _, c := range invalid {
 		var out, errOut bytes.Buffer
@@ -120,5 +134,35 @@ func TestHalfACAIsNotReplaced(t *testing.T) {
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if block, _ := pem.Decode(caPEM); block == nil || !bytes.Equal(block.Bytes, ca.Certificate().Raw) {
 		t.Fatal("the CA certificate was replaced")
+	}
+}
+
+// TestServeHelp: -h explains serve, replicas included, and exits 0.
+func TestServeHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve", "-h"}, &out, &errOut); code != 0 {
+		t.Errorf("serve -h: exit %d", code)
+	}
+	for _, want := range []string{"usage: switchboard serve", "docs/deploy.md", "-bus", "-replica", "-federation-listen", "SIGHUP"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("serve -h does not say %q:\n%s", want, errOut.String())
+		}
+	}
+}
+
+// TestReplicaNames: a replica's name on the bus is the --replica name
+// (else the host name) with a suffix drawn at each start, so that two
+// processes given one name still tell their wake-ups apart.
+func TestReplicaNames(t *testing.T) {
+	cfg := serveConfig{Domain: "green.example", Bus: "nats://127.0.0.1:4222", replica: "green-1"}
+	a, b := cfg.busName(), cfg.busName()
+	if !strings.HasPrefix(a, "green-1-") || !strings.HasPrefix(b, "green-1-") || a == b {
+		t.Errorf("two starts of green-1 are named %q and %q", a, b)
+	}
+	cfg.replica = ""
+	if host, err := os.Hostname(); err == nil && validReplicaName(host) {
+		if n := cfg.busName(); !strings.HasPrefix(n, host+"-") {
+			t.Errorf("without --replica the name is %q, not the host name %q's", n, host)
+		}
 	}
 }

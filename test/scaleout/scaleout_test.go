@@ -1,0 +1,559 @@
+package scaleout_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/bus/natstest"
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
+)
+
+// The load: senders stop once this many messages are acknowledged, and
+// the disruptions come at these counts, so that each happens while
+// messages are in flight.
+const (
+	totalMessages = 300
+	killAt        = 60  // a replica is killed
+	natsRestartAt = 140 // NATS is restarted
+	restartAt     = 200 // the killed replica is started again
+)
+
+// thinkTime is each sender's pause between two messages.
+const thinkTime = 50 * time.Millisecond
+
+// leaseTTL is green's bus_lease_ttl_seconds: a killed replica's lease on
+// sending to blue.test passes to another replica within about this long.
+const leaseTTL = 3
+
+// TestScaledOutProviderSurvivesAKilledReplica: Alice, Carol and Dave are
+// on green.test, three `switchboard serve` replicas on PostgreSQL and NATS
+// behind a load balancer; Bob and Erin are on blue.test, one process on
+// SQLite. Alice and Bob chat 1:1 in a room green hosts, all five in a
+// group green hosts, and Erin, Bob, Carol and Dave in a group blue hosts,
+// each sending again 50 ms after each answer. Mid-conversation the
+// replica holding the most streams is killed with SIGKILL: its devices
+// reconnect through the balancer, and sends it cut off are retried by the
+// SDK. Then NATS restarts, then the killed replica starts again and Carol
+// and Dave reopen their apps, whose connections the balancer gives to it.
+// At the end, every acknowledged message has reached every other member's
+// device exactly once, at the seq its sender was told, in order, by
+// wake-ups over the restarted NATS.
+func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
+	began := time.Now()
+	dsn := pgtest.DSN(t) // before the processes: its schema is dropped after they stop
+	nats := natstest.Start(t)
+	bin := buildBinary(t)
+	t.Logf("built switchboard in %v", time.Since(began).Round(time.Millisecond))
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	writeJSON := func(name string, v any) string {
+		t.Helper()
+		data, _ := json.MarshalIndent(v, "", "  ")
+		if err := os.WriteFile(path(name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path(name)
+	}
+	clientLB, fedLB := newBalancer(t), newBalancer(t)
+
+	// The operator's steps (docs/deploy.md). The users come first: the
+	// first admin command makes each provider's data directory and CA.
+	greenStore := []string{"--data", path("green-1"), "--domain", "green.test", "--store", dsn}
+	blueStore := []string{"--data", path("blue"), "--domain", "blue.test"}
+	codes := map[string]string{}
+	for _, h := range []string{"alice", "carol", "dave"} {
+		codes[h+"@green.test"] = addUser(t, bin, h, greenStore...)
+	}
+	for _, h := range []string{"bob", "erin"} {
+		codes[h+"@blue.test"] = addUser(t, bin, h, blueStore...)
+	}
+	// Each provider trusts the other's CA; blue reaches green through
+	// the balancer, whichever replica answers.
+	trust := func(name, domain, endpoint, caDir string) string {
+		ca, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeJSON(name, map[string]any{"partners": []map[string]string{
+			{"domain": domain, "endpoint": "https://" + endpoint, "ca_pem": string(ca)}}})
+	}
+	blueConfig := writeJSON("blue.json", map[string]any{
+		"domain": "blue.test", "listen": "127.0.0.1:0", "data_dir": path("blue"),
+		"federation_listen": "127.0.0.1:0", "trust_file": trust("blue-trust.json", "green.test", fedLB.addr(), path("green-1")),
+	})
+	blue := serve(t, bin, dir, "blue", "--config", blueConfig)
+	// One configuration file for every replica of green; on one host
+	// each has its own data directory (--data), and the ports are
+	// picked at start (127.0.0.1:0).
+	greenConfig := writeJSON("green.json", map[string]any{
+		"domain": "green.test", "listen": "127.0.0.1:0",
+		"federation_listen": "127.0.0.1:0", "trust_file": trust("green-trust.json", "blue.test", blue.fedAddr, path("blue")),
+		"store": dsn, "bus": nats.URL(), "bus_lease_ttl_seconds": leaseTTL,
+	})
+	startGreen := func(name string) *proc {
+		t.Helper()
+		p := serve(t, bin, dir, name, "--config", greenConfig, "--data", path(name), "--replica", name)
+		clientLB.set(name, strings.TrimPrefix(p.client, "http://"))
+		fedLB.set(name, p.fedAddr)
+		return p
+	}
+	green := map[string]*proc{"green-1": startGreen("green-1")}
+	// The other replicas get a copy of the data directory the first
+	// start completed (CA and federation key).
+	for _, name := range []string{"green-2", "green-3"} {
+		if err := os.CopyFS(path(name), os.DirFS(path("green-1"))); err != nil {
+			t.Fatalf("copying green's data directory: %v", err)
+		}
+		green[name] = startGreen(name)
+	}
+	t.Logf("green (3 replicas) and blue serving after %v", time.Since(began).Round(time.Millisecond))
+
+	// The people, green's through the balancer.
+	ctx := context.Background()
+	greenURL := "http://" + clientLB.addr()
+	alice := register(t, "alice@green.test", greenURL, codes)
+	carol := register(t, "carol@green.test", greenURL, codes)
+	dave := register(t, "dave@green.test", greenURL, codes)
+	bob := register(t, "bob@blue.test", blue.client, codes)
+	erin := register(t, "erin@blue.test", blue.client, codes)
+	everyone := []*device{alice, carol, dave, bob, erin}
+
+	members := map[client.RoomID][]*device{}
+	room := func(host *device, invitees ...*device) client.RoomID {
+		t.Helper()
+		id, err := host.client().CreateRoom(ctx)
+		if err != nil {
+			t.Fatalf("%s creates a room: %v", host.name, err)
+		}
+		for _, d := range invitees {
+			if err := host.client().Invite(ctx, id, d.address(host)); err != nil {
+				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
+			}
+		}
+		epoch, err := host.client().Epoch(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range invitees {
+			d.joined(t, id, epoch)
+		}
+		members[id] = append([]*device{host}, invitees...)
+		return id
+	}
+	dm := room(alice, bob)                            // hosted by green, 1:1 across providers
+	greenGroup := room(alice, carol, dave, bob, erin) // hosted by green
+	blueGroup := room(erin, bob, carol, dave)         // hosted by blue
+	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
+
+	// The load: everyone sends, in turn to each of their rooms, until
+	// totalMessages are acknowledged.
+	var acked atomic.Int64
+	sends := &sendLog{}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); senders.Wait() })
+	for d, rooms := range map[*device][]client.RoomID{
+		alice: {dm, greenGroup}, bob: {dm, greenGroup, blueGroup},
+		carol: {greenGroup, blueGroup}, dave: {greenGroup, blueGroup}, erin: {greenGroup, blueGroup},
+	} {
+		senders.Go(func() { d.sendLoop(t, loadCtx, rooms, &acked, sends) })
+	}
+	loadBegan := time.Now()
+	waitAcked := func(n int64, next string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for acked.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the load stalled at %d acknowledged messages (waiting for %d, before %s); %d sends failed", acked.Load(), n, next, sends.failures())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	// The replica holding the most streams dies.
+	waitAcked(killAt, "the kill")
+	victim := ""
+	for _, name := range []string{"green-1", "green-2", "green-3"} {
+		if victim == "" || clientLB.counts(name).openStreams > clientLB.counts(victim).openStreams {
+			victim = name
+		}
+	}
+	cut := clientLB.counts(victim).openStreams
+	if cut == 0 {
+		t.Fatal("no device has its stream on any of green's replicas")
+	}
+	green[victim].kill()
+	t.Logf("%s killed at %d acknowledged messages, %v into the load: %d streams cut", victim, acked.Load(), time.Since(loadBegan).Round(time.Millisecond), cut)
+
+	waitAcked(natsRestartAt, "the NATS restart")
+	nats.Stop()
+	nats.Start()
+	t.Logf("NATS restarted at %d acknowledged messages", acked.Load())
+
+	// The killed replica comes back; Carol and Dave reopen their apps,
+	// and the balancer gives new connections to the least loaded
+	// replica: the one just started, at first.
+	waitAcked(restartAt, "the restart")
+	green[victim] = startGreen(victim)
+	carol.reopen.Store(true)
+	dave.reopen.Store(true)
+	t.Logf("%s started again at %d acknowledged messages", victim, acked.Load())
+
+	waitAcked(totalMessages, "the end of the load")
+	stopLoad()
+	senders.Wait()
+	loadTook := time.Since(loadBegan)
+	// The reopened apps' connections reach it.
+	if back := clientLB.counts(victim); back.accepted == 0 {
+		t.Errorf("%s took no connection after its restart", victim)
+	} else {
+		t.Logf("%s took %d connections after its restart, %d of them streams", victim, back.accepted, back.streams)
+	}
+
+	// Every device gets what it should, exactly once, in order.
+	checked := verify(t, everyone, members, sends)
+	disconnects := 0
+	for _, d := range everyone {
+		disconnects += d.disconnects()
+	}
+	// A replica whose cached copy of a room is behind another replica's
+	// write refuses the message as wrong_epoch and the SDK sends it again.
+	wrongEpoch := 0
+	for _, name := range []string{"green-1", "green-2", "green-3"} {
+		wrongEpoch += logCount(dir, name, `"code":"wrong_epoch"`)
+	}
+	t.Logf("%d messages sent (%d acknowledged, %d failed) in %v; %d deliveries checked; %d stream reconnections; %d submits refused as wrong_epoch by green; %v in all",
+		len(sends.all()), acked.Load(), sends.failures(), loadTook.Round(time.Millisecond), checked, disconnects, wrongEpoch, time.Since(began).Round(time.Millisecond))
+}
+
+// device is a person's app on one device, its stream open (client.Run).
+type device struct {
+	name string // handle@domain
+	url  string // the client API it connects to
+	dir  string
+	// reopen asks the sender to close the app and open it again before
+	// its next message.
+	reopen atomic.Bool
+	log    *countingLog
+
+	mu   sync.Mutex
+	c    *client.Client
+	stop func() // ends Run, closes the client, waits for its last events
+	got  []*client.Message
+	bad  []string // DeliveryFailed events
+}
+
+func register(t *testing.T, name, url string, codes map[string]string) *device {
+	t.Helper()
+	d := &device{name: name, url: url, dir: t.TempDir(), log: &countingLog{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Register(ctx, url, codes[name], "phone", d.dir, d.options())
+	if err != nil {
+		t.Fatalf("registering %s: %v", name, err)
+	}
+	// Reachable from the partner provider (a new user is not).
+	if err := c.SetReachability(ctx, client.ReachAll, nil); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	d.run(c)
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+func (d *device) options() client.Options {
+	var w io.Writer = d.log
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		w = io.MultiWriter(d.log, prefixWriter{d.name, os.Stderr})
+	}
+	return client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))}
+}
+
+// run opens c's stream and collects what it brings.
+func (d *device) run(c *client.Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran, collected := make(chan struct{}), make(chan struct{})
+	go func() { defer close(ran); c.Run(ctx) }()
+	go func() {
+		// Until Close closes the channel: what the device saved as
+		// processed is delivered even after Run has stopped.
+		defer close(collected)
+		for e := range c.Events() {
+			d.mu.Lock()
+			switch e := e.(type) {
+			case *client.Message:
+				d.got = append(d.got, e)
+			case *client.DeliveryFailed:
+				d.bad = append(d.bad, fmt.Sprintf("room %s seq %d: %v", e.Room, e.Seq, e.Err))
+			}
+			d.mu.Unlock()
+		}
+	}()
+	d.mu.Lock()
+	d.c = c
+	d.stop = func() { cancel(); <-ran; c.Close(); <-collected }
+	d.mu.Unlock()
+}
+
+func (d *device) client() *client.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.c
+}
+
+// address is how host invites d: by handle on its own provider.
+func (d *device) address(host *device) string {
+	handle, domain, _ := strings.Cut(d.name, "@")
+	if _, hostDomain, _ := strings.Cut(host.name, "@"); hostDomain == domain {
+		return handle
+	}
+	return d.name
+}
+
+// joined waits until d's device has joined room and caught up with its
+// commits to epoch, so that its first message is in the room's epoch.
+func (d *device) joined(t *testing.T, room client.RoomID, epoch uint64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if e, err := d.client().Epoch(room); err == nil && e == epoch {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never joined room %s at epoch %d", d.name, room, epoch)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *device) disconnects() int { return d.log.count("stream disconnected") }
+
+// sent is one message a device tried to send; seq is where the hub put it
+// (0 when the send failed).
+type sent struct {
+	from *device
+	room client.RoomID
+	text string
+	seq  int64
+	err  error
+}
+
+type sendLog struct {
+	mu   sync.Mutex
+	list []sent
+}
+
+func (l *sendLog) add(s sent) {
+	l.mu.Lock()
+	l.list = append(l.list, s)
+	l.mu.Unlock()
+}
+
+func (l *sendLog) all() []sent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.list)
+}
+
+func (l *sendLog) failures() int {
+	n := 0
+	for _, s := range l.all() {
+		if s.err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// sendLoop sends numbered messages to rooms in turn, as fast as the
+// provider acknowledges them, until ctx ends or totalMessages are
+// acknowledged. A send is one client.Send: whatever it retries (a
+// request cut off by a dying replica), it does as it would in an app.
+func (d *device) sendLoop(t *testing.T, ctx context.Context, rooms []client.RoomID, acked *atomic.Int64, log *sendLog) {
+	for i := 0; ctx.Err() == nil && acked.Load() < totalMessages; i++ {
+		if d.reopen.Swap(false) {
+			// The app is closed and opened again, through the balancer.
+			d.stop()
+			octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			c, err := client.Open(octx, d.url, d.dir, d.options())
+			cancel()
+			if err != nil {
+				t.Errorf("%s: reopening the app: %v", d.name, err)
+				return
+			}
+			d.run(c)
+		}
+		room := rooms[i%len(rooms)]
+		text := fmt.Sprintf("%s #%d", d.name, i)
+		// A person's pace, if a quick one: it spreads the load over the
+		// disruptions.
+		if sleep(ctx, thinkTime) != nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		id, err := d.client().Send(sctx, room, []byte(text))
+		cancel()
+		if ctx.Err() != nil {
+			return // the load ended during this send: it counts for nothing
+		}
+		s := sent{from: d, room: room, text: text, err: err}
+		if err == nil {
+			_, seq, _ := strings.Cut(string(id), string(room)+"/")
+			if s.seq, err = strconv.ParseInt(seq, 10, 64); err != nil {
+				t.Errorf("%s: message ID %q is not %s/SEQ", d.name, id, room)
+				return
+			}
+			acked.Add(1)
+		} else {
+			t.Errorf("%s: sending %q failed: %v", d.name, text, err)
+		}
+		log.add(s)
+	}
+}
+
+// verify waits until every device has received every acknowledged
+// message of its rooms sent by others, then checks that each came exactly
+// once, at its acknowledged seq, and that every device read each room in
+// seq order. It returns the number of deliveries checked.
+func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device, log *sendLog) int {
+	t.Helper()
+	type key struct {
+		room client.RoomID
+		text string
+	}
+	sends := log.all()
+	want := map[*device]map[key]int64{}
+	for _, d := range devices {
+		want[d] = map[key]int64{}
+	}
+	for _, s := range sends {
+		if s.err != nil {
+			continue
+		}
+		for _, d := range members[s.room] {
+			if d != s.from {
+				want[d][key{s.room, s.text}] = s.seq
+			}
+		}
+	}
+	received := func(d *device) []*client.Message {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return slices.Clone(d.got)
+	}
+	missing := func(d *device) []string {
+		have := map[key]bool{}
+		for _, m := range received(d) {
+			have[key{m.Room, string(m.Body)}] = true
+		}
+		var out []string
+		for k := range want[d] {
+			if !have[k] {
+				out = append(out, k.text)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	began := time.Now()
+	for _, d := range devices {
+		told := false
+		for {
+			m := missing(d)
+			if len(m) == 0 {
+				break
+			}
+			if !told && time.Since(began) > 2*time.Second {
+				t.Logf("%s still lacks %d messages 2s after the load, e.g. %q", d.name, len(m), m[:min(5, len(m))])
+				told = true
+			}
+			// Bounded below the streams' 30 s re-read of their queues:
+			// the last messages, sent well after NATS restarted, must come
+			// by wake-ups over it.
+			if time.Since(began) > 20*time.Second {
+				t.Fatalf("20s after the load %s still lacks %d of the %d messages it should have (wake-ups between replicas lost?), e.g. %q", d.name, len(m), len(want[d]), m[:min(5, len(m))])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("every device had every message %v after the load ended", time.Since(began).Round(time.Millisecond))
+
+	checked := 0
+	seqOf := map[key]int64{} // for messages whose send failed: the same seq everywhere
+	for _, d := range devices {
+		d.mu.Lock()
+		bad := slices.Clone(d.bad)
+		d.mu.Unlock()
+		for _, b := range bad {
+			t.Errorf("%s could not read a message: %s", d.name, b)
+		}
+		seen := map[key]bool{}
+		last := map[client.RoomID]int64{}
+		for _, m := range received(d) {
+			k := key{m.Room, string(m.Body)}
+			if seen[k] {
+				t.Errorf("%s received %q twice in room %s", d.name, k.text, m.Room)
+			}
+			seen[k] = true
+			if m.Seq <= last[m.Room] {
+				t.Errorf("%s read seq %d after seq %d in room %s", d.name, m.Seq, last[m.Room], m.Room)
+			}
+			last[m.Room] = m.Seq
+			if seq, ok := want[d][k]; ok {
+				checked++
+				if m.Seq != seq {
+					t.Errorf("%s read %q at seq %d; its sender was told %d", d.name, k.text, m.Seq, seq)
+				}
+			} else if seq, ok := seqOf[k]; ok && seq != m.Seq {
+				t.Errorf("%s read %q at seq %d, another device at %d", d.name, k.text, m.Seq, seq)
+			} else {
+				seqOf[k] = m.Seq
+			}
+		}
+	}
+	return checked
+}
+
+// countingLog is a device's log, kept to count what it says.
+type countingLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *countingLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *countingLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Count(l.buf.Bytes(), []byte(s))
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
