@@ -32,15 +32,11 @@ func TestNewDeviceOnAnotherReplicaJoinsAtOnce(t *testing.T) {
 	must(t, "finding alice", err)
 	code, err := provider.AddEnrollment(ctx, cl.replicas[0].Store, user.ID, time.Hour)
 	must(t, "an enrollment code for alice's laptop", err)
-	laptop := &device{t: t, name: "alice@green.test (laptop)", dir: t.TempDir()}
-	c, err := client.Register(ctx, cl.replicas[1].ClientURL, code, "laptop", laptop.dir, client.Options{})
+	laptop := &person{t: t, name: "alice@green.test", dir: t.TempDir()}
+	laptop.c, err = client.Register(ctx, cl.replicas[1].ClientURL, code, "laptop", laptop.dir, client.Options{})
 	must(t, "registering the laptop on replica 2", err)
-	laptop.run(c)
-	t.Cleanup(func() {
-		laptop.stop()
-		<-laptop.done
-		laptop.c.Close()
-	})
+	t.Cleanup(laptop.close)
+	laptop.stream()
 
 	// The phone's commit adding the laptop gives the laptop a Welcome;
 	// Bob's next message must reach both of Alice's devices.
