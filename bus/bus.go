@@ -43,6 +43,11 @@ type Bus interface {
 	// streams of the device.
 	OnTell(fn func(device int64, notice []byte))
 
+	// OnResync sets the function called when hints may have been lost
+	// (the connection to the other replicas came back): the replica then
+	// looks at the store for whatever it would have been woken for.
+	OnResync(fn func())
+
 	// Announce tells the other replicas that dest has new outbox entries
 	// (this replica's outbox already knows).
 	Announce(dest string)

@@ -48,6 +48,9 @@ func (l *Local) Tell(device int64, notice []byte) {
 // OnTell sets the function Tell calls.
 func (l *Local) OnTell(fn func(int64, []byte)) { l.tell.Store(&fn) }
 
+// OnResync does nothing: within a process no hint is lost.
+func (l *Local) OnResync(func()) {}
+
 // Announce does nothing: there is no other replica.
 func (l *Local) Announce(string) {}
 

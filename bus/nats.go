@@ -62,6 +62,7 @@ type NATS struct {
 	devices  atomic.Pointer[func([]int64)]
 	rooms    atomic.Pointer[func(string)]
 	tell     atomic.Pointer[func(int64, []byte)]
+	resync   atomic.Pointer[func()]
 	announce atomic.Pointer[func(string)]
 
 	kvMu sync.Mutex
@@ -109,7 +110,14 @@ func DialNATS(o NATSOptions) (*NATS, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("NATS disconnected: wake-ups to other replicas wait for their polls, federation sends pause", "err", err)
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted())
+			// Hints published while this replica was away (or before
+			// its subscriptions were back) are gone: look at the store.
+			if fn := b.resync.Load(); fn != nil {
+				(*fn)()
+			}
+		}),
 		nats.ConnectHandler(func(c *nats.Conn) { log.Info("NATS connected", "server", c.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
@@ -197,6 +205,9 @@ func (b *NATS) Tell(device int64, notice []byte) {
 
 // OnTell sets the function that hands notices to this replica's streams.
 func (b *NATS) OnTell(fn func(int64, []byte)) { b.tell.Store(&fn) }
+
+// OnResync sets the function called after NATS reconnects.
+func (b *NATS) OnResync(fn func()) { b.resync.Store(&fn) }
 
 // Announce publishes dest to the other replicas' outboxes.
 func (b *NATS) Announce(dest string) {

@@ -12,8 +12,8 @@ import (
 
 // NATS is killed and started again: meanwhile nothing crosses and no
 // lease can be taken (an error, not a refusal); afterwards the replicas'
-// connections and subscriptions are back by themselves, wake-ups cross
-// again, and a lease whose holder kept renewing is still held.
+// connections and subscriptions are back by themselves, each replica is
+// told to resync (hints sent meanwhile are lost), wake-ups cross again, and a lease whose holder kept renewing is still held.
 func TestNATSRestart(t *testing.T) {
 	srv := natstest.Start(t)
 	const ttl = 8 * time.Second
@@ -27,6 +27,8 @@ func TestNATSRestart(t *testing.T) {
 	}
 	a, b := dial("a"), dial("b")
 	wb := watch(b)
+	resynced := make(chan struct{}, 4)
+	b.OnResync(func() { resynced <- struct{}{} })
 	b.NATSConn().Flush()
 	a.WakeDevices([]int64{1})
 	wb.wait(t, []int64{1})
@@ -48,6 +50,13 @@ func TestNATSRestart(t *testing.T) {
 			t.Fatal("the buses did not reconnect")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Hints published while B was away are lost: B is told to look at
+	// the store for everything.
+	select {
+	case <-resynced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B reconnected without calling its resync")
 	}
 	b.NATSConn().Flush()
 	a.WakeDevices([]int64{2})

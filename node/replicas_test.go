@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -307,7 +310,6 @@ func TestReplicasChatAndSurviveADeadReplica(t *testing.T) {
 // copy of the room is an epoch behind: it must take the message as the
 // store has the room, not refuse it as wrong_epoch for good.
 func TestReplicaThatMissedACommitTakesTheNewEpoch(t *testing.T) {
-	t.Skip("known bug, reported: provider's hub checks an application message's epoch against its cached room state, which another replica's commit leaves behind, and never reloads it (wrong_epoch on every attempt); remove this skip with the fix")
 	cl := startCluster(t)
 	ctx := context.Background()
 	alice, carol, dave := cl.device(0, "alice"), cl.device(1, "carol"), cl.device(2, "dave")
@@ -330,4 +332,62 @@ func TestReplicaThatMissedACommitTakesTheNewEpoch(t *testing.T) {
 	carol.send(room, "three")
 	alice.expect(room, "carol@green.test: two", "carol@green.test: three")
 	dave.expect(room, "carol@green.test: three")
+
+	// Alice and Carol now talk at once through their two replicas, each
+	// of whose cached room is behind after every message of the other's:
+	// the hub reads the room again and takes every message, and no send
+	// is refused to its device as wrong_epoch (which would make the
+	// device encrypt and send it again).
+	var wg sync.WaitGroup
+	var fromAlice, fromCarol []string
+	for i := range 15 {
+		fromAlice = append(fromAlice, fmt.Sprintf("alice@green.test: a%d", i))
+		fromCarol = append(fromCarol, fmt.Sprintf("carol@green.test: c%d", i))
+	}
+	wg.Go(func() {
+		for i := range 15 {
+			alice.send(room, fmt.Sprintf("a%d", i))
+		}
+	})
+	wg.Go(func() {
+		for i := range 15 {
+			carol.send(room, fmt.Sprintf("c%d", i))
+		}
+	})
+	wg.Wait()
+	waitFor(t, "dave to read all 31 messages", func() bool { return len(dave.messages(room)) == 31 })
+	got := dave.messages(room)[1:]
+	var gotAlice, gotCarol []string
+	for _, m := range got {
+		if strings.HasPrefix(m, "alice@") {
+			gotAlice = append(gotAlice, m)
+		} else {
+			gotCarol = append(gotCarol, m)
+		}
+	}
+	if !slices.Equal(gotAlice, fromAlice) || !slices.Equal(gotCarol, fromCarol) {
+		t.Fatalf("dave read, in room order:\n  %s", strings.Join(got, "\n  "))
+	}
+	for i, r := range cl.replicas {
+		if n := metric(t, r.ClientURL, `switchboard_requests_total{code="wrong_epoch",handler="submit"}`); n != 0 {
+			t.Errorf("replica %d refused %v submits as wrong_epoch", i+1, n)
+		}
+	}
+}
+
+// metric reads one counter from a provider's /metrics (0 when absent).
+func metric(t *testing.T, clientURL, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(clientURL + "/metrics")
+	must(t, "metrics", err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			must(t, "metric "+series, err)
+			return f
+		}
+	}
+	return 0
 }

@@ -777,6 +777,16 @@ func (sw *seqWaiters) reached(room string, _ int64) {
 	}
 }
 
+// reachedAll wakes every waiter, each of which then looks at the store.
+func (sw *seqWaiters) reachedAll() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	for room, c := range sw.ch {
+		close(c)
+		delete(sw.ch, room)
+	}
+}
+
 // awaitSeq waits, at most forwardWait, until the copy of a room's log
 // holds seq.
 func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {

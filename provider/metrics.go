@@ -14,6 +14,9 @@ type metrics struct {
 	deliveries prometheus.Counter
 	streams    prometheus.Gauge
 	commitWait prometheus.Histogram
+	// staleReloads counts hosted rooms read again because another
+	// replica had moved them on (submit.go, accept).
+	staleReloads prometheus.Counter
 	// outbox counts the federation outbox's events by destination and
 	// event (queued, sent, retried, failed).
 	outbox *prometheus.CounterVec
@@ -40,6 +43,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "switchboard_submit_seconds", Help: "Time to store and queue a submitted message.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		staleReloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_room_reloads_total", Help: "Hosted rooms read again from the store because another replica had written to them.",
+		}),
 		outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_federation_outbox_total", Help: "Federation outbox events (queued, sent, retried, failed) by destination provider.",
 		}, []string{"destination", "event"}),
@@ -50,7 +56,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for _, l := range []string{"user", "partner", "room", "discovery_user", "discovery_partner"} {
 		m.rateLimited.WithLabelValues(l) // shown at 0 from the start
 	}
-	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.outbox, m.rateLimited)
+	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.staleReloads, m.outbox, m.rateLimited)
 	return m
 }
 

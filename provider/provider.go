@@ -227,6 +227,10 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 	s.bus.OnDevices(s.streams.notifyAll)
 	s.bus.OnRoom(func(room string) { s.seqs.reached(room, 0) })
 	s.bus.OnTell(s.onTell)
+	s.bus.OnResync(func() {
+		s.streams.wakeAll()
+		s.seqs.reachedAll()
+	})
 	s.hub = newHub(s)
 	s.routes()
 	return s, nil

@@ -98,6 +98,24 @@ func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
 	return nil
 }
 
+// refresh reads a hosted room again after another replica wrote to it.
+// When its Version is the one cached, only its log grew (application
+// messages) and the cached group and members still hold: the new last Seq
+// is all there is to take. Otherwise the whole room is loaded again.
+func (h *hub) refresh(ctx context.Context, rs *roomState) error {
+	if rs.loaded && rs.group != nil {
+		room, err := h.s.store.Room(ctx, rs.room.ID)
+		if err != nil {
+			return err
+		}
+		if room.Version == rs.room.Version {
+			rs.room.LastSeq = room.LastSeq
+			return nil
+		}
+	}
+	return h.load(ctx, rs.room.ID, rs)
+}
+
 func roomID(groupID []byte) string { return base64.RawURLEncoding.EncodeToString(groupID) }
 
 type createRoomRequest struct {
@@ -173,7 +191,17 @@ func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 		}
 		return rs, unlock, nil
 	}
-	if _, ok := rs.leafOf(c.device.ID); !ok {
+	_, ok := rs.leafOf(c.device.ID)
+	if !ok {
+		// Another replica may have added the device since this one read
+		// the room: look again before saying no.
+		if err := s.hub.load(r.Context(), rs.room.ID, rs); err != nil {
+			unlock()
+			return nil, nil, err
+		}
+		_, ok = rs.leafOf(c.device.ID)
+	}
+	if !ok {
 		unlock()
 		// Not a member: answer as if the room did not exist.
 		return nil, nil, errNotFound("no room %q", r.PathValue("id"))

@@ -88,6 +88,21 @@ func (st *streams) notifyAll(devices []int64) {
 	}
 }
 
+// wakeAll wakes every open stream, so that each reads its queue: what
+// the bus would have woken it for may have been lost.
+func (st *streams) wakeAll() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, cs := range st.open {
+		for c := range cs {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // notify sends a notice to a device's open streams. Notices are hints (a
 // device also learns its KeyPackage stock and devices by asking), so a
 // device that is offline or slow may miss them.

@@ -118,7 +118,42 @@ type acceptance struct {
 // and its policy, and stores it, queued for the local devices and fanned
 // out to the other providers in the room (one transaction). The caller
 // holds the room's lock.
+//
+// The room's state is cached, and when the provider runs as several
+// replicas another one may have moved the room on since this one read it.
+// The store is where that shows (a Seq or Version already taken), and a
+// message for an epoch newer than the cached one says it too. Either way
+// the room is read again and the message checked once more against what
+// is really there: only then is wrong_epoch the sender's business.
 func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.acceptOnce(ctx, rs, o)
+		var stale *staleRoom
+		if !errors.As(err, &stale) {
+			return res, err
+		}
+		if attempt == maxStaleReloads {
+			return acceptance{}, errWrongEpoch(stale.err)
+		}
+		s.metrics.staleReloads.Inc()
+		if err := s.hub.refresh(ctx, rs); err != nil {
+			return acceptance{}, err
+		}
+	}
+}
+
+// maxStaleReloads bounds how often one offer reads its room again: each
+// reload follows another replica's write to the room, and a room written
+// that busily elsewhere is better answered with wrong_epoch than waited on.
+const maxStaleReloads = 8
+
+// staleRoom is acceptOnce's answer when the message did not fit the cached
+// room and the cache may be what is behind; err says what did not fit.
+type staleRoom struct{ err error }
+
+func (e *staleRoom) Error() string { return "the room's cached state is behind: " + e.err.Error() }
+
+func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (acceptance, error) {
 	start := time.Now()
 	// A retry of an accepted message gets the first answer, whatever the
 	// room did since.
@@ -152,7 +187,11 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 			return acceptance{}, errForbidden("handshake messages must be PublicMessages so the hub can check them")
 		}
 		if pm.Epoch != rs.group.Epoch() {
-			return acceptance{}, errWrongEpoch(fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch()))
+			err := fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch())
+			if pm.Epoch > rs.group.Epoch() {
+				return acceptance{}, &staleRoom{err}
+			}
+			return acceptance{}, errWrongEpoch(err)
 		}
 		sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
 		frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted))
@@ -163,6 +202,9 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	case mls.WireFormatPublicMessage:
 		u, err := rs.group.Check(o.msg)
 		if errors.Is(err, mls.ErrWrongEpoch) {
+			if o.msg.Public != nil && o.msg.Public.Content.Epoch > rs.group.Epoch() {
+				return acceptance{}, &staleRoom{err}
+			}
 			return acceptance{}, errWrongEpoch(err)
 		} else if err != nil {
 			return acceptance{}, errInvalidMessage(err)
@@ -235,10 +277,11 @@ func (s *Server) accept(ctx context.Context, rs *roomState, o offer) (acceptance
 	// can land after a cancelled request, and the hub must know the truth.
 	res, err := s.store.Submit(context.WithoutCancel(ctx), sub)
 	if err != nil {
-		rs.loaded = false // whatever happened, read the room again next time
 		if errors.Is(err, store.ErrConflict) {
-			return acceptance{}, errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+			// accept reads the room again before another try.
+			return acceptance{}, &staleRoom{fmt.Errorf("the room moved on; fetch its new messages and try again")}
 		}
+		rs.loaded = false // whatever happened, read the room again next time
 		return acceptance{}, err
 	}
 	if res.Duplicate {
