@@ -115,7 +115,7 @@ func benchSubmit(b *testing.B, submitters int, opts ...Option) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	// The average group size, setup included (a few groups of one).
-	b.ReportMetric(float64(s.w.batched.Load())/float64(s.w.batches.Load()), "msgs/commit")
+	b.ReportMetric(float64(s.conns.w.batched.Load())/float64(s.conns.w.batches.Load()), "msgs/commit")
 }
 
 // BenchmarkDeliveriesWhileSubmitting measures a device reading a page of
@@ -209,7 +209,7 @@ func TestMigrationKeepsDataFromVersion1(t *testing.T) {
 		t.Errorf("user from version 1 = %+v, %v", u, err)
 	}
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
 	}
 	if err := s.EnqueueOutbound(ctx, []store.Outbound{{Destination: "blue.test", Path: "/p", ID: "1"}}); err != nil {
@@ -274,7 +274,7 @@ INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
 	}
 	defer s.Close()
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
 	}
 	r, err := s.Room(ctx, "!r")
@@ -315,12 +315,12 @@ INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
 	// The rebuilt rooms table is still the one the logs and member rows
 	// refer to, and nothing dangles.
 	var bad int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&bad); err != nil || bad != 0 {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&bad); err != nil || bad != 0 {
 		t.Errorf("foreign_key_check after migration: %d rows, %v", bad, err)
 	}
 	for _, table := range []string{"room_members", "room_messages"} {
 		var parent string
-		if err := s.rdb.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_list(?) WHERE "from" = 'room_id'`, table).
+		if err := s.conns.rdb.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_list(?) WHERE "from" = 'room_id'`, table).
 			Scan(&parent); err != nil || parent != "rooms" {
 			t.Errorf("%s.room_id refers to %q (%v), want rooms", table, parent, err)
 		}
