@@ -20,9 +20,9 @@ var migrations = sqlstore.Postgres.Migrations()
 // INTEGER suite). A database made then records version 1 and has every
 // table of version 8; legacyUpgrade makes its schema the shared list's at
 // version 8, and records versions 2 to 8, in one transaction.
-const legacyVersion = 8
-
-const legacyUpgrade = `
+const (
+	legacyVersion = 8
+	legacyUpgrade = `
 DROP INDEX key_packages_available;
 ALTER TABLE users ALTER COLUMN discoverable_handle DROP DEFAULT;
 ALTER TABLE users ALTER COLUMN discoverable_handle TYPE BIGINT USING CASE WHEN discoverable_handle THEN 1 ELSE 0 END;
@@ -42,6 +42,7 @@ CREATE INDEX key_packages_available
 	ON key_packages (device_id, suite, last_resort) WHERE claimed = 0;
 INSERT INTO schema_version (version) SELECT generate_series(2, 8);
 `
+)
 
 // migrateLock is the advisory lock key replicas take while they migrate,
 // so that several starting at once apply each migration exactly once: the

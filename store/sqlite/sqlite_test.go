@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/sqlstore"
 	"github.com/switchboard-chat/switchboard/store/storetest"
 )
 
@@ -388,4 +389,58 @@ INSERT INTO device_queue (device_id, cursor, message_id) VALUES (42, 1, 1); -- n
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'rooms_v3'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the failed migration left rooms_v3 behind (%d, %v)", n, err)
 	}
+}
+
+// TestWriterPreparesEachStatementOnce: the writer keeps every statement
+// it runs prepared on its connection, by text. After a first Submit, a
+// hundred more prepare nothing new (the hot path parses no SQL), and
+// statements past the cache's bound still run, unprepared.
+func TestWriterPreparesEachStatementOnce(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(i int) {
+		t.Helper()
+		if _, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: fmt.Sprint(i), Kind: store.KindApplication,
+			Outbound: []store.Outbound{{Destination: "blue.test", Path: "/p", ID: fmt.Sprint(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit(0)
+	// The writer's map is read here only between ops: Submit returned
+	// after the writer answered, so what it did happened before.
+	prepared := len(s.conns.w.stmts)
+	for i := 1; i <= 100; i++ {
+		submit(i)
+	}
+	if n := len(s.conns.w.stmts); n != prepared || n < 8 {
+		t.Errorf("the writer holds %d prepared statements after 101 Submits, %d after the first", n, prepared)
+	}
+
+	err = s.conns.Write(ctx, func(c sqlstore.Conn) error {
+		for i := range maxStmts + 10 {
+			var got int
+			if err := c.QueryRow(fmt.Sprintf("SELECT %d + ?", i), 1).Scan(&got); err != nil || got != i+1 {
+				return fmt.Errorf("statement %d: %d, %v", i, got, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.conns.w.stmts); n != maxStmts {
+		t.Errorf("the writer holds %d prepared statements, want the bound %d", n, maxStmts)
+	}
+	submit(101) // the hot statements are still there
 }
