@@ -3,9 +3,10 @@
 // every device's durable delivery queue, and the federation outbox (requests
 // to other providers, kept until delivered) with the inbound delivery IDs
 // already seen. The provider talks to storage
-// only through the Store interface; store/sqlite implements it on the
-// embedded default and store/storetest is the conformance suite every
-// implementation must pass.
+// only through the Store interface; store/sqlstore implements it once in
+// SQL, which store/sqlite (the embedded default) and store/postgres (for
+// replicas) run on their databases, and store/storetest is the
+// conformance suite every implementation must pass.
 //
 // The store never sees plaintext: message payloads are MLS messages,
 // encrypted end to end or (for handshake messages) public by design.

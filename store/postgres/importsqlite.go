@@ -59,7 +59,7 @@ func ImportSQLite(ctx context.Context, sqlitePath, dsn string) ([]TableCount, er
 	defer dst.Close()
 
 	var counts []TableCount
-	err = pgx.BeginFunc(ctx, dst.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, dst.conns.pool, func(tx pgx.Tx) error {
 		for _, table := range importOrder {
 			if table == "counters" {
 				continue
@@ -102,7 +102,9 @@ func ImportSQLite(ctx context.Context, sqlitePath, dsn string) ([]TableCount, er
 }
 
 // copyTable copies one table's rows, column by column as the PostgreSQL
-// schema names them, converting SQLite's 0/1 flags to booleans.
+// schema names them. Both stores keep the same values in their columns
+// (flags too are 0/1 integers); only what the SQLite driver hands back for
+// a blob or a text needs a word.
 func copyTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table string) (int64, error) {
 	rows, err := tx.Query(ctx, `SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, table)
@@ -149,10 +151,6 @@ func copyTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table string) (int64
 		}
 		for i, v := range vals {
 			switch types[i] {
-			case "boolean":
-				if n, ok := v.(int64); ok {
-					vals[i] = n != 0
-				}
 			case "bytea":
 				if s, ok := v.(string); ok {
 					vals[i] = []byte(s)
@@ -174,5 +172,5 @@ func copyTable(ctx context.Context, src *sql.DB, tx pgx.Tx, table string) (int64
 }
 
 // pgOnlyColumns are the PostgreSQL columns SQLite has not (see
-// migrations): they are left to their defaults on import.
+// store/sqlstore's migrations): they are left to their defaults on import.
 var pgOnlyColumns = map[string]bool{"key_packages.added": true}

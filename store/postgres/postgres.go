@@ -3,8 +3,12 @@
 // replicas that share one database. Every change is one transaction of its
 // own; what must be serialised across replicas is, by row locks taken in
 // the transaction (a room's row for Submit, the cursor counter for queue
-// entries, an advisory lock per outbox destination). docs/storage.md
-// explains the choices.
+// entries, an advisory lock per outbox destination). The statements and
+// the logic of every method are store/sqlstore's, shared with
+// store/sqlite, in its Postgres dialect; this package brings the pool, the
+// migrations' advisory lock, the retry of serialization failures and the
+// mapping of PostgreSQL's errors to the store's. docs/storage.md explains
+// the choices.
 package postgres
 
 import (
@@ -22,18 +26,24 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
 
 // Store is a store.Store on a PostgreSQL database. Its methods are safe for
 // concurrent use, and any number of Stores (in one process or many) may
 // share the database.
 type Store struct {
-	pool   *pgxpool.Pool
-	now    func() time.Time
-	closed atomic.Bool
+	*sqlstore.Store
+	conns *conns
 }
 
 var _ store.Store = (*Store)(nil)
+
+// conns are the store's pool, as store/sqlstore uses it (a sqlstore.DB).
+type conns struct {
+	pool   *pgxpool.Pool
+	closed atomic.Bool
+}
 
 type config struct {
 	now func() time.Time
@@ -73,35 +83,45 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, now: cfg.now}, nil
+	c := &conns{pool: pool}
+	return &Store{Store: sqlstore.New(c, sqlstore.Postgres, cfg.now), conns: c}, nil
 }
 
 // Close closes the pool; calls after it fail with store.ErrClosed.
-func (s *Store) Close() error {
-	if !s.closed.Swap(true) {
-		s.pool.Close()
+func (c *conns) Close() error {
+	if !c.closed.Swap(true) {
+		c.pool.Close()
 	}
 	return nil
 }
 
 // db returns the pool, or store.ErrClosed once Close has been called.
-func (s *Store) db() (*pgxpool.Pool, error) {
-	if s.closed.Load() {
+func (c *conns) db() (*pgxpool.Pool, error) {
+	if c.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	return s.pool, nil
+	return c.pool, nil
 }
 
-// write runs fn in a transaction and commits it. A serialization failure
+// Read returns the pool, for reads outside a transaction.
+func (c *conns) Read(ctx context.Context) (sqlstore.Conn, error) {
+	pool, err := c.db()
+	if err != nil {
+		return nil, err
+	}
+	return conn{ctx, pool}, nil
+}
+
+// Write runs fn in a transaction and commits it. A serialization failure
 // or deadlock (which PostgreSQL resolves by failing one side) is retried
-// a few times: fn must only read and write through tx.
-func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	pool, err := s.db()
+// a few times: fn must only read and write through its Conn.
+func (c *conns) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
+	pool, err := c.db()
 	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err = pgx.BeginFunc(ctx, pool, fn)
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(conn{ctx, tx}) })
 		var pe *pgconn.PgError
 		if attempt < 5 && errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") {
 			continue
@@ -157,60 +177,4 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w (%v)", store.ErrUnavailable, err)
 	}
 	return err
-}
-
-// Times are stored as Unix nanoseconds, as in the SQLite store.
-func unixNano(t time.Time) int64 { return t.UnixNano() }
-func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-// Epochs are uint64 but BIGINT is int64: store the bits.
-func epochIn(e uint64) int64  { return int64(e) }
-func epochOut(e int64) uint64 { return uint64(e) }
-
-// nonNil turns a nil slice into an empty one: the BYTEA columns are NOT
-// NULL, and nil and empty mean the same to every caller.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-// nullBytes stores an empty frank as NULL.
-func nullBytes(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-// mustAffect turns "changed no row" into store.ErrNotFound.
-func mustAffect(tag pgconn.CommandTag, err error) error {
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
-// querier is what both the pool and a transaction offer.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-// exists is nil if the query finds a row and store.ErrNotFound if not.
-func exists(ctx context.Context, q querier, query string, args ...any) error {
-	var one int
-	return mapErr(q.QueryRow(ctx, query, args...).Scan(&one))
 }

@@ -154,7 +154,7 @@ func TestUnreachableIsRetryable(t *testing.T) {
 	// Kill every connection of the pool, as a restarting server would,
 	// then point nothing new at it: the next call's fresh connection
 	// works, because pgxpool reconnects by itself.
-	if _, err := s.pool.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	if _, err := s.conns.pool.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE pid != pg_backend_pid() AND application_name = current_setting('application_name')`); err != nil {
 		t.Logf("terminate: %v", err)
 	}

@@ -39,7 +39,7 @@ INSERT INTO devices (user_id, name, auth_key, created) VALUES (1, 'phone', x'01'
 	}
 	defer s.Close()
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) || v < 4 {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) || v < 4 {
 		t.Errorf("schema version after Open = %d, %v; want %d (at least 4)", v, err, len(migrations))
 	}
 	alice, err := s.UserByPhone(ctx, "+41446681800")

@@ -125,7 +125,7 @@ func schemaColumns(t *testing.T) map[string]bool {
 	defer s.Close()
 	ctx := context.Background()
 
-	rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	rows, err := s.conns.rdb.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func schemaColumns(t *testing.T) map[string]bool {
 
 	cols := map[string]bool{}
 	for _, table := range tables {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+		rows, err := s.conns.rdb.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
 		if err != nil {
 			t.Fatal(err)
 		}

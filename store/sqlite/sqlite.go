@@ -8,7 +8,10 @@
 // answered only after the COMMIT that holds its change has returned, and
 // with synchronous=FULL that COMMIT has reached the disk. Readers use a
 // separate pool of read-only connections, which WAL lets run alongside the
-// writer. docs/storage.md explains the choices and shows the measurements.
+// writer. The statements and the logic of every method are
+// store/sqlstore's, shared with store/postgres; this package brings the
+// connections: the file, its pragmas, the writer and the read pool.
+// docs/storage.md explains the choices and shows the measurements.
 package sqlite
 
 import (
@@ -26,11 +29,21 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
 
 // Store is a store.Store on one SQLite database file. Its methods are safe
 // for concurrent use.
 type Store struct {
+	*sqlstore.Store
+	conns *conns
+}
+
+var _ store.Store = (*Store)(nil)
+
+// conns are the store's connections, as store/sqlstore uses them (a
+// sqlstore.DB): the writer for every change, the read pool for the rest.
+type conns struct {
 	wdb *sql.DB // exactly one connection: the writer's
 	rdb *sql.DB // read-only connections
 
@@ -38,10 +51,7 @@ type Store struct {
 	closed  atomic.Bool
 	closeMu sync.Mutex
 	cerr    error
-	now     func() time.Time
 }
-
-var _ store.Store = (*Store)(nil)
 
 type config struct {
 	readConns int
@@ -155,35 +165,36 @@ func Open(path string, opts ...Option) (*Store, error) {
 	rdb.SetMaxOpenConns(cfg.readConns)
 	rdb.SetMaxIdleConns(cfg.readConns)
 
-	w, err := newWriter(conn, cfg.maxBatch, cfg.queueLen)
-	if err != nil {
-		conn.Close()
-		wdb.Close()
-		rdb.Close()
-		return nil, err
-	}
-	return &Store{wdb: wdb, rdb: rdb, w: w, now: cfg.now}, nil
+	w := newWriter(conn, cfg.maxBatch, cfg.queueLen)
+	c := &conns{wdb: wdb, rdb: rdb, w: w}
+	return &Store{Store: sqlstore.New(c, sqlstore.SQLite, cfg.now), conns: c}, nil
 }
 
 // Close stops accepting calls, lets the writer finish every change already
 // handed to it (their callers get their answers), and closes the database.
 // Calling Close again returns the first call's result.
-func (s *Store) Close() error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closed.Swap(true) {
-		return s.cerr
+func (c *conns) Close() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closed.Swap(true) {
+		return c.cerr
 	}
-	s.cerr = errors.Join(s.w.close(), s.rdb.Close(), s.wdb.Close())
-	return s.cerr
+	c.cerr = errors.Join(c.w.close(), c.rdb.Close(), c.wdb.Close())
+	return c.cerr
 }
 
-// reader returns the read pool, or ErrClosed once Close has begun.
-func (s *Store) reader() (*sql.DB, error) {
-	if s.closed.Load() {
+// Read returns the read pool, or store.ErrClosed once Close has begun.
+func (c *conns) Read(ctx context.Context) (sqlstore.Conn, error) {
+	if c.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	return s.rdb, nil
+	return readConn{ctx, c.rdb}, nil
+}
+
+// Write hands fn to the writer, which runs it in a savepoint of its
+// current group and answers after the group's COMMIT.
+func (c *conns) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
+	return c.w.do(ctx, fn)
 }
 
 // mapErr turns SQLite's constraint failures into the store's errors, so
@@ -211,21 +222,4 @@ func mapErr(err error) error {
 		}
 	}
 	return err
-}
-
-// Times are stored as Unix nanoseconds; see schema.go.
-func unixNano(t time.Time) int64 { return t.UnixNano() }
-func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-// Epochs are uint64 but SQLite integers are int64: store the bits.
-func epochIn(e uint64) int64  { return int64(e) }
-func epochOut(e int64) uint64 { return uint64(e) }
-
-// nonNil turns a nil slice into an empty one: the BLOB columns are NOT
-// NULL, and nil and empty mean the same to every caller.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/sqlstore"
 	"github.com/switchboard-chat/switchboard/store/storetest"
 )
 
@@ -115,7 +116,7 @@ func benchSubmit(b *testing.B, submitters int, opts ...Option) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	// The average group size, setup included (a few groups of one).
-	b.ReportMetric(float64(s.w.batched.Load())/float64(s.w.batches.Load()), "msgs/commit")
+	b.ReportMetric(float64(s.conns.w.batched.Load())/float64(s.conns.w.batches.Load()), "msgs/commit")
 }
 
 // BenchmarkDeliveriesWhileSubmitting measures a device reading a page of
@@ -209,7 +210,7 @@ func TestMigrationKeepsDataFromVersion1(t *testing.T) {
 		t.Errorf("user from version 1 = %+v, %v", u, err)
 	}
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
 	}
 	if err := s.EnqueueOutbound(ctx, []store.Outbound{{Destination: "blue.test", Path: "/p", ID: "1"}}); err != nil {
@@ -274,7 +275,7 @@ INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
 	}
 	defer s.Close()
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT max(version) FROM schema_version`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
 	}
 	r, err := s.Room(ctx, "!r")
@@ -315,12 +316,12 @@ INSERT INTO outbox (destination, delivery_id, kind, path, body, created)
 	// The rebuilt rooms table is still the one the logs and member rows
 	// refer to, and nothing dangles.
 	var bad int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&bad); err != nil || bad != 0 {
+	if err := s.conns.rdb.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&bad); err != nil || bad != 0 {
 		t.Errorf("foreign_key_check after migration: %d rows, %v", bad, err)
 	}
 	for _, table := range []string{"room_members", "room_messages"} {
 		var parent string
-		if err := s.rdb.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_list(?) WHERE "from" = 'room_id'`, table).
+		if err := s.conns.rdb.QueryRowContext(ctx, `SELECT "table" FROM pragma_foreign_key_list(?) WHERE "from" = 'room_id'`, table).
 			Scan(&parent); err != nil || parent != "rooms" {
 			t.Errorf("%s.room_id refers to %q (%v), want rooms", table, parent, err)
 		}
@@ -388,4 +389,58 @@ INSERT INTO device_queue (device_id, cursor, message_id) VALUES (42, 1, 1); -- n
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'rooms_v3'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the failed migration left rooms_v3 behind (%d, %v)", n, err)
 	}
+}
+
+// TestWriterPreparesEachStatementOnce: the writer keeps every statement
+// it runs prepared on its connection, by text. After a first Submit, a
+// hundred more prepare nothing new (the hot path parses no SQL), and
+// statements past the cache's bound still run, unprepared.
+func TestWriterPreparesEachStatementOnce(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(i int) {
+		t.Helper()
+		if _, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: fmt.Sprint(i), Kind: store.KindApplication,
+			Outbound: []store.Outbound{{Destination: "blue.test", Path: "/p", ID: fmt.Sprint(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit(0)
+	// The writer's map is read here only between ops: Submit returned
+	// after the writer answered, so what it did happened before.
+	prepared := len(s.conns.w.stmts)
+	for i := 1; i <= 100; i++ {
+		submit(i)
+	}
+	if n := len(s.conns.w.stmts); n != prepared || n < 8 {
+		t.Errorf("the writer holds %d prepared statements after 101 Submits, %d after the first", n, prepared)
+	}
+
+	err = s.conns.Write(ctx, func(c sqlstore.Conn) error {
+		for i := range maxStmts + 10 {
+			var got int
+			if err := c.QueryRow(fmt.Sprintf("SELECT %d + ?", i), 1).Scan(&got); err != nil || got != i+1 {
+				return fmt.Errorf("statement %d: %d, %v", i, got, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.conns.w.stmts); n != maxStmts {
+		t.Errorf("the writer holds %d prepared statements, want the bound %d", n, maxStmts)
+	}
+	submit(101) // the hot statements are still there
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchboard-chat/switchboard/store"
+	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
 
 // writer owns the database's only writing connection. Every change is an
@@ -26,8 +27,16 @@ import (
 // latency.
 type writer struct {
 	conn     *sql.Conn
-	stmts    stmts
+	ctx      context.Context // what ops run on: see op
 	maxBatch int
+
+	// stmts are the writer's statements, prepared on its connection the
+	// first time each is run and kept by their text, so that Submit, run
+	// thousands of times a second, does not parse SQL. Only the writer's
+	// goroutine touches them. The statements are store/sqlstore's
+	// constants, a few dozen; past maxStmts (a statement built per call)
+	// they run unprepared.
+	stmts map[string]*sql.Stmt
 
 	// batches and batched count groups and the ops in them, so a
 	// benchmark can show how big the groups get.
@@ -39,52 +48,56 @@ type writer struct {
 	done   chan struct{}
 }
 
+// maxStmts bounds the writer's prepared statements.
+const maxStmts = 256
+
 // op is one change: fn runs inside its own savepoint, and err receives the
-// outcome once the transaction holding it has committed (or failed).
+// outcome once the transaction holding it has committed (or failed). Ops
+// run on the writer's context rather than the caller's, because a
+// cancelled statement interrupts the connection, and SQLite may then roll
+// back the whole transaction: every other caller in the group would lose
+// its change.
 type op struct {
 	ctx context.Context
-	fn  func(tx *wtx) error
+	fn  func(sqlstore.Conn) error
 	err chan error // buffered: the writer never blocks on a caller
 }
 
-// wtx is what an op sees: the writer's connection, inside the group's
-// transaction, and statements prepared on it once. Ops run on a context
-// of their own rather than the caller's, because a cancelled statement
-// interrupts the connection, and SQLite may then roll back the whole
-// transaction: every other caller in the group would lose its change.
-type wtx struct {
-	ctx  context.Context
-	conn *sql.Conn
-	*stmts
-}
-
-func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
-	return t.conn.ExecContext(t.ctx, query, args...)
-}
-
-func (t *wtx) queryRow(query string, args ...any) *sql.Row {
-	return t.conn.QueryRowContext(t.ctx, query, args...)
-}
-
-func newWriter(conn *sql.Conn, maxBatch, queueLen int) (*writer, error) {
+func newWriter(conn *sql.Conn, maxBatch, queueLen int) *writer {
 	w := &writer{
 		conn:     conn,
+		ctx:      context.Background(),
 		maxBatch: maxBatch,
+		stmts:    map[string]*sql.Stmt{},
 		ops:      make(chan *op, queueLen),
 		done:     make(chan struct{}),
 	}
-	if err := w.stmts.prepare(context.Background(), conn); err != nil {
-		w.stmts.close()
-		return nil, err
-	}
 	go w.run()
-	return w, nil
+	return w
+}
+
+// stmt returns q prepared on the writer's connection, preparing it the
+// first time; nil (and no error) once maxStmts are kept, for q to run
+// unprepared.
+func (w *writer) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[q]; ok {
+		return st, nil
+	}
+	if len(w.stmts) >= maxStmts {
+		return nil, nil
+	}
+	st, err := w.conn.PrepareContext(w.ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
+	}
+	w.stmts[q] = st
+	return st, nil
 }
 
 // do hands fn to the writer and waits until it is committed. If ctx ends
 // first, do returns ctx's error; the change may still be committed, which
 // is why every retried write in the store is idempotent or unique-keyed.
-func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
+func (w *writer) do(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -119,7 +132,9 @@ func (w *writer) close() error {
 	}
 	w.mu.Unlock()
 	<-w.done
-	w.stmts.close()
+	for _, st := range w.stmts {
+		st.Close()
+	}
 	return w.conn.Close()
 }
 
@@ -149,8 +164,7 @@ func (w *writer) run() {
 
 // commit runs one group as one transaction and answers every op in it.
 func (w *writer) commit(batch []*op) {
-	ctx := context.Background()
-	tx := &wtx{ctx: ctx, conn: w.conn, stmts: &w.stmts}
+	c := writeConn{w}
 	errs := make([]error, len(batch))
 	ran := false
 
@@ -164,7 +178,7 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
@@ -174,39 +188,39 @@ func (w *writer) commit(batch []*op) {
 			errs[i] = err
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			w.abort(ctx)
+		if _, err := w.exec("SAVEPOINT op"); err != nil {
+			w.abort()
 			fail(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
-		if err := o.fn(tx); err != nil {
+		if err := o.fn(c); err != nil {
 			errs[i] = mapErr(err)
 			// Some errors (disk full, I/O) make SQLite roll the whole
 			// transaction back; then the savepoint is gone and the
 			// group cannot commit.
-			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
-				w.abort(ctx)
+			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
+				w.abort()
 				fail(fmt.Errorf("sqlite: transaction lost after %v: %w", err, rerr))
 				return
 			}
 		} else {
 			ran = true
 		}
-		if _, err := w.conn.ExecContext(ctx, "RELEASE op"); err != nil {
-			w.abort(ctx)
+		if _, err := w.exec("RELEASE op"); err != nil {
+			w.abort()
 			fail(fmt.Errorf("sqlite: release savepoint: %w", err))
 			return
 		}
 	}
 	var cerr error
 	if ran {
-		_, cerr = w.conn.ExecContext(ctx, "COMMIT")
+		_, cerr = w.exec("COMMIT")
 	} else {
 		// Nothing to keep: skip the fsync.
-		_, cerr = w.conn.ExecContext(ctx, "ROLLBACK")
+		_, cerr = w.exec("ROLLBACK")
 	}
 	if cerr != nil {
-		w.abort(ctx)
+		w.abort()
 		fail(fmt.Errorf("sqlite: commit: %w", cerr))
 		return
 	}
@@ -215,8 +229,18 @@ func (w *writer) commit(batch []*op) {
 	}
 }
 
+// exec runs one of the transaction's own statements (BEGIN, SAVEPOINT,
+// COMMIT, ...), prepared once like the ops' statements.
+func (w *writer) exec(q string) (sql.Result, error) {
+	st, err := w.stmt(q)
+	if err != nil || st == nil {
+		return w.conn.ExecContext(w.ctx, q)
+	}
+	return st.ExecContext(w.ctx)
+}
+
 // abort rolls back whatever is left of a failed group. The error is of no
 // use: either the rollback worked or SQLite had already rolled back.
-func (w *writer) abort(ctx context.Context) {
-	w.conn.ExecContext(ctx, "ROLLBACK")
+func (w *writer) abort() {
+	w.exec("ROLLBACK")
 }

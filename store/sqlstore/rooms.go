@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,7 +18,7 @@ import (
 // hosted room with CreatorID 0 is store.ErrNotFound, as user 0 always was.
 func (s *Store) CreateRoom(ctx context.Context, r store.Room, members []store.RoomMember) error {
 	if r.Hub == "" && r.CreatorID == 0 {
-		return fmt.Errorf("sqlite: create room: a hosted room needs its creator: %w", store.ErrNotFound)
+		return s.fail("create room", fmt.Errorf("a hosted room needs its creator: %w", store.ErrNotFound))
 	}
 	if r.Created.IsZero() {
 		r.Created = s.now()
@@ -28,24 +27,25 @@ func (s *Store) CreateRoom(ctx context.Context, r store.Room, members []store.Ro
 	if r.CreatorID != 0 {
 		creator = r.CreatorID
 	}
-	err := s.w.do(ctx, func(tx *wtx) error {
-		if _, err := tx.exec(`
+	err := s.write(ctx, func(t tx) error {
+		if _, err := t.exec(`
 			INSERT INTO rooms (id, hub, creator_id, epoch, version, state, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.Hub, creator, epochIn(r.Epoch), r.Version, nonNil(r.State), unixNano(r.Created)); err != nil {
 			return err
 		}
-		return insertMembers(tx, r.ID, members)
+		return insertMembers(t, r.ID, members)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: create room: %w", err)
+		return s.fail("create room", err)
 	}
 	return nil
 }
 
-func insertMembers(tx *wtx, roomID string, members []store.RoomMember) error {
+func insertMembers(t tx, roomID string, members []store.RoomMember) error {
 	for _, m := range members {
-		if _, err := tx.insMember.ExecContext(tx.ctx, roomID, m.UserID, string(m.Role)); err != nil {
+		if _, err := t.exec(`INSERT INTO room_members (room_id, user_id, role) VALUES (?, ?, ?)`,
+			roomID, m.UserID, string(m.Role)); err != nil {
 			return err
 		}
 	}
@@ -56,18 +56,18 @@ func insertMembers(tx *wtx, roomID string, members []store.RoomMember) error {
 // follower's copy) reads back as CreatorID 0; LastSeq is read from the log
 // in the same statement, so it is the log's last Seq when the room was read.
 func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return store.Room{}, err
 	}
 	r := store.Room{ID: id}
 	var epoch, created int64
-	err = db.QueryRowContext(ctx, `SELECT r.hub, coalesce(r.creator_id, 0), r.epoch, r.version, r.state, r.created,
+	err = t.queryRow(`SELECT r.hub, coalesce(r.creator_id, 0), r.epoch, r.version, r.state, r.created,
 			coalesce((SELECT max(seq) FROM room_messages WHERE room_id = r.id), 0)
 		FROM rooms r WHERE r.id = ?`, id).
 		Scan(&r.Hub, &r.CreatorID, &epoch, &r.Version, &r.State, &created, &r.LastSeq)
 	if err != nil {
-		return store.Room{}, mapErr(err)
+		return store.Room{}, err
 	}
 	r.Epoch, r.Created = epochOut(epoch), fromNano(created)
 	return r, nil
@@ -76,32 +76,19 @@ func (s *Store) Room(ctx context.Context, id string) (store.Room, error) {
 // RoomMembers returns the room's members ordered by user ID; an unknown
 // room is store.ErrNotFound.
 func (s *Store) RoomMembers(ctx context.Context, id string) ([]store.RoomMember, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT user_id, role FROM room_members WHERE room_id = ? ORDER BY user_id`, id)
-	if err != nil {
-		return nil, mapErr(err)
+	out, err := collect(t.rows(`SELECT user_id, role FROM room_members WHERE room_id = ? ORDER BY user_id`, id),
+		func(r Rows) (store.RoomMember, error) {
+			m := store.RoomMember{RoomID: id}
+			return m, r.Scan(&m.UserID, &m.Role)
+		})
+	if err == nil && len(out) == 0 {
+		err = t.exists(`SELECT 1 FROM rooms WHERE id = ?`, id)
 	}
-	defer rows.Close()
-	var out []store.RoomMember
-	for rows.Next() {
-		m := store.RoomMember{RoomID: id}
-		if err := rows.Scan(&m.UserID, &m.Role); err != nil {
-			return nil, mapErr(err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
-	}
-	if len(out) == 0 {
-		if err := exists(ctx, db, `SELECT 1 FROM rooms WHERE id = ?`, id); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // isHandshake says whether a kind moves the room's state and so is
@@ -110,16 +97,39 @@ func isHandshake(k store.Kind) bool {
 	return k == store.KindCommit || k == store.KindProposal
 }
 
+// roomHead reads the room's Version and the last Seq of its log, for a
+// Submit. With row locks it first locks the room's row, so Submits to one
+// room, from any writer, run one after the other; the log's end is then
+// read by a statement of its own, started after the lock was granted (in
+// READ COMMITTED a statement that waited for a lock still reads with the
+// snapshot it started with, and could miss the message the lock's holder
+// had just committed). SQLite's one writer needs no lock, and reads both in
+// one statement.
+func roomHead(t tx, roomID string) (version, last int64, err error) {
+	if !t.d.rowLocks {
+		err = t.queryRow(`SELECT r.version,
+			coalesce((SELECT max(seq) FROM room_messages WHERE room_id = r.id), 0)
+			FROM rooms r WHERE r.id = ?`, roomID).Scan(&version, &last)
+		return version, last, err
+	}
+	if err := t.queryRow(`SELECT version FROM rooms WHERE id = ? FOR UPDATE`, roomID).Scan(&version); err != nil {
+		return 0, 0, err
+	}
+	err = t.queryRow(`SELECT coalesce(max(seq), 0) FROM room_messages WHERE room_id = ?`, roomID).Scan(&last)
+	return version, last, err
+}
+
 // Submit appends the message to the room's log and queues it for each
-// recipient, in one savepoint of the writer's current group; it returns
-// after the group's COMMIT. The order of checks matters:
+// recipient, in one transaction (in SQLite, one savepoint of the writer's
+// current group). The order of checks matters:
 //
-//  1. A ClientID already in the room's log is a retry: the original Seq is
+//  1. An unknown room is store.ErrNotFound.
+//  2. A ClientID already in the room's log is a retry: the original Seq is
 //     returned with Duplicate set, even for a commit whose PrevVersion is
 //     now stale (because that commit is the one that moved it) or a sub.Seq
 //     that is no longer after the log's end (because that message is the
-//     one that took it).
-//  2. An unknown room is store.ErrNotFound.
+//     one that took it). (A room that is not there has no log, so 1 and 2
+//     in either order give the same answers.)
 //  3. A sub.Seq other than 0 that is not greater than the log's last Seq
 //     is store.ErrConflict, and nothing is written.
 //  4. A handshake message (commit, proposal) whose PrevVersion is not the
@@ -132,27 +142,33 @@ func isHandshake(k store.Kind) bool {
 // the hub's Seqs, and its Members replace the member rows as a hosted
 // room's do. Recipients named twice are queued once; an unknown recipient
 // device is store.ErrNotFound, and then nothing at all is written.
-// sub.Outbound goes into the outbox in the same savepoint, so it shares
+// sub.Outbound goes into the outbox in the same transaction, so it shares
 // the message's fate.
+//
+// Writers agree on a room's order because roomHead serialises Submits to
+// the room: Seqs are gap-free (unless a follower names the hub's), and of
+// two commits for one epoch exactly one wins; the other is
+// store.ErrConflict.
 func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitResult, error) {
 	if err := checkOutbound(sub.Outbound); err != nil {
-		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
+		return store.SubmitResult{}, s.fail("submit", err)
 	}
 	recipients := dedupe(sub.Recipients)
 	var res store.SubmitResult
-	err := s.w.do(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(t tx) error {
 		res = store.SubmitResult{}
-		err := tx.dupSeq.QueryRowContext(tx.ctx, sub.RoomID, sub.ClientID).Scan(&res.Seq)
+		version, last, err := roomHead(t, sub.RoomID)
+		if err != nil {
+			return err
+		}
+		err = t.queryRow(`SELECT seq FROM room_messages WHERE room_id = ? AND client_id = ?`,
+			sub.RoomID, sub.ClientID).Scan(&res.Seq)
 		if err == nil {
 			res.Duplicate = true
 			return nil
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if !errors.Is(err, store.ErrNotFound) {
 			return err
-		}
-		var version, last int64
-		if err := tx.roomHead.QueryRowContext(tx.ctx, sub.RoomID).Scan(&version, &last); err != nil {
-			return err // no rows: store.ErrNotFound
 		}
 		res.Seq = last + 1
 		if sub.Seq != 0 {
@@ -165,42 +181,46 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 			if version != sub.PrevVersion {
 				return store.ErrConflict
 			}
-			if _, err := tx.moveRoom.ExecContext(tx.ctx, nonNil(sub.NewState), epochIn(sub.NewEpoch), sub.RoomID); err != nil {
+			if _, err := t.exec(`UPDATE rooms SET version = version + 1, state = ?, epoch = ? WHERE id = ?`,
+				nonNil(sub.NewState), epochIn(sub.NewEpoch), sub.RoomID); err != nil {
 				return err
 			}
 		}
 		if sub.Members != nil {
-			if _, err := tx.delMembers.ExecContext(tx.ctx, sub.RoomID); err != nil {
+			if _, err := t.exec(`DELETE FROM room_members WHERE room_id = ?`, sub.RoomID); err != nil {
 				return err
 			}
-			if err := insertMembers(tx, sub.RoomID, sub.Members); err != nil {
+			if err := insertMembers(t, sub.RoomID, sub.Members); err != nil {
 				return err
 			}
 		}
 		m := store.Message{RoomID: sub.RoomID, Seq: res.Seq, ClientID: sub.ClientID, SenderDevice: sub.SenderDevice,
 			Sender: sub.Sender, Kind: sub.Kind, Epoch: sub.Epoch, Payload: sub.Payload, Frank: sub.Frank, Accepted: sub.Accepted}
-		if err := s.appendMessage(tx, m, recipients); err != nil {
+		if err := s.appendMessage(t, m, recipients); err != nil {
 			return err
 		}
 		if w := sub.Welcome; w != nil {
 			m.Seq, m.ClientID, m.Kind, m.Epoch, m.Payload, m.Frank = res.Seq+1, sub.ClientID+"/welcome", store.KindWelcome, sub.NewEpoch, w.Payload, nil
-			if err := s.appendMessage(tx, m, dedupe(w.Recipients)); err != nil {
+			if err := s.appendMessage(t, m, dedupe(w.Recipients)); err != nil {
 				return err
 			}
 		}
-		return s.insertOutbound(tx, sub.Outbound)
+		return s.insertOutbound(t, sub.Outbound)
 	})
 	if err != nil {
-		return store.SubmitResult{}, fmt.Errorf("sqlite: submit: %w", err)
+		return store.SubmitResult{}, s.fail("submit", err)
 	}
 	return res, nil
 }
 
 // appendMessage adds m to its room's log at m.Seq, stamped now (m.Created
-// is ignored), and queues it for the recipients.
-func (s *Store) appendMessage(tx *wtx, m store.Message, recipients []int64) error {
+// is ignored), and queues it for the recipients, each under a cursor the
+// dialect hands out.
+func (s *Store) appendMessage(t tx, m store.Message, recipients []int64) error {
 	var msgID int64
-	if err := tx.insMessage.QueryRowContext(tx.ctx,
+	if err := t.queryRow(`INSERT INTO room_messages
+		(room_id, seq, client_id, sender_device, sender, kind, epoch, payload, created, frank, accepted)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		m.RoomID, m.Seq, m.ClientID, m.SenderDevice, m.Sender, string(m.Kind),
 		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now()), nullBytes(m.Frank), m.Accepted).Scan(&msgID); err != nil {
 		return err
@@ -208,20 +228,7 @@ func (s *Store) appendMessage(tx *wtx, m store.Message, recipients []int64) erro
 	if len(recipients) == 0 {
 		return nil
 	}
-	// Take len(recipients) cursors at once; the savepoint gives them back
-	// if anything below fails.
-	var top int64
-	if err := tx.takeCursors.QueryRowContext(tx.ctx, len(recipients)).Scan(&top); err != nil {
-		return err
-	}
-	cursor := top - int64(len(recipients))
-	for _, dev := range recipients {
-		cursor++
-		if _, err := tx.enqueue.ExecContext(tx.ctx, dev, cursor, msgID); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.d.enqueue(t, msgID, recipients)
 }
 
 // dedupe drops repeated device IDs, keeping the first of each.
@@ -237,12 +244,13 @@ func dedupe(ids []int64) []int64 {
 
 const messageCols = `m.room_id, m.seq, m.client_id, m.sender_device, m.sender, m.kind, m.epoch, m.payload, m.created, m.frank, m.accepted`
 
-func scanMessage(rows interface{ Scan(...any) error }, dst ...any) (store.Message, error) {
+// scanMessage reads messageCols, after the columns dst receives.
+func scanMessage(row Row, dst ...any) (store.Message, error) {
 	var m store.Message
 	var epoch, created int64
 	args := append(dst, &m.RoomID, &m.Seq, &m.ClientID, &m.SenderDevice, &m.Sender, &m.Kind, &epoch, &m.Payload, &created, &m.Frank, &m.Accepted)
-	if err := rows.Scan(args...); err != nil {
-		return store.Message{}, mapErr(err)
+	if err := row.Scan(args...); err != nil {
+		return store.Message{}, err
 	}
 	m.Epoch, m.Created = epochOut(epoch), fromNano(created)
 	return m, nil
@@ -252,43 +260,39 @@ func scanMessage(rows interface{ Scan(...any) error }, dst ...any) (store.Messag
 // greater than after, in order; an unknown room is store.ErrNotFound. A
 // limit of 0 or less is treated as 1.
 func (s *Store) RoomMessages(ctx context.Context, roomID string, after int64, limit int) ([]store.Message, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+messageCols+` FROM room_messages m
-		WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, roomID, after, max(limit, 1))
-	if err != nil {
-		return nil, mapErr(err)
+	out, err := collect(t.rows(`SELECT `+messageCols+` FROM room_messages m
+		WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, roomID, after, max(limit, 1)),
+		func(r Rows) (store.Message, error) { return scanMessage(r) })
+	if err == nil && len(out) == 0 {
+		err = t.exists(`SELECT 1 FROM rooms WHERE id = ?`, roomID)
 	}
-	defer rows.Close()
-	var out []store.Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
-	}
-	if len(out) == 0 {
-		if err := exists(ctx, db, `SELECT 1 FROM rooms WHERE id = ?`, roomID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // MessageByClientID finds the message submitted to a room under an
 // idempotency key.
 func (s *Store) MessageByClientID(ctx context.Context, roomID, clientID string) (store.Message, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return store.Message{}, err
 	}
-	row := db.QueryRowContext(ctx, `SELECT `+messageCols+` FROM room_messages m
-		WHERE m.room_id = ? AND m.client_id = ?`, roomID, clientID)
-	return scanMessage(row)
+	return scanMessage(t.queryRow(`SELECT `+messageCols+` FROM room_messages m
+		WHERE m.room_id = ? AND m.client_id = ?`, roomID, clientID))
+}
+
+// MessageByFrank finds the message of a room stored with exactly frank.
+func (s *Store) MessageByFrank(ctx context.Context, roomID string, frank []byte) (store.Message, error) {
+	if len(frank) == 0 {
+		return store.Message{}, store.ErrNotFound
+	}
+	t, err := s.read(ctx)
+	if err != nil {
+		return store.Message{}, err
+	}
+	return scanMessage(t.queryRow(`SELECT `+messageCols+` FROM room_messages m
+		WHERE m.room_id = ? AND m.frank = ? ORDER BY m.seq LIMIT 1`, roomID, frank))
 }

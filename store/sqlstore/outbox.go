@@ -1,17 +1,17 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
 )
 
 // checkOutbound refuses entries the sender could not deliver or the
-// receiver could not de-duplicate, before anything reaches the writer.
+// receiver could not de-duplicate, before anything is written.
 func checkOutbound(out []store.Outbound) error {
 	for i, o := range out {
 		if o.Destination == "" || o.Path == "" || o.ID == "" {
@@ -21,12 +21,31 @@ func checkOutbound(out []store.Outbound) error {
 	return nil
 }
 
-// insertOutbound stores entries in the current savepoint. An entry whose
+// insertOutbound stores entries in the current transaction. An entry whose
 // (destination, ID) is already queued is skipped by the statement itself
 // (ON CONFLICT DO NOTHING), which is what makes a retried enqueue harmless.
-func (s *Store) insertOutbound(tx *wtx, out []store.Outbound) error {
+//
+// Where the dialect has an outbox lock, it is first taken for each
+// destination (in sorted order, so two transactions cannot deadlock) and
+// held until commit: a destination's entries then commit in the order of
+// their Seq, so a sender never sees a newer entry before an older one that
+// another writer was still storing. (SQLite's one writer commits in order
+// anyway.)
+func (s *Store) insertOutbound(t tx, out []store.Outbound) error {
 	if len(out) == 0 {
 		return nil
+	}
+	if t.d.outboxLock != "" {
+		dests := make([]string, 0, len(out))
+		for _, o := range out {
+			dests = append(dests, o.Destination)
+		}
+		slices.Sort(dests)
+		for _, d := range slices.Compact(dests) {
+			if _, err := t.exec(t.d.outboxLock, d); err != nil {
+				return err
+			}
+		}
 	}
 	created := unixNano(s.now())
 	for _, o := range out {
@@ -34,7 +53,9 @@ func (s *Store) insertOutbound(tx *wtx, out []store.Outbound) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.insOutbound.ExecContext(tx.ctx, o.Destination, o.ID, o.Kind, o.Path, nonNil(o.Body), header, created); err != nil {
+		if _, err := t.exec(`INSERT INTO outbox (destination, delivery_id, kind, path, body, header, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, delivery_id) DO NOTHING`,
+			o.Destination, o.ID, o.Kind, o.Path, nonNil(o.Body), header, created); err != nil {
 			return err
 		}
 	}
@@ -64,7 +85,7 @@ func decodeHeader(s string) (map[string]string, error) {
 	}
 	var h map[string]string
 	if err := json.Unmarshal([]byte(s), &h); err != nil {
-		return nil, fmt.Errorf("sqlite: outbox header %q: %w", s, err)
+		return nil, fmt.Errorf("outbox header %q: %w", s, err)
 	}
 	if len(h) == 0 {
 		return nil, nil
@@ -72,17 +93,17 @@ func decodeHeader(s string) (map[string]string, error) {
 	return h, nil
 }
 
-// EnqueueOutbound stores all of out in one savepoint, or none of it.
+// EnqueueOutbound stores all of out in one transaction, or none of it.
 func (s *Store) EnqueueOutbound(ctx context.Context, out []store.Outbound) error {
 	if err := checkOutbound(out); err != nil {
-		return fmt.Errorf("sqlite: enqueue outbound: %w", err)
+		return s.fail("enqueue outbound", err)
 	}
 	if len(out) == 0 {
 		return nil
 	}
-	err := s.w.do(ctx, func(tx *wtx) error { return s.insertOutbound(tx, out) })
+	err := s.write(ctx, func(t tx) error { return s.insertOutbound(t, out) })
 	if err != nil {
-		return fmt.Errorf("sqlite: enqueue outbound: %w", err)
+		return s.fail("enqueue outbound", err)
 	}
 	return nil
 }
@@ -91,25 +112,20 @@ func (s *Store) EnqueueOutbound(ctx context.Context, out []store.Outbound) error
 // The scan walks outbox_next, so it reads each destination's first entry
 // rather than sorting the table.
 func (s *Store) OutboundDestinations(ctx context.Context) ([]string, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT destination FROM outbox ORDER BY destination`)
+	out, err := collect(t.rows(`SELECT DISTINCT destination FROM outbox ORDER BY destination`),
+		func(r Rows) (string, error) {
+			var d string
+			return d, r.Scan(&d)
+		})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, mapErr(err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+	if out == nil {
+		out = []string{}
 	}
 	return out, nil
 }
@@ -117,21 +133,21 @@ func (s *Store) OutboundDestinations(ctx context.Context) ([]string, error) {
 // NextOutbound returns the destination's entry with the lowest Seq. Its
 // Header is nil when the entry was stored without headers.
 func (s *Store) NextOutbound(ctx context.Context, dest string) (store.OutboundEntry, error) {
-	db, err := s.reader()
+	t, err := s.read(ctx)
 	if err != nil {
 		return store.OutboundEntry{}, err
 	}
 	e := store.OutboundEntry{Outbound: store.Outbound{Destination: dest}}
 	var notBefore, created int64
 	var header string
-	err = db.QueryRowContext(ctx, `SELECT seq, delivery_id, kind, path, body, header, attempts, not_before, last_error, created
+	err = t.queryRow(`SELECT seq, delivery_id, kind, path, body, header, attempts, not_before, last_error, created
 		FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1`, dest).
 		Scan(&e.Seq, &e.ID, &e.Kind, &e.Path, &e.Body, &header, &e.Attempts, &notBefore, &e.LastError, &created)
 	if err != nil {
-		return store.OutboundEntry{}, mapErr(err)
+		return store.OutboundEntry{}, err
 	}
 	if e.Header, err = decodeHeader(header); err != nil {
-		return store.OutboundEntry{}, err
+		return store.OutboundEntry{}, s.fail("next outbound", err)
 	}
 	if notBefore != 0 {
 		e.NotBefore = fromNano(notBefore)
@@ -148,69 +164,52 @@ func (s *Store) MarkOutboundFailed(ctx context.Context, dest string, seq int64, 
 	if !notBefore.IsZero() {
 		nb = unixNano(notBefore)
 	}
-	err := s.w.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`UPDATE outbox SET attempts = ?, not_before = ?, last_error = ?
-			WHERE destination = ? AND seq = ?`, attempts, nb, lastError, dest, seq)
-		return oneRow(res, err)
+	err := s.write(ctx, func(t tx) error {
+		return mustAffect(t.exec(`UPDATE outbox SET attempts = ?, not_before = ?, last_error = ?
+			WHERE destination = ? AND seq = ?`, attempts, nb, lastError, dest, seq))
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: mark outbound failed: %w", err)
+		return s.fail("mark outbound failed", err)
 	}
 	return nil
 }
 
 // DeleteOutbound removes a delivered or abandoned entry.
 func (s *Store) DeleteOutbound(ctx context.Context, dest string, seq int64) error {
-	err := s.w.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`DELETE FROM outbox WHERE destination = ? AND seq = ?`, dest, seq)
-		return oneRow(res, err)
+	err := s.write(ctx, func(t tx) error {
+		return mustAffect(t.exec(`DELETE FROM outbox WHERE destination = ? AND seq = ?`, dest, seq))
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: delete outbound: %w", err)
-	}
-	return nil
-}
-
-// oneRow turns a statement that touched no row into store.ErrNotFound.
-func oneRow(res interface{ RowsAffected() (int64, error) }, err error) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return store.ErrNotFound
+		return s.fail("delete outbound", err)
 	}
 	return nil
 }
 
 // SeenInbound records a delivery ID and says whether it was already there.
-// The look-up and the write run in one op on the single writer, so no other
-// call can slip in between them: of concurrent calls for one ID exactly one
-// finds nothing. It must be a write even for a repeat, to keep the ID's time
+// The insert answers: it adds a row only for an ID not yet recorded. Of
+// concurrent calls for one ID exactly one inserts, in both databases: in
+// SQLite the one writer runs them in turn; in PostgreSQL a second insert
+// of the same key waits for the first transaction and, once it commits,
+// finds the conflict. A repeat must still write, to keep the ID's time
 // fresh while its sender keeps retrying.
 func (s *Store) SeenInbound(ctx context.Context, fromDomain, id string, now time.Time) (bool, error) {
 	var seen bool
-	err := s.w.do(ctx, func(tx *wtx) error {
-		var one int
-		err := tx.queryRow(`SELECT 1 FROM inbound_seen WHERE from_domain = ? AND delivery_id = ?`, fromDomain, id).Scan(&one)
-		switch {
-		case err == nil:
-			seen = true
-		case errors.Is(mapErr(err), store.ErrNotFound):
-			seen = false
-		default:
+	err := s.write(ctx, func(t tx) error {
+		n, err := t.exec(`INSERT INTO inbound_seen (from_domain, delivery_id, seen) VALUES (?, ?, ?)
+			ON CONFLICT (from_domain, delivery_id) DO NOTHING`, fromDomain, id, unixNano(now))
+		if err != nil {
 			return err
 		}
-		_, err = tx.exec(`INSERT INTO inbound_seen (from_domain, delivery_id, seen) VALUES (?, ?, ?)
-			ON CONFLICT (from_domain, delivery_id) DO UPDATE SET seen = max(seen, excluded.seen)`,
-			fromDomain, id, unixNano(now))
+		seen = n == 0
+		if !seen {
+			return nil
+		}
+		_, err = t.exec(`UPDATE inbound_seen SET seen = ? WHERE from_domain = ? AND delivery_id = ? AND seen < ?`,
+			unixNano(now), fromDomain, id, unixNano(now))
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("sqlite: seen inbound: %w", err)
+		return false, s.fail("seen inbound", err)
 	}
 	return seen, nil
 }
@@ -218,16 +217,13 @@ func (s *Store) SeenInbound(ctx context.Context, fromDomain, id string, now time
 // TrimInbound forgets delivery IDs last seen before before.
 func (s *Store) TrimInbound(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := s.w.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`DELETE FROM inbound_seen WHERE seen < ?`, unixNano(before))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	err := s.write(ctx, func(t tx) error {
+		var err error
+		n, err = t.exec(`DELETE FROM inbound_seen WHERE seen < ?`, unixNano(before))
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: trim inbound: %w", err)
+		return 0, s.fail("trim inbound", err)
 	}
 	return n, nil
 }
