@@ -211,6 +211,14 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	t.Logf("%s started again at %d acknowledged messages", victim, acked.Load())
 
 	waitAcked(totalMessages, "the end of the load")
+	// The load can reach its end before Carol's and Dave's next turns.
+	deadline := time.Now().Add(60 * time.Second)
+	for carol.reopened.Load() == 0 || dave.reopened.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("carol and dave did not reopen their apps within 60 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	stopLoad()
 	senders.Wait()
 	loadTook := time.Since(loadBegan)
@@ -244,9 +252,10 @@ type device struct {
 	url  string // the client API it connects to
 	dir  string
 	// reopen asks the sender to close the app and open it again before
-	// its next message.
-	reopen atomic.Bool
-	log    *countingLog
+	// its next message; reopened counts the times it has.
+	reopen   atomic.Bool
+	reopened atomic.Int32
+	log      *countingLog
 
 	mu   sync.Mutex
 	c    *client.Client
@@ -382,7 +391,8 @@ func (l *sendLog) failures() int {
 // acknowledged. A send is one client.Send: whatever it retries (a
 // request cut off by a dying replica), it does as it would in an app.
 func (d *device) sendLoop(t *testing.T, ctx context.Context, rooms []client.RoomID, acked *atomic.Int64, log *sendLog) {
-	for i := 0; ctx.Err() == nil && acked.Load() < totalMessages; i++ {
+	// A reopen asked for near the end is still carried out.
+	for i := 0; ctx.Err() == nil && (acked.Load() < totalMessages || d.reopen.Load()); i++ {
 		if d.reopen.Swap(false) {
 			// The app is closed and opened again, through the balancer.
 			d.stop()
@@ -394,6 +404,7 @@ func (d *device) sendLoop(t *testing.T, ctx context.Context, rooms []client.Room
 				return
 			}
 			d.run(c)
+			d.reopened.Add(1)
 		}
 		room := rooms[i%len(rooms)]
 		text := fmt.Sprintf("%s #%d", d.name, i)
