@@ -48,6 +48,7 @@ type conns struct {
 	rdb *sql.DB // read-only connections
 
 	w       *writer
+	rstmts  readStmts
 	closed  atomic.Bool
 	closeMu sync.Mutex
 	cerr    error
@@ -179,6 +180,7 @@ func (c *conns) Close() error {
 	if c.closed.Swap(true) {
 		return c.cerr
 	}
+	c.rstmts.close()
 	c.cerr = errors.Join(c.w.close(), c.rdb.Close(), c.wdb.Close())
 	return c.cerr
 }
@@ -188,7 +190,7 @@ func (c *conns) Read(ctx context.Context) (sqlstore.Conn, error) {
 	if c.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	return readConn{ctx, c.rdb}, nil
+	return readConn{ctx, c.rdb, &c.rstmts}, nil
 }
 
 // Write hands fn to the writer, which runs it in a savepoint of its
