@@ -199,6 +199,12 @@ func (c *conns) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	return c.w.do(ctx, fn)
 }
 
+// WriteQueued hands fn to the writer without waiting: the writer runs
+// writes in the order they were queued (sqlstore.QueuedWriter).
+func (c *conns) WriteQueued(ctx context.Context, fn func(sqlstore.Conn) error) (func() error, error) {
+	return c.w.queue(ctx, fn)
+}
+
 // mapErr turns SQLite's constraint failures into the store's errors, so
 // callers can use errors.Is without knowing the driver. The original error
 // stays wrapped for the log.
