@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -133,4 +134,56 @@ func TestReadsPrepareEachStatementOnce(t *testing.T) {
 		t.Fatalf("the read pool keeps %d statements, want the bound %d", kept(), maxStmts)
 	}
 	read() // the hot statements are still there
+}
+
+// A message for several devices is queued for each of them in one
+// statement: every device gets one entry, under cursors taken in the
+// order given, and a list naming a device that does not exist queues
+// nothing at all.
+func TestAMessageIsQueuedForEachOfItsDevices(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []int64
+	for i := range 3 {
+		code := []byte(fmt.Sprint("code", i))
+		if err := s.CreateEnrollment(ctx, store.Enrollment{CodeHash: code, UserID: u.ID, Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.RegisterDevice(ctx, code, fmt.Sprint("d", i), []byte(fmt.Sprint("key", i)), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d.ID)
+	}
+	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "to-nobody", Kind: store.KindApplication,
+		Recipients: []int64{devs[0], devs[2] + 100, devs[1]}})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a message for a device that does not exist: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "to-all-3", Kind: store.KindApplication,
+		Recipients: []int64{devs[2], devs[0], devs[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	cursors := map[int64]int64{}
+	for _, d := range devs {
+		ds, err := s.Deliveries(ctx, d, 0, 10)
+		if err != nil || len(ds) != 1 || ds[0].Message.ClientID != "to-all-3" {
+			t.Fatalf("device %d's queue: %+v, %v", d, ds, err)
+		}
+		cursors[d] = ds[0].Cursor
+	}
+	if !(cursors[devs[2]] < cursors[devs[0]] && cursors[devs[0]] < cursors[devs[1]]) {
+		t.Fatalf("cursors %v are not in the order the devices were given", cursors)
+	}
 }
