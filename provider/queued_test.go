@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -17,7 +18,8 @@ import (
 // so many are in flight together. Every post is answered; an original and
 // its retry name the same Seq and only one of them is new; the log holds
 // every message once, with no gap; the other member's queue has them in
-// the log's order; and the next message takes the next Seq.
+// the log's order. Then every message is retried while new ones are sent:
+// the retries get their first answers and the new ones the next Seqs.
 func TestABurstOfSendsIsLoggedOnceInOrderWithoutGaps(t *testing.T) {
 	p := newProvider(t, provider.Config{})
 	alice := p.newRawDevice("alice", "phone")
@@ -123,12 +125,54 @@ func TestABurstOfSendsIsLoggedOnceInOrderWithoutGaps(t *testing.T) {
 		}
 	}
 
+	// Every message is posted again (its device never saw the answer,
+	// say) while new ones are posted: the retries get their first
+	// answers, the new ones the next Seqs, and nobody gets an error.
+	fresh := make([][]byte, n/2)
+	for i := range fresh {
+		m, err := g.Encrypt(fmt.Appendf(nil, "fresh %d", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh[i] = mls.Marshal(m)
+	}
+	freshSeqs := make([]int64, len(fresh))
+	for i := range msgs {
+		wg.Go(func() {
+			var a answer
+			r := alice.submit(room, fmt.Sprintf("burst-%04d", i), msgs[i])
+			if r.status != 200 || json.Unmarshal(r.body, &a) != nil || !a.Duplicate || a.Seq != answers[i][0].Seq {
+				t.Errorf("message %d again: %d %s, want seq %d again", i, r.status, r.body, answers[i][0].Seq)
+			}
+		})
+	}
+	for i := range fresh {
+		wg.Go(func() {
+			var a answer
+			r := alice.submit(room, fmt.Sprintf("fresh-%04d", i), fresh[i])
+			if r.status != 200 || json.Unmarshal(r.body, &a) != nil || a.Duplicate {
+				t.Errorf("fresh message %d: %d %s", i, r.status, r.body)
+			}
+			freshSeqs[i] = a.Seq
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	slices.Sort(freshSeqs)
+	for i, s := range freshSeqs {
+		if s != int64(first+n+i) {
+			t.Fatalf("the fresh messages got seqs %v, want %d..%d", freshSeqs, first+n, first+n+len(fresh)-1)
+		}
+	}
+
 	next, err := g.Encrypt([]byte("after the burst"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var a answer
-	if r := alice.submit(room, "after-burst", mls.Marshal(next)); r.status != 200 || json.Unmarshal(r.body, &a) != nil || a.Seq != first+n {
-		t.Fatalf("the message after the burst: %d %s, want seq %d", r.status, r.body, first+n)
+	if r := alice.submit(room, "after-burst", mls.Marshal(next)); r.status != 200 || json.Unmarshal(r.body, &a) != nil || a.Seq != first+n+int64(len(fresh)) {
+		t.Fatalf("the message after the burst: %d %s, want seq %d", r.status, r.body, first+n+len(fresh))
 	}
 }

@@ -47,6 +47,18 @@ type roomState struct {
 	queued   int64
 	inflight sync.WaitGroup
 	stale    bool
+	// pending are the queued messages by client ID, so that a retry
+	// racing its original waits for the original's answer instead of
+	// reaching the store as a duplicate (which would fail the ones
+	// queued behind it).
+	pending map[string]*pendingMsg
+}
+
+// pendingMsg is a queued message's outcome, set before done is closed.
+type pendingMsg struct {
+	done chan struct{}
+	res  acceptance
+	err  error
 }
 
 // nextSeq is the Seq of the room's next message, after every one queued.

@@ -292,11 +292,13 @@ type submitQueuer interface {
 
 // acceptQueued is accept for a message from a local device, called with
 // the room locked; it unlocks it. An application message, which changes
-// nothing but the log, is checked and queued in the store behind the
-// room's earlier ones under the lock, and its COMMIT is waited for
-// without it: the room's next messages are checked and queued meanwhile,
-// and they all share the store's group commits instead of taking one
-// each. The sender is still answered only once its message is durable.
+// nothing but the log, holds the room's lock only to be read against the
+// room and, once franked and addressed without the lock (a signature and
+// a store read), to take its Seq and be queued in the store behind the
+// room's earlier messages. Its COMMIT is waited for without the lock: the
+// room's next messages are checked and queued meanwhile, and they all
+// share the store's group commits instead of taking one each. The sender
+// is still answered only once its message is durable.
 //
 // A queued submission that fails (a Seq taken by another replica, a
 // duplicate, an error) leaves its Seq unused, so the store refuses every
@@ -311,24 +313,28 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 	}
 	roomID := rs.room.ID
 	for attempt := 1; ; attempt++ {
-		// The room is locked here.
+		// The room is locked here. The message is checked against a view
+		// of the room: its group and members are replaced, never changed
+		// in place, so the view holds while the lock is let go.
 		start := time.Now()
-		sub := s.submissionOf(rs, o)
-		err := s.checkApplication(ctx, rs, o, &sub)
+		view := &roomState{loaded: true, room: rs.room, group: rs.group, members: rs.members}
+		unlock()
+		if attempt == 1 {
+			// A retry of an accepted message gets the first answer,
+			// whatever the room did since, and does not reach the store
+			// as a duplicate, which would fail the ones queued behind it.
+			if first, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
+				return first, err
+			}
+		}
+		sub := s.submissionOf(view, o)
+		err := s.checkApplication(ctx, view, o, &sub)
+		var remote map[string][]identity.URI
 		if err == nil {
-			err = s.addressSub(ctx, rs, o, &sub, nil, rs.members, nil)
+			remote, err = s.consentOf(ctx, view, o, &sub)
 		}
 		var stale *staleRoom
-		if errors.As(err, &stale) && attempt < maxStaleReloads {
-			s.metrics.staleReloads.Inc()
-			if err := s.hub.refresh(ctx, rs); err != nil {
-				unlock()
-				return acceptance{}, err
-			}
-			continue
-		}
-		if err != nil {
-			unlock()
+		if err != nil && !(errors.As(err, &stale) && attempt < maxStaleReloads) {
 			// A retry of an accepted message gets the first answer,
 			// whatever the room did since.
 			if first, ok, ferr := s.firstAnswer(ctx, roomID, o.clientID); ferr != nil || ok {
@@ -339,20 +345,59 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 			}
 			return acceptance{}, err
 		}
+		rs.mu.Lock()
+		if stale != nil || !rs.loaded || rs.stale || rs.group != view.group {
+			// The view was behind, or the room moved on meanwhile: check
+			// the message again against the room as it is.
+			if attempt == maxStaleReloads {
+				rs.mu.Unlock()
+				return acceptance{}, errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+			}
+			s.metrics.staleReloads.Inc()
+			if err := s.settle(ctx, rs); err != nil {
+				rs.mu.Unlock()
+				return acceptance{}, err
+			}
+			continue
+		}
+		if first, ok := rs.pending[o.clientID]; ok {
+			// The same message is in flight already: its answer is ours.
+			rs.mu.Unlock()
+			<-first.done
+			if first.err == nil {
+				dup := first.res
+				dup.duplicate = true
+				return dup, nil
+			}
+			rs.mu.Lock() // it failed: this one tries for itself
+			continue
+		}
+		sub.Seq = rs.nextSeq()
+		sub.Outbound = s.fanoutOf(rs, sub, o, nil, rs.members, remote, nil)
 		wait, err := q.SubmitQueued(context.WithoutCancel(ctx), sub)
 		if err != nil {
 			rs.loaded = false
-			unlock()
+			rs.mu.Unlock()
 			return acceptance{}, err
 		}
 		rs.queued = sub.Seq
 		rs.inflight.Add(1)
+		mine := &pendingMsg{done: make(chan struct{}), err: errors.New("not accepted")}
+		if rs.pending == nil {
+			rs.pending = map[string]*pendingMsg{}
+		}
+		rs.pending[o.clientID] = mine
 		epoch := rs.group.Epoch()
-		unlock()
+		rs.mu.Unlock()
 
 		res, err := wait()
 		rs.inflight.Done() // before locking: hub.load waits for it, locked
 		rs.mu.Lock()
+		delete(rs.pending, o.clientID)
+		if err == nil && !res.Duplicate {
+			mine.res, mine.err = acceptance{seq: res.Seq, epoch: epoch, accepted: sub.Accepted, frank: sub.Frank}, nil
+		}
+		close(mine.done)
 		if err == nil && !res.Duplicate {
 			rs.room.LastSeq = max(rs.room.LastSeq, res.Seq)
 			rs.mu.Unlock()
@@ -369,7 +414,7 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 			// Another replica wrote to the room, or one queued before
 			// failed: check the message again against the room as it is.
 			s.metrics.staleReloads.Inc()
-			if err := s.hub.refresh(ctx, rs); err != nil {
+			if err := s.settle(ctx, rs); err != nil {
 				rs.mu.Unlock()
 				return acceptance{}, err
 			}
@@ -382,9 +427,8 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 			rs.mu.Unlock()
 			return acceptance{}, err
 		}
-		// A duplicate, accepted by an earlier attempt this process did
-		// not see finish: the cached state may be behind.
-		rs.loaded = false
+		// A duplicate, accepted by an earlier attempt: rs.stale has the
+		// room's end read again (and the rest, if it moved on).
 		rs.mu.Unlock()
 		dup := acceptance{seq: res.Seq, epoch: epoch, duplicate: true}
 		if m, err := s.store.MessageByClientID(ctx, roomID, o.clientID); err == nil {
@@ -392,6 +436,16 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 		}
 		return dup, nil
 	}
+}
+
+// settle reads the locked room again, as much as it needs: all of it if
+// it is not loaded, else its log's end and, if another replica committed,
+// the rest.
+func (s *Server) settle(ctx context.Context, rs *roomState) error {
+	if !rs.loaded {
+		return s.hub.load(ctx, rs.room.ID, rs)
+	}
+	return s.hub.refresh(ctx, rs)
 }
 
 // firstAnswer is the answer an accepted message got, if the room holds one
@@ -450,6 +504,17 @@ func (s *Server) checkApplication(ctx context.Context, rs *roomState, o offer, s
 // addressSub fills in who gets a message: the room's local devices that
 // consent to it, and the fanout to the other providers.
 func (s *Server) addressSub(ctx context.Context, rs *roomState, o offer, sub *store.Submission, next *mls.PublicGroup, nextMembers map[mls.LeafIndex]member, welcome *welcomeRoute) error {
+	remote, err := s.consentOf(ctx, rs, o, sub)
+	if err != nil {
+		return err
+	}
+	sub.Outbound = s.fanoutOf(rs, *sub, o, next, nextMembers, remote, welcome)
+	return nil
+}
+
+// consentOf sets sub.Recipients to the room's local devices that get the
+// message, and returns the other providers' devices by provider.
+func (s *Server) consentOf(ctx context.Context, rs *roomState, o offer, sub *store.Submission) (map[string][]identity.URI, error) {
 	// Everyone in the group before the message hears of it, so a removed
 	// member learns it was removed; the sender's own device does not.
 	var remote map[string][]identity.URI
@@ -458,13 +523,12 @@ func (s *Server) addressSub(ctx context.Context, rs *roomState, o offer, sub *st
 	// application message, get nothing of it.
 	rc, err := s.recipientsOf(ctx, sub.Recipients, rs.members)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sub.Recipients, err = s.consentRecipients(ctx, rs.room.ID, sub.Kind, o.sender.uri, rc); err != nil {
-		return err
+		return nil, err
 	}
-	sub.Outbound = s.fanoutOf(rs, *sub, o, next, nextMembers, remote, welcome)
-	return nil
+	return remote, nil
 }
 
 // recipients splits the room's devices, except the sender, into this
