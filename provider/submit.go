@@ -369,7 +369,11 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 				dup.duplicate = true
 				return dup, nil
 			}
-			rs.mu.Lock() // it failed: this one tries for itself
+			// It was not accepted (or was, earlier: a duplicate).
+			if ans, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
+				return ans, err
+			}
+			rs.mu.Lock() // this one tries for itself
 			continue
 		}
 		sub.Seq = rs.nextSeq()
