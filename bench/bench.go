@@ -19,6 +19,10 @@ type Options struct {
 	// line with a bar instead of printing a line every few seconds.
 	Progress io.Writer
 	Terminal bool
+	// Measured, if set, is called as each run's measured phase (the load
+	// and the drain) begins, and the function it returns as it ends: the
+	// command's profiles cover that phase and not the setup.
+	Measured func() (end func())
 }
 
 // joinTimeout bounds how long the devices may take to join their rooms
@@ -43,15 +47,20 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 		base = tmp
 	}
 	p := &progress{w: opts.Progress, terminal: opts.Terminal}
+	if opts.Measured == nil {
+		opts.Measured = func() func() { return func() {} }
+	}
 	if s.Workload == WorkloadIdle {
+		end := opts.Measured()
 		r, err := runIdle(ctx, &s, filepath.Join(base, "idle"), p)
+		end()
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
 		}
 		return rep, err
 	}
 	for _, payload := range s.Payloads {
-		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p)
+		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p, opts.Measured)
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
 		}
@@ -63,7 +72,7 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 }
 
 // runMessages runs a pairs or group workload with one payload mode.
-func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress) (*Result, error) {
+func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress, measured func() func()) (*Result, error) {
 	name := s.Workload + " " + payload
 	setupStart := time.Now()
 	p.line("%s: starting providers and setting up devices", name)
@@ -105,6 +114,7 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		senders[i].quota = q
 	}
 
+	endMeasured := measured()
 	smp := newSampler(e)
 	smp.start()
 	// The tracker's clock starts now: every intended send time counts
@@ -126,6 +136,7 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 	loadSecs := tr.since().Seconds()
 	drain(lctx, tr, s.Drain)
 	run.Server = smp.finish()
+	endMeasured()
 	stopProgress()
 	stop()
 

@@ -42,7 +42,7 @@ const domain = "green.test"
 // testProvider is one provider's data directory and, while it runs, its
 // store, server and listener.
 type testProvider struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	ca   *identity.CA
 	cfg  provider.Config
@@ -80,14 +80,14 @@ func (b *logBuffer) Bytes() []byte {
 
 // newProvider starts a provider on a fresh data directory. Its log, at
 // debug level, goes to p.logs.
-func newProvider(t *testing.T, cfg provider.Config) *testProvider {
+func newProvider(t testing.TB, cfg provider.Config) *testProvider {
 	t.Helper()
 	return newProviderWith(t, cfg, nil)
 }
 
 // newProviderWith is newProvider with the store wrapped by wrap at every
 // start.
-func newProviderWith(t *testing.T, cfg provider.Config, wrap func(store.Store) store.Store) *testProvider {
+func newProviderWith(t testing.TB, cfg provider.Config, wrap func(store.Store) store.Store) *testProvider {
 	t.Helper()
 	cfg.Domain = domain
 	ca, err := identity.NewCA(domain)
@@ -485,7 +485,7 @@ func (d *rawDevice) view(rooms ...string) string {
 // sdkDevice is a device run by the Go SDK, with everything it received.
 type sdkDevice struct {
 	*client.Client
-	t   *testing.T
+	t   testing.TB
 	mu  sync.Mutex
 	evs []client.Event
 }

@@ -37,7 +37,32 @@ type roomState struct {
 	room    store.Room
 	group   *mls.PublicGroup
 	members map[mls.LeafIndex]member // who holds each leaf
+
+	// Application messages are queued in the store behind one another
+	// without the lock held across their COMMIT (acceptQueued). queued is
+	// the last Seq handed to the store, inflight counts the submissions
+	// not yet answered, and stale says one of them failed, so the Seqs
+	// handed out after it fail too and room.LastSeq must be read again.
+	// room.LastSeq itself is only ever a Seq known to be committed.
+	queued   int64
+	inflight sync.WaitGroup
+	stale    bool
+	// pending are the queued messages by client ID, so that a retry
+	// racing its original waits for the original's answer instead of
+	// reaching the store as a duplicate (which would fail the ones
+	// queued behind it).
+	pending map[string]*pendingMsg
 }
+
+// pendingMsg is a queued message's outcome, set before done is closed.
+type pendingMsg struct {
+	done chan struct{}
+	res  acceptance
+	err  error
+}
+
+// nextSeq is the Seq of the room's next message, after every one queued.
+func (rs *roomState) nextSeq() int64 { return max(rs.room.LastSeq, rs.queued) + 1 }
 
 // errRoomNotFound marks a room that does not exist, as opposed to one that
 // failed to load.
@@ -55,6 +80,12 @@ func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error
 	}
 	h.mu.Unlock()
 	rs.mu.Lock()
+	if rs.loaded && rs.stale {
+		if err := h.refresh(ctx, rs); err != nil {
+			rs.mu.Unlock()
+			return nil, nil, err
+		}
+	}
 	if !rs.loaded {
 		if err := h.load(ctx, id, rs); err != nil {
 			rs.mu.Unlock()
@@ -74,6 +105,9 @@ func (h *hub) acquire(ctx context.Context, id string) (*roomState, func(), error
 }
 
 func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
+	// What is still queued lands first, or the room read would miss it.
+	rs.inflight.Wait()
+	rs.queued, rs.stale = 0, false
 	room, err := h.s.store.Room(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return &Error{Code: "not_found", Status: http.StatusNotFound, Message: fmt.Sprintf("no room %q", id), cause: errRoomNotFound}
@@ -104,12 +138,13 @@ func (h *hub) load(ctx context.Context, id string, rs *roomState) error {
 // is all there is to take. Otherwise the whole room is loaded again.
 func (h *hub) refresh(ctx context.Context, rs *roomState) error {
 	if rs.loaded && rs.group != nil {
+		rs.inflight.Wait()
 		room, err := h.s.store.Room(ctx, rs.room.ID)
 		if err != nil {
 			return err
 		}
 		if room.Version == rs.room.Version {
-			rs.room.LastSeq = room.LastSeq
+			rs.room.LastSeq, rs.queued, rs.stale = room.LastSeq, 0, false
 			return nil
 		}
 	}

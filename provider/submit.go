@@ -77,12 +77,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.forward(w, r, room, c, req, msg)
 	}
-	defer unlock()
 	if err := s.limit(w, limitKey{s.limits.user, userKey(c)}, limitKey{s.limits.room, rs.room.ID}); err != nil {
+		unlock()
 		return err
 	}
 	sender := member{uri: identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name), device: c.device, user: c.user}
-	res, err := s.accept(r.Context(), rs, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
+	res, err := s.acceptQueued(r.Context(), rs, unlock, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
 	if err != nil {
 		return err
 	}
@@ -157,48 +157,19 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 	start := time.Now()
 	// A retry of an accepted message gets the first answer, whatever the
 	// room did since.
-	if m, err := s.store.MessageByClientID(ctx, rs.room.ID, o.clientID); err == nil {
-		epoch := m.Epoch
-		if m.Kind == store.KindCommit {
-			epoch++ // the first answer named the epoch the commit began
-		}
-		return acceptance{seq: m.Seq, epoch: epoch, duplicate: true, accepted: m.Accepted, frank: m.Frank}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return acceptance{}, err
+	if first, ok, err := s.firstAnswer(ctx, rs.room.ID, o.clientID); err != nil || ok {
+		return first, err
 	}
 
-	sub := store.Submission{
-		RoomID: rs.room.ID, ClientID: o.clientID, SenderDevice: o.sender.device.ID, Sender: o.sender.uri.String(),
-		Payload: o.raw, Seq: rs.room.LastSeq + 1,
-		// One reading of the clock: the frank signs it, the fanout and
-		// every delivery carry it, all as the same number.
-		Accepted: s.now().UnixMilli(),
-	}
+	sub := s.submissionOf(rs, o)
 	var next *mls.PublicGroup
 	nextMembers := rs.members
 	var welcome *welcomeRoute
 	switch o.msg.WireFormat {
 	case mls.WireFormatPrivateMessage:
-		pm := o.msg.Private
-		if !bytes.Equal(pm.GroupID, rs.group.GroupID()) {
-			return acceptance{}, errInvalidMessage(fmt.Errorf("the message is for another group"))
-		}
-		if pm.ContentType != mls.ContentApplication {
-			return acceptance{}, errForbidden("handshake messages must be PublicMessages so the hub can check them")
-		}
-		if pm.Epoch != rs.group.Epoch() {
-			err := fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch())
-			if pm.Epoch > rs.group.Epoch() {
-				return acceptance{}, &staleRoom{err}
-			}
-			return acceptance{}, errWrongEpoch(err)
-		}
-		sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
-		frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted))
-		if err != nil {
+		if err := s.checkApplication(ctx, rs, o, &sub); err != nil {
 			return acceptance{}, err
 		}
-		sub.Frank = frank
 	case mls.WireFormatPublicMessage:
 		u, err := rs.group.Check(o.msg)
 		if errors.Is(err, mls.ErrWrongEpoch) {
@@ -258,24 +229,24 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 	default:
 		return acceptance{}, errBadRequest("a room accepts PublicMessages and PrivateMessages, not wire format %d", o.msg.WireFormat)
 	}
-	// Everyone in the group before the message hears of it, so a removed
-	// member learns it was removed; the sender's own device does not.
-	var remote map[string][]identity.URI
-	sub.Recipients, remote = recipients(rs.members, o.sender.uri)
-	// Consent: users who declined the room, or blocked the sender of an
-	// application message, get nothing of it.
-	rc, err := s.recipientsOf(ctx, sub.Recipients, rs.members)
-	if err != nil {
+	if err := s.addressSub(ctx, rs, o, &sub, next, nextMembers, welcome); err != nil {
 		return acceptance{}, err
 	}
-	if sub.Recipients, err = s.consentRecipients(ctx, rs.room.ID, sub.Kind, o.sender.uri, rc); err != nil {
-		return acceptance{}, err
-	}
-	sub.Outbound = s.fanoutOf(rs, sub, o, next, nextMembers, remote, welcome)
 
 	// The store is asked to finish even if the caller goes away: a write
 	// can land after a cancelled request, and the hub must know the truth.
-	res, err := s.store.Submit(context.WithoutCancel(ctx), sub)
+	// Where the store queues writes in order, the submission goes behind
+	// those acceptQueued left in flight, and its Seq must follow theirs.
+	var res store.SubmitResult
+	var err error
+	if q, ok := s.store.(submitQueuer); ok && q.QueuesSubmissions() {
+		var wait func() (store.SubmitResult, error)
+		if wait, err = q.SubmitQueued(context.WithoutCancel(ctx), sub); err == nil {
+			res, err = wait()
+		}
+	} else {
+		res, err = s.store.Submit(context.WithoutCancel(ctx), sub)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// accept reads the room again before another try.
@@ -294,7 +265,7 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 		}
 		return dup, nil
 	}
-	rs.room.LastSeq = res.Seq
+	rs.room.LastSeq = max(rs.room.LastSeq, res.Seq)
 	if next != nil {
 		rs.group, rs.room.Version, rs.room.Epoch = next, rs.room.Version+1, next.Epoch()
 		rs.members = nextMembers
@@ -309,6 +280,259 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 	s.wakeOutbox(sub.Outbound)
 	s.metrics.commitWait.Observe(time.Since(start).Seconds())
 	return acceptance{seq: res.Seq, epoch: rs.group.Epoch(), accepted: sub.Accepted, frank: sub.Frank}, nil
+}
+
+// submitQueuer is a store that can queue a submission behind the ones
+// before it without waiting for its COMMIT (store/sqlstore on SQLite); on
+// other databases SubmitQueued is errors.ErrUnsupported.
+type submitQueuer interface {
+	QueuesSubmissions() bool
+	SubmitQueued(ctx context.Context, sub store.Submission) (func() (store.SubmitResult, error), error)
+}
+
+// acceptQueued is accept for a message from a local device, called with
+// the room locked; it unlocks it. An application message, which changes
+// nothing but the log, holds the room's lock only to be read against the
+// room and, once franked and addressed without the lock (a signature and
+// a store read), to take its Seq and be queued in the store behind the
+// room's earlier messages. Its COMMIT is waited for without the lock: the
+// room's next messages are checked and queued meanwhile, and they all
+// share the store's group commits instead of taking one each. The sender
+// is still answered only once its message is durable.
+//
+// A queued submission that fails (a Seq taken by another replica, a
+// duplicate, an error) leaves its Seq unused, so the store refuses every
+// one queued after it (SubmitQueued wants each Seq to follow the last):
+// the log never has a gap, and those are checked again against the room
+// read afresh once everything in flight has landed.
+func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(), o offer) (acceptance, error) {
+	q, ok := s.store.(submitQueuer)
+	if !ok || !q.QueuesSubmissions() || o.msg.WireFormat != mls.WireFormatPrivateMessage {
+		defer unlock()
+		return s.accept(ctx, rs, o)
+	}
+	roomID := rs.room.ID
+	for attempt := 1; ; attempt++ {
+		// The room is locked here. The message is checked against a view
+		// of the room: its group and members are replaced, never changed
+		// in place, so the view holds while the lock is let go.
+		start := time.Now()
+		view := &roomState{loaded: true, room: rs.room, group: rs.group, members: rs.members}
+		unlock()
+		if attempt == 1 {
+			// A retry of an accepted message gets the first answer,
+			// whatever the room did since, and does not reach the store
+			// as a duplicate, which would fail the ones queued behind it.
+			if first, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
+				return first, err
+			}
+		}
+		sub := s.submissionOf(view, o)
+		err := s.checkApplication(ctx, view, o, &sub)
+		var remote map[string][]identity.URI
+		if err == nil {
+			remote, err = s.consentOf(ctx, view, o, &sub)
+		}
+		var stale *staleRoom
+		if err != nil && !(errors.As(err, &stale) && attempt < maxStaleReloads) {
+			// A retry of an accepted message gets the first answer,
+			// whatever the room did since.
+			if first, ok, ferr := s.firstAnswer(ctx, roomID, o.clientID); ferr != nil || ok {
+				return first, ferr
+			}
+			if stale != nil {
+				return acceptance{}, errWrongEpoch(stale.err)
+			}
+			return acceptance{}, err
+		}
+		rs.mu.Lock()
+		if stale != nil || !rs.loaded || rs.stale || rs.group != view.group {
+			// The view was behind, or the room moved on meanwhile: check
+			// the message again against the room as it is.
+			if attempt == maxStaleReloads {
+				rs.mu.Unlock()
+				return acceptance{}, errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+			}
+			s.metrics.staleReloads.Inc()
+			if err := s.settle(ctx, rs); err != nil {
+				rs.mu.Unlock()
+				return acceptance{}, err
+			}
+			continue
+		}
+		if first, ok := rs.pending[o.clientID]; ok {
+			// The same message is in flight already: its answer is ours.
+			rs.mu.Unlock()
+			<-first.done
+			if first.err == nil {
+				dup := first.res
+				dup.duplicate = true
+				return dup, nil
+			}
+			// It was not accepted (or was, earlier: a duplicate).
+			if ans, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
+				return ans, err
+			}
+			rs.mu.Lock() // this one tries for itself
+			continue
+		}
+		sub.Seq = rs.nextSeq()
+		sub.Outbound = s.fanoutOf(rs, sub, o, nil, rs.members, remote, nil)
+		wait, err := q.SubmitQueued(context.WithoutCancel(ctx), sub)
+		if err != nil {
+			rs.loaded = false
+			rs.mu.Unlock()
+			return acceptance{}, err
+		}
+		rs.queued = sub.Seq
+		rs.inflight.Add(1)
+		mine := &pendingMsg{done: make(chan struct{}), err: errors.New("not accepted")}
+		if rs.pending == nil {
+			rs.pending = map[string]*pendingMsg{}
+		}
+		rs.pending[o.clientID] = mine
+		epoch := rs.group.Epoch()
+		rs.mu.Unlock()
+
+		res, err := wait()
+		rs.inflight.Done() // before locking: hub.load waits for it, locked
+		rs.mu.Lock()
+		delete(rs.pending, o.clientID)
+		if err == nil && !res.Duplicate {
+			mine.res, mine.err = acceptance{seq: res.Seq, epoch: epoch, accepted: sub.Accepted, frank: sub.Frank}, nil
+		}
+		close(mine.done)
+		if err == nil && !res.Duplicate {
+			rs.room.LastSeq = max(rs.room.LastSeq, res.Seq)
+			rs.mu.Unlock()
+			s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
+			s.bus.WakeDevices(sub.Recipients)
+			s.wakeOutbox(sub.Outbound)
+			s.metrics.commitWait.Observe(time.Since(start).Seconds())
+			return acceptance{seq: res.Seq, epoch: epoch, accepted: sub.Accepted, frank: sub.Frank}, nil
+		}
+		// The Seq handed out is unused: the ones queued after it fail.
+		rs.stale = true
+		switch {
+		case errors.Is(err, store.ErrConflict) && attempt < maxStaleReloads:
+			// Another replica wrote to the room, or one queued before
+			// failed: check the message again against the room as it is.
+			s.metrics.staleReloads.Inc()
+			if err := s.settle(ctx, rs); err != nil {
+				rs.mu.Unlock()
+				return acceptance{}, err
+			}
+			continue
+		case errors.Is(err, store.ErrConflict):
+			rs.mu.Unlock()
+			return acceptance{}, errWrongEpoch(fmt.Errorf("the room moved on; fetch its new messages and try again"))
+		case err != nil:
+			rs.loaded = false // whatever happened, read the room again next time
+			rs.mu.Unlock()
+			return acceptance{}, err
+		}
+		// A duplicate, accepted by an earlier attempt: rs.stale has the
+		// room's end read again (and the rest, if it moved on).
+		rs.mu.Unlock()
+		dup := acceptance{seq: res.Seq, epoch: epoch, duplicate: true}
+		if m, err := s.store.MessageByClientID(ctx, roomID, o.clientID); err == nil {
+			dup.accepted, dup.frank = m.Accepted, m.Frank
+		}
+		return dup, nil
+	}
+}
+
+// settle reads the locked room again, as much as it needs: all of it if
+// it is not loaded, else its log's end and, if another replica committed,
+// the rest.
+func (s *Server) settle(ctx context.Context, rs *roomState) error {
+	if !rs.loaded {
+		return s.hub.load(ctx, rs.room.ID, rs)
+	}
+	return s.hub.refresh(ctx, rs)
+}
+
+// firstAnswer is the answer an accepted message got, if the room holds one
+// with this client ID (ok), for its retry.
+func (s *Server) firstAnswer(ctx context.Context, roomID, clientID string) (acceptance, bool, error) {
+	m, err := s.store.MessageByClientID(ctx, roomID, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return acceptance{}, false, nil
+	} else if err != nil {
+		return acceptance{}, false, err
+	}
+	epoch := m.Epoch
+	if m.Kind == store.KindCommit {
+		epoch++ // the first answer named the epoch the commit began
+	}
+	return acceptance{seq: m.Seq, epoch: epoch, duplicate: true, accepted: m.Accepted, frank: m.Frank}, true, nil
+}
+
+// submissionOf starts the submission of an offer, with the room's next Seq.
+func (s *Server) submissionOf(rs *roomState, o offer) store.Submission {
+	return store.Submission{
+		RoomID: rs.room.ID, ClientID: o.clientID, SenderDevice: o.sender.device.ID, Sender: o.sender.uri.String(),
+		Payload: o.raw, Seq: rs.nextSeq(),
+		// One reading of the clock: the frank signs it, the fanout and
+		// every delivery carry it, all as the same number.
+		Accepted: s.now().UnixMilli(),
+	}
+}
+
+// checkApplication checks an application PrivateMessage against the room
+// and franks it, filling in sub.
+func (s *Server) checkApplication(ctx context.Context, rs *roomState, o offer, sub *store.Submission) error {
+	pm := o.msg.Private
+	if !bytes.Equal(pm.GroupID, rs.group.GroupID()) {
+		return errInvalidMessage(fmt.Errorf("the message is for another group"))
+	}
+	if pm.ContentType != mls.ContentApplication {
+		return errForbidden("handshake messages must be PublicMessages so the hub can check them")
+	}
+	if pm.Epoch != rs.group.Epoch() {
+		err := fmt.Errorf("application message for epoch %d, the room is in epoch %d", pm.Epoch, rs.group.Epoch())
+		if pm.Epoch > rs.group.Epoch() {
+			return &staleRoom{err}
+		}
+		return errWrongEpoch(err)
+	}
+	sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
+	frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted))
+	if err != nil {
+		return err
+	}
+	sub.Frank = frank
+	return nil
+}
+
+// addressSub fills in who gets a message: the room's local devices that
+// consent to it, and the fanout to the other providers.
+func (s *Server) addressSub(ctx context.Context, rs *roomState, o offer, sub *store.Submission, next *mls.PublicGroup, nextMembers map[mls.LeafIndex]member, welcome *welcomeRoute) error {
+	remote, err := s.consentOf(ctx, rs, o, sub)
+	if err != nil {
+		return err
+	}
+	sub.Outbound = s.fanoutOf(rs, *sub, o, next, nextMembers, remote, welcome)
+	return nil
+}
+
+// consentOf sets sub.Recipients to the room's local devices that get the
+// message, and returns the other providers' devices by provider.
+func (s *Server) consentOf(ctx context.Context, rs *roomState, o offer, sub *store.Submission) (map[string][]identity.URI, error) {
+	// Everyone in the group before the message hears of it, so a removed
+	// member learns it was removed; the sender's own device does not.
+	var remote map[string][]identity.URI
+	sub.Recipients, remote = recipients(rs.members, o.sender.uri)
+	// Consent: users who declined the room, or blocked the sender of an
+	// application message, get nothing of it.
+	rc, err := s.recipientsOf(ctx, sub.Recipients, rs.members)
+	if err != nil {
+		return nil, err
+	}
+	if sub.Recipients, err = s.consentRecipients(ctx, rs.room.ID, sub.Kind, o.sender.uri, rc); err != nil {
+		return nil, err
+	}
+	return remote, nil
 }
 
 // recipients splits the room's devices, except the sender, into this

@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/bench"
 )
@@ -83,6 +86,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json", "", "write every figure and the settings to this JSON file")
 	charts := fs.String("charts", "", "write PNG charts (latency.png, throughput.png) into this directory")
 	check := fs.String("check", "", "check a JSON report written by --json, and run nothing")
+	var prof profiles
+	fs.StringVar(&prof.cpu, "cpuprofile", "", "in-process runs: write a CPU profile of the measured phase (load and drain, not setup) to this file (go tool pprof)")
+	fs.StringVar(&prof.mem, "memprofile", "", "in-process runs: write an allocation profile (heap and allocations since the start, setup included) to this file")
+	fs.StringVar(&prof.mutex, "mutexprofile", "", "in-process runs: write a mutex contention profile of the measured phase to this file")
+	fs.StringVar(&prof.block, "blockprofile", "", "in-process runs: write a blocking profile of the measured phase to this file (costs some speed)")
 	// The workload comes first; flags may follow it.
 	var workload string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -125,15 +133,39 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	if prof.any() && len(s.Targets) > 0 {
+		fmt.Fprintln(stderr, "switchboard bench: the profiles are of this process; with --target, profile the providers themselves")
+		return 2
+	}
+	if prof.any() && s.Workload != bench.WorkloadIdle && len(s.Payloads) != 1 {
+		fmt.Fprintln(stderr, "switchboard bench: profiles cover one run: choose --payload relay or e2ee")
+		return 2
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := bench.Options{Progress: stderr}
+	var profErr error
+	if prof.any() {
+		opts.Measured = func() func() {
+			stopProf, err := prof.start()
+			if err != nil {
+				profErr = err
+				return func() {}
+			}
+			return func() { profErr = stopProf() }
+		}
+	}
 	if f, ok := stderr.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			opts.Terminal = true
 		}
 	}
 	rep, err := bench.Run(ctx, s, opts)
+	if profErr != nil {
+		fmt.Fprintln(stderr, "switchboard bench: profile:", profErr)
+		return 1
+	}
 	if rep != nil && len(rep.Runs) > 0 {
 		rep.WriteTable(stdout)
 		if *jsonOut != "" {
@@ -224,4 +256,65 @@ func benchTargets(urls, dirs, stores, pids string) ([]bench.Target, error) {
 		}
 	}
 	return out, nil
+}
+
+// profiles are the runtime profiles a bench run writes (empty: not
+// written), for finding where an in-process run spends its time.
+type profiles struct{ cpu, mem, mutex, block string }
+
+func (p profiles) any() bool { return p.cpu != "" || p.mem != "" || p.mutex != "" || p.block != "" }
+
+// start turns on what the profiles need; the function it returns writes
+// them and turns it off again.
+func (p profiles) start() (func() error, error) {
+	var cpu *os.File
+	if p.cpu != "" {
+		f, err := os.Create(p.cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cpu = f
+	}
+	if p.mutex != "" {
+		runtime.SetMutexProfileFraction(5)
+	}
+	if p.block != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond)) // a sample per 10 µs blocked
+	}
+	return func() error {
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cpu.Close())
+		}
+		if p.mem != "" {
+			runtime.GC() // the heap profile is as of the last GC
+			errs = append(errs, writeProfile("allocs", p.mem))
+		}
+		if p.mutex != "" {
+			errs = append(errs, writeProfile("mutex", p.mutex))
+			runtime.SetMutexProfileFraction(0)
+		}
+		if p.block != "" {
+			errs = append(errs, writeProfile("block", p.block))
+			runtime.SetBlockProfileRate(0)
+		}
+		return errors.Join(errs...)
+	}, nil
+}
+
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("%s profile: %w", name, err)
+	}
+	return f.Close()
 }

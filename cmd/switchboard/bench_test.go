@@ -43,6 +43,28 @@ func TestBenchCommandWritesAReportThatChecks(t *testing.T) {
 	}
 }
 
+// An operator profiles a short run to see where its time goes: each
+// profile is written, gzipped as pprof writes them.
+func TestBenchCommandWritesProfiles(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	files := map[string]string{}
+	args := []string{"bench", "pairs", "--pairs", "2", "--rate", "20", "--duration", "1s", "--drain", "30s", "--payload", "relay"}
+	for _, kind := range []string{"cpu", "mem", "mutex", "block"} {
+		files[kind] = filepath.Join(dir, kind+".pprof")
+		args = append(args, "--"+kind+"profile", files[kind])
+	}
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for kind, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+			t.Errorf("the %s profile: %d bytes, %v", kind, len(data), err)
+		}
+	}
+}
+
 func TestBenchCommandRefusesBadInput(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.json")
 	os.WriteFile(broken, []byte(`{"version": 1, "runs": [`), 0o644)
@@ -59,6 +81,8 @@ func TestBenchCommandRefusesBadInput(t *testing.T) {
 		{[]string{"bench", "pairs", "--pid", "12"}, 2, "go with --target"},
 		{[]string{"bench", "pairs", "--payload", "plain"}, 2, "unknown payload"},
 		{[]string{"bench", "pairs", "--duration", "2h"}, 2, "duration"},
+		{[]string{"bench", "pairs", "--cpuprofile", filepath.Join(t.TempDir(), "cpu")}, 2, "profiles cover one run"},
+		{[]string{"bench", "pairs", "--payload", "relay", "--memprofile", "m", "--target", "http://127.0.0.1:8080", "--data", "d"}, 2, "profile the providers themselves"},
 		{[]string{"bench", "--check", broken}, 1, "not a report"},
 		{[]string{"bench", "--check", filepath.Join(t.TempDir(), "none.json")}, 1, "no such file"},
 	} {

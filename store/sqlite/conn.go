@@ -3,14 +3,17 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync"
 
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
 
-// readConn runs store/sqlstore's reads on the read pool.
+// readConn runs store/sqlstore's reads on the read pool, each statement
+// prepared once (see readStmts).
 type readConn struct {
 	ctx context.Context
 	db  *sql.DB
+	st  *readStmts
 }
 
 func (c readConn) Exec(q string, args ...any) (int64, error) {
@@ -18,11 +21,75 @@ func (c readConn) Exec(q string, args ...any) (int64, error) {
 }
 
 func (c readConn) Query(q string, args ...any) (sqlstore.Rows, error) {
-	return wrapRows(c.db.QueryContext(c.ctx, q, args...))
+	st, err := c.st.get(c.ctx, c.db, q)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if st == nil {
+		return wrapRows(c.db.QueryContext(c.ctx, q, args...))
+	}
+	return wrapRows(st.QueryContext(c.ctx, args...))
 }
 
 func (c readConn) QueryRow(q string, args ...any) sqlstore.Row {
-	return row{c.db.QueryRowContext(c.ctx, q, args...)}
+	st, err := c.st.get(c.ctx, c.db, q)
+	if err != nil {
+		return errRow{mapErr(err)}
+	}
+	if st == nil {
+		return row{c.db.QueryRowContext(c.ctx, q, args...)}
+	}
+	return row{st.QueryRowContext(c.ctx, args...)}
+}
+
+// readStmts are the read pool's prepared statements, kept by their text.
+// Parsing a statement cost more CPU than running it (a profile of the
+// bench put SQLite's parser at a tenth of the process), and the reads
+// are store/sqlstore's constants, a few dozen; past maxStmts (a statement
+// built per call) they run unprepared. A *sql.Stmt of the pool prepares
+// itself on each connection the first time it runs there.
+type readStmts struct {
+	mu     sync.RWMutex
+	stmts  map[string]*sql.Stmt
+	closed bool
+}
+
+// get returns q prepared on the pool; nil (and no error) once maxStmts
+// are kept or the cache is closed, for q to run unprepared.
+func (r *readStmts) get(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
+	r.mu.RLock()
+	st, ok := r.stmts[q]
+	full := r.closed || len(r.stmts) >= maxStmts
+	r.mu.RUnlock()
+	if ok || full {
+		return st, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.stmts[q]; ok || r.closed || len(r.stmts) >= maxStmts {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if r.stmts == nil {
+		r.stmts = map[string]*sql.Stmt{}
+	}
+	r.stmts[q] = st
+	return st, nil
+}
+
+// close closes the statements; reads that still come run unprepared
+// (and find the pool closed).
+func (r *readStmts) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for _, st := range r.stmts {
+		st.Close()
+	}
+	r.stmts = nil
 }
 
 // writeConn runs an op's statements on the writer's connection, each

@@ -98,28 +98,42 @@ func (w *writer) stmt(q string) (*sql.Stmt, error) {
 // first, do returns ctx's error; the change may still be committed, which
 // is why every retried write in the store is idempotent or unique-keyed.
 func (w *writer) do(ctx context.Context, fn func(sqlstore.Conn) error) error {
-	if err := ctx.Err(); err != nil {
+	wait, err := w.queue(ctx, fn)
+	if err != nil {
 		return err
+	}
+	return wait()
+}
+
+// queue hands fn to the writer and returns at once; wait blocks until
+// fn's group is committed (or ctx ends) and gives fn's outcome. The writer
+// runs ops in the order they were queued, so a caller that queues several
+// in turn knows they run, and commit, in that order.
+func (w *writer) queue(ctx context.Context, fn func(sqlstore.Conn) error) (wait func() error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return store.ErrClosed
+		return nil, store.ErrClosed
 	}
 	select {
 	case w.ops <- o:
 	case <-ctx.Done():
 		w.mu.RUnlock()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	w.mu.RUnlock()
-	select {
-	case err := <-o.err:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return func() error {
+		select {
+		case err := <-o.err:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, nil
 }
 
 // close refuses new ops, waits for the writer to finish the ones it was

@@ -125,22 +125,35 @@ func numberPlaceholders(q string) string {
 // in order, a cursor never becomes visible before a smaller one; the
 // savepoint gives the cursors back if anything after fails. (Cursors
 // cannot be max(cursor)+1: after an Ack empties a queue, that would hand
-// out a cursor the device has already acknowledged.)
+// out a cursor the device has already acknowledged.) The entries go in
+// with one statement, the devices passed as a JSON array, whatever their
+// number: a statement per device cost the single writer about 20 µs each,
+// which a room of 50 pays on every message.
 func sqliteEnqueue(t tx, msgID int64, devices []int64) error {
 	var top int64
 	if err := t.queryRow(`UPDATE counters SET value = value + ? WHERE name = 'cursor' RETURNING value`,
 		len(devices)).Scan(&top); err != nil {
 		return err
 	}
-	cursor := top - int64(len(devices))
-	for _, dev := range devices {
-		cursor++
-		if _, err := t.exec(`INSERT INTO device_queue (device_id, cursor, message_id) VALUES (?, ?, ?)`,
-			dev, cursor, msgID); err != nil {
-			return err
-		}
+	if len(devices) == 1 {
+		_, err := t.exec(`INSERT INTO device_queue (device_id, cursor, message_id) VALUES (?, ?, ?)`,
+			devices[0], top, msgID)
+		return err
 	}
-	return nil
+	list := make([]byte, 0, 8*len(devices)+2)
+	list = append(list, '[')
+	for i, dev := range devices {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, dev, 10)
+	}
+	list = append(list, ']')
+	// json_each numbers the array's elements from 0 (key), in order.
+	_, err := t.exec(`INSERT INTO device_queue (device_id, cursor, message_id)
+		SELECT j.value, ? + j.key, ? FROM json_each(?) AS j`,
+		top-int64(len(devices))+1, msgID, string(list))
+	return err
 }
 
 // postgresEnqueue counts cursors per device, in counters rows named

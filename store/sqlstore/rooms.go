@@ -153,10 +153,55 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 	if err := checkOutbound(sub.Outbound); err != nil {
 		return store.SubmitResult{}, s.fail("submit", err)
 	}
-	recipients := dedupe(sub.Recipients)
 	var res store.SubmitResult
-	err := s.write(ctx, func(t tx) error {
-		res = store.SubmitResult{}
+	if err := s.write(ctx, s.submitFn(sub, false, &res)); err != nil {
+		return store.SubmitResult{}, s.fail("submit", err)
+	}
+	return res, nil
+}
+
+// SubmitQueued is Submit without waiting for the COMMIT, where the DB
+// runs its writes in order (a QueuedWriter: SQLite); elsewhere it is
+// errors.ErrUnsupported. The submission is queued behind every one queued
+// before it; wait gives its result once it is durable. Seq, if not 0,
+// must be exactly the log's LastSeq+1 when the submission runs, else
+// ErrConflict: a hub that queues a room's messages with the Seqs it
+// handed out in turn learns that one before failed, and no gap is ever
+// written in its log.
+func (s *Store) SubmitQueued(ctx context.Context, sub store.Submission) (wait func() (store.SubmitResult, error), err error) {
+	q, ok := s.db.(QueuedWriter)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	if err := checkOutbound(sub.Outbound); err != nil {
+		return nil, s.fail("submit", err)
+	}
+	res := new(store.SubmitResult)
+	fn := s.submitFn(sub, true, res)
+	w, err := q.WriteQueued(ctx, func(c Conn) error { return fn(tx{c, s.d}) })
+	if err != nil {
+		return nil, s.fail("submit", err)
+	}
+	return func() (store.SubmitResult, error) {
+		if err := w(); err != nil {
+			return store.SubmitResult{}, s.fail("submit", err)
+		}
+		return *res, nil
+	}, nil
+}
+
+// QueuesSubmissions reports whether SubmitQueued works on this store's DB.
+func (s *Store) QueuesSubmissions() bool {
+	_, ok := s.db.(QueuedWriter)
+	return ok
+}
+
+// submitFn is Submit's transaction, writing its result to res; with
+// contiguous, a Seq must directly follow the log's last.
+func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.SubmitResult) func(t tx) error {
+	recipients := dedupe(sub.Recipients)
+	return func(t tx) error {
+		*res = store.SubmitResult{}
 		version, last, err := roomHead(t, sub.RoomID)
 		if err != nil {
 			return err
@@ -174,6 +219,9 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 		if sub.Seq != 0 {
 			if sub.Seq <= last {
 				return fmt.Errorf("seq %d is not after the log's last %d: %w", sub.Seq, last, store.ErrConflict)
+			}
+			if contiguous && sub.Seq != last+1 {
+				return fmt.Errorf("seq %d does not follow the log's last %d: %w", sub.Seq, last, store.ErrConflict)
 			}
 			res.Seq = sub.Seq
 		}
@@ -206,11 +254,7 @@ func (s *Store) Submit(ctx context.Context, sub store.Submission) (store.SubmitR
 			}
 		}
 		return s.insertOutbound(t, sub.Outbound)
-	})
-	if err != nil {
-		return store.SubmitResult{}, s.fail("submit", err)
 	}
-	return res, nil
 }
 
 // appendMessage adds m to its room's log at m.Seq, stamped now (m.Created

@@ -34,6 +34,15 @@ type DB interface {
 	Close() error
 }
 
+// QueuedWriter is a DB whose writes run one after the other in the order
+// they were handed over (SQLite's single writer). WriteQueued returns as
+// soon as fn is queued; wait gives fn's outcome once it is durable. A
+// caller can therefore queue a room's next message behind the previous
+// one without waiting for the previous one's COMMIT.
+type QueuedWriter interface {
+	WriteQueued(ctx context.Context, fn func(Conn) error) (wait func() error, err error)
+}
+
 // Conn runs statements written in the backend's own placeholders (the
 // shared code rebinds them first) on the context it was made with.
 type Conn interface {
