@@ -651,6 +651,7 @@ func TestDirectory(t *testing.T) {
 		"identifierQuery": "https://mimi.example.com/v1/identifierQuery/{domain}",
 		"reportAbuse":     "https://mimi.example.com/v1/reportAbuse/{roomId}",
 		"proxyDownload":   "https://mimi.example.com/v1/proxyDownload/{downloadUrl}",
+		"batch":           "https://mimi.example.com/v1/batch",
 	}
 	if !reflect.DeepEqual(fields, want) {
 		t.Fatalf("directory JSON:\n got  %v\n want %v", fields, want)
