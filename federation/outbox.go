@@ -145,8 +145,8 @@ type Outbox struct {
 	batch   BatchSender         // nil: no batches
 	batches OutboundBatchReader // nil: no batches
 	opts    OutboxOptions
-	log    *slog.Logger
-	jitter func(ceiling time.Duration) time.Duration // replaced by tests
+	log     *slog.Logger
+	jitter  func(ceiling time.Duration) time.Duration // replaced by tests
 	// idle, if set, runs when a worker has found its queue empty and is
 	// about to retire: tests use it to land a Wake in that window.
 	idle func(dest string)

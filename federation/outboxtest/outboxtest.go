@@ -73,4 +73,3 @@ func (r *Reader) NextOutboundBatch(ctx context.Context, dest string, limit int) 
 	}
 	return out, nil
 }
-
