@@ -107,7 +107,12 @@ func (b *Batcher) Send(ctx context.Context, dest string, e store.OutboundEntry) 
 // takes batches, else es[0] alone. See BatchSender for what it returns.
 func (b *Batcher) SendBatch(ctx context.Context, dest string, es []store.OutboundEntry) ([]error, error) {
 	n := batchablePrefix(es)
-	if n < 2 || !b.takesBatches(ctx, dest) {
+	if n < 2 {
+		return []error{b.send(ctx, dest, es[0])}, nil
+	}
+	if ok, err := b.takesBatches(ctx, dest); err != nil {
+		return nil, err // the partner cannot be reached: nothing was sent
+	} else if !ok {
 		return []error{b.send(ctx, dest, es[0])}, nil
 	}
 	req := BatchRequest{Entries: make([]BatchEntry, n)}
@@ -185,18 +190,21 @@ func (b *BatchResult) header() http.Header {
 }
 
 // takesBatches says whether dest's directory lists the batch endpoint,
-// fetching it when what we know is stale.
-func (b *Batcher) takesBatches(ctx context.Context, dest string) bool {
+// fetching it when what we know is stale. A partner that cannot be
+// reached (a retryable failure) is an error, and nothing is kept: it is
+// asked again at the next attempt, so that a partner coming back from an
+// outage gets its backlog in batches at once.
+func (b *Batcher) takesBatches(ctx context.Context, dest string) (bool, error) {
 	now := b.now()
 	b.mu.Lock()
 	s, known := b.supports[dest]
 	b.mu.Unlock()
 	if known && now.Before(s.until) {
-		return s.ok
+		return s.ok, nil
 	}
 	g, isGetter := b.t.(Getter)
 	if !isGetter {
-		return false
+		return false, nil
 	}
 	s = batchSupport{until: now.Add(batchSupportTTL)}
 	resp, err := g.Get(ctx, dest, WellKnownDirectoryPath)
@@ -205,11 +213,11 @@ func (b *Batcher) takesBatches(ctx context.Context, dest string) bool {
 		if d, err = ParseDirectory(resp.Body); err == nil {
 			s.ok = d.Batch != ""
 		}
+	} else if !errors.Is(err, ErrPermanent) {
+		return false, err
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return false // our deadline, not the partner's directory
-		}
+		// No directory, or one that does not read: requests go alone.
 		s.until = now.Add(batchSupportRetry)
 		b.log.Info("federation: cannot read the partner's directory; sending requests alone for now", "partner", dest, "err", err)
 	}
@@ -219,7 +227,7 @@ func (b *Batcher) takesBatches(ctx context.Context, dest string) bool {
 	}
 	b.supports[dest] = s
 	b.mu.Unlock()
-	return s.ok
+	return s.ok, nil
 }
 
 // refused stops batches to dest for a while after the partner refused one

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -434,4 +435,97 @@ func TestBatchInterruptedAndResent(t *testing.T) {
 			t.Errorf("batches %v, want the interrupted one and all 12 again", batches)
 		}
 	})
+}
+
+// RunBatch on its own: entries of a lane one at a time and in order, a
+// lone entry with nothing beside it, an entry refused for good passed
+// over, nothing begun behind an entry that failed for now, and a panic
+// answered as a failure for now (500), as net/http would.
+func TestRunBatchLanes(t *testing.T) {
+	paths := []string{"/notify/a", "/notify/b", "/notify/a", "/notify/c", "/updateConsent/x", "/notify/b", "/notify/a",
+		"/notify/c", "/notify/refuse", "/notify/a", "/notify/b", "/notify/fail", "/notify/a", "/notify/fail"}
+	req := &BatchRequest{}
+	for i, p := range paths {
+		req.Entries = append(req.Entries, BatchEntry{Path: p, DeliveryID: fmt.Sprint("e", i)})
+	}
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	total := 0
+	var begun []string
+	var problems []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, p := r.Header.Get(HeaderDeliveryID), r.URL.Path
+		lone := !strings.HasPrefix(p, "/notify/")
+		mu.Lock()
+		if inFlight[p] > 0 || (lone && total > 0) || inFlight["lone"] > 0 {
+			problems = append(problems, id+" began beside another")
+		}
+		inFlight[p]++
+		if lone {
+			inFlight["lone"]++
+		}
+		total++
+		begun = append(begun, id)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // room for a wrong overlap to show
+		mu.Lock()
+		inFlight[p]--
+		if lone {
+			inFlight["lone"]--
+		}
+		total--
+		mu.Unlock()
+		switch p {
+		case "/notify/panic":
+			panic("boom")
+		case "/notify/refuse":
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		case "/notify/fail":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	r := httptest.NewRequest(http.MethodPost, "/batch", nil)
+	lane := func(p string) (string, bool) { return p, strings.HasPrefix(p, "/notify/") }
+	resp := RunBatch(r, req, "", h, lane)
+
+	if problems != nil {
+		t.Errorf("overlaps: %v", problems)
+	}
+	var statuses []int
+	for _, res := range resp.Results {
+		statuses = append(statuses, res.Status)
+	}
+	want := []int{201, 201, 201, 201, 201, 201, 201, 201, 400, 201, 201, 503}
+	if !slices.Equal(statuses, want) {
+		t.Errorf("answers %v, want %v (nothing after the 503)", statuses, want)
+	}
+	// e12, in another lane, may have begun beside e11; e13, behind it in
+	// its lane, must not have.
+	if slices.Contains(begun, "e13") {
+		t.Error("e13 was begun behind e11's failure in its lane")
+	}
+	// Within each lane, in order.
+	for _, p := range []string{"/notify/a", "/notify/b", "/notify/c"} {
+		var order []int
+		for _, id := range begun {
+			var i int
+			fmt.Sscanf(id, "e%d", &i)
+			if paths[i] == p {
+				order = append(order, i)
+			}
+		}
+		if !slices.IsSorted(order) {
+			t.Errorf("lane %s began in the order %v", p, order)
+		}
+	}
+
+	req.Entries[1].Path = "/notify/panic"
+	begun = nil
+	resp = RunBatch(r, req, "", h, lane)
+	if len(resp.Results) != 2 || resp.Results[1].Status != http.StatusInternalServerError {
+		t.Errorf("a panicking entry: %d answers, want 2, the second 500", len(resp.Results))
+	}
 }
