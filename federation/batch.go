@@ -149,6 +149,19 @@ func (b *Batcher) SendBatch(ctx context.Context, dest string, es []store.Outboun
 	return out, nil
 }
 
+// MayBatch reports whether dest may take batches: false while its last
+// known answer says no, true when it said yes or is not known yet (the
+// next SendBatch asks).
+func (b *Batcher) MayBatch(dest string) bool {
+	if _, isGetter := b.t.(Getter); !isGetter {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, known := b.supports[dest]
+	return !known || !b.now().Before(s.until) || s.ok
+}
+
 // batchablePrefix is how many entries from the start of es can travel in
 // one batch.
 func batchablePrefix(es []store.OutboundEntry) int {

@@ -47,9 +47,14 @@ type Sender interface {
 // sends them again. An error instead of outcomes says that nothing is
 // known to have been accepted, and counts as a failure of es[0]; it must
 // not be permanent, since it is not about es[0].
+//
+// MayBatch reports whether a batch to dest is worth reading: false while
+// dest is known not to take batches, so that the Outbox reads one entry
+// to send one.
 type BatchSender interface {
 	Sender
 	SendBatch(ctx context.Context, dest string, es []store.OutboundEntry) ([]error, error)
+	MayBatch(dest string) bool
 }
 
 // OutboundBatchReader reads several of a destination's entries at once,
@@ -418,7 +423,7 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 // MaxBatch of its oldest entries within MaxBatchBytes, else (or when the
 // first is too large to share) the oldest alone. None is store.ErrNotFound.
 func (o *Outbox) next(ctx context.Context, dest string) ([]store.OutboundEntry, error) {
-	if o.batch == nil {
+	if o.batch == nil || !o.batch.MayBatch(dest) {
 		e, err := o.st.NextOutbound(ctx, dest)
 		if err != nil {
 			return nil, err
