@@ -31,7 +31,10 @@ import (
 //   - POST {keyMaterial}/{targetUser}: one KeyPackage per device of a local
 //     user, claimed for a partner's user;
 //   - POST {identifierQuery}/{domain}: a local user's URI, found by handle
-//     or phone number.
+//     or phone number;
+//   - the room, consent, abuse and download endpoints (federated.go,
+//     federation_more.go, reports.go, attachments.go);
+//   - POST {batch}: several one-way requests in one (fedBatch).
 //
 // Every request goes through federation.RequirePartner, so only active
 // partners with a valid certificate reach the endpoints; the POSTs also
