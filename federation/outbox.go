@@ -22,7 +22,8 @@ var ErrPermanent = errors.New("federation: permanent delivery failure")
 // destination has accepted it. ctx carries the per-request deadline. An
 // error wrapping ErrPermanent drops the entry; any other error is retried,
 // no sooner than the RetryAfter of a *PeerError in it (capped by
-// MaxBackoff). Peers.OutboxSender is the SendFunc of a real provider.
+// MaxBackoff). TransportSender makes the SendFunc of a Transport; a real
+// provider's Sender is Peers.OutboxSender, a Batcher.
 type SendFunc func(ctx context.Context, dest string, e store.OutboundEntry) error
 
 // Send calls f, so that a SendFunc is a Sender.
@@ -135,7 +136,8 @@ type OutboxStats struct {
 // destination's entries strictly in order with at most one request in
 // flight. That request carries the destination's next entries as one
 // batch, where the Sender, the store and the destination allow (up to
-// MaxBatch entries and MaxBatchBytes), else the next entry alone. A failed attempt is recorded in the store and retried after an
+// MaxBatch entries and MaxBatchBytes), else the next entry alone. A
+// failed attempt is recorded in the store and retried after an
 // exponential, jittered, capped backoff; the entries behind it wait, since
 // that is what per-destination order means. Destinations never wait for
 // each other: a slow or dead partner holds up only its own worker.
@@ -437,8 +439,8 @@ func (o *Outbox) next(ctx context.Context, dest string) ([]store.OutboundEntry, 
 	if len(es) == 0 {
 		return nil, store.ErrNotFound
 	}
-	// Only the head can be waiting out a backoff; an entry behind it
-	// that is (after a crash between two records) waits its turn.
+	// Only the head waits out a backoff; should an entry behind it have
+	// one too (a crash between two records), the batch ends before it.
 	size, now := len(es[0].Body), o.opts.Now()
 	for i := 1; i < len(es); i++ {
 		size += len(es[i].Body)
