@@ -168,10 +168,15 @@ func batchablePrefix(es []store.OutboundEntry) int {
 	size := 16 // the vector's length and some slack
 	for i, e := range es {
 		size += len(e.Path) + len(e.ID) + len(e.Body) + 64
+		ok := i < MaxBatchEntries && Batchable(e.Path) && validDeliveryID(e.ID) && validBatchPath(e.Path)
 		for k, v := range e.Header {
 			size += len(k) + len(v) + 8
+			// A header the batch cannot carry as it is: the entry goes
+			// alone, where the transport sends it as it always did.
+			ok = ok && (batchReservedHeaders[http.CanonicalHeaderKey(k)] ||
+				validHeaderName(k) && validHeaderValue(v))
 		}
-		if i >= MaxBatchEntries || size > MaxBatchBody || !Batchable(e.Path) || !validDeliveryID(e.ID) || !validBatchPath(e.Path) {
+		if !ok || size > MaxBatchBody {
 			return i
 		}
 	}
