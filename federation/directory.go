@@ -36,6 +36,12 @@ type Directory struct {
 	ReportAbuse     string `json:"reportAbuse,omitempty"`
 	ProxyDownload   string `json:"proxyDownload,omitempty"`
 
+	// Batch is a Switchboard addition (docs/federation.md, "Batches"):
+	// where the provider takes several one-way requests in one
+	// (BatchRequest). A partner whose directory lacks it gets every
+	// request alone.
+	Batch string `json:"batch,omitempty"`
+
 	// FrankingKeys is a Switchboard addition (docs/abuse.md): the hub's
 	// franking signature public keys by signature scheme ("ed25519",
 	// "p256", "p384", "p521"), which verify the franks of the rooms it
@@ -72,6 +78,7 @@ func NewDirectory(base string) (*Directory, error) {
 		IdentifierQuery: b + "/identifierQuery/{domain}",
 		ReportAbuse:     b + "/reportAbuse/{roomId}",
 		ProxyDownload:   b + "/proxyDownload/{downloadUrl}",
+		Batch:           b + "/batch",
 	}
 	return d, d.Validate()
 }
@@ -95,7 +102,7 @@ func (d *Directory) endpoints() []struct{ name, template string } {
 		{"submitMessage", d.SubmitMessage}, {"groupInfo", d.GroupInfo},
 		{"requestConsent", d.RequestConsent}, {"updateConsent", d.UpdateConsent},
 		{"identifierQuery", d.IdentifierQuery}, {"reportAbuse", d.ReportAbuse},
-		{"proxyDownload", d.ProxyDownload},
+		{"proxyDownload", d.ProxyDownload}, {"batch", d.Batch},
 	}
 }
 
@@ -283,4 +290,9 @@ func (d *Directory) IdentifierQueryURL(domain string) (string, error) {
 // ProxyDownloadURL returns the proxyDownload URL for a file's URL.
 func (d *Directory) ProxyDownloadURL(downloadURL string) (string, error) {
 	return endpointURL("proxyDownload", d.ProxyDownload, map[string]string{"downloadUrl": downloadURL})
+}
+
+// BatchURL returns the batch URL (a Switchboard addition).
+func (d *Directory) BatchURL() (string, error) {
+	return endpointURL("batch", d.Batch, nil)
 }

@@ -28,7 +28,9 @@
 // over HTTPS with mutual TLS, or Loopback to handlers in the same process
 // for tests and the demo. Classify sorts the outcome into delivered,
 // retryable and permanent, and the Outbox delivers its entries through
-// Peers.OutboxSender, retrying in order until each is accepted.
+// Peers.OutboxSender, retrying in order until each is accepted: to a
+// partner whose directory offers it, several in one batch request
+// (batch.go, wire_batch.go; RunBatch is the receiving side).
 //
 // docs/federation.md describes the trust file, the certificates and the
 // request headers; lists the endpoints and the choices made where the

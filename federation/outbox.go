@@ -22,8 +22,50 @@ var ErrPermanent = errors.New("federation: permanent delivery failure")
 // destination has accepted it. ctx carries the per-request deadline. An
 // error wrapping ErrPermanent drops the entry; any other error is retried,
 // no sooner than the RetryAfter of a *PeerError in it (capped by
-// MaxBackoff). Peers.OutboxSender is the SendFunc of a real provider.
+// MaxBackoff). TransportSender makes the SendFunc of a Transport; a real
+// provider's Sender is Peers.OutboxSender, a Batcher.
 type SendFunc func(ctx context.Context, dest string, e store.OutboundEntry) error
+
+// Send calls f, so that a SendFunc is a Sender.
+func (f SendFunc) Send(ctx context.Context, dest string, e store.OutboundEntry) error {
+	return f(ctx, dest, e)
+}
+
+// Sender delivers outbox entries: Send, one entry, as a SendFunc does.
+// A Sender that is also a BatchSender gets batches.
+type Sender interface {
+	Send(ctx context.Context, dest string, e store.OutboundEntry) error
+}
+
+// BatchSender is a Sender that can deliver several entries at once
+// (Batcher, through a partner's batch endpoint).
+//
+// SendBatch is given two or more of dest's entries, oldest first, and
+// returns one outcome per entry for a prefix of es, at least es[0]: nil
+// once the destination accepted the entry, or an error as Send's (one
+// wrapping ErrPermanent drops the entry, any other is retried). Entries
+// after the prefix were not delivered, or not known to be: the Outbox
+// sends them again. An error instead of outcomes says that nothing is
+// known to have been accepted, and counts as a failure of es[0]; it must
+// not be permanent, since it is not about es[0].
+//
+// MayBatch reports whether a batch to dest is worth reading: false while
+// dest is known not to take batches, so that the Outbox reads one entry
+// to send one.
+type BatchSender interface {
+	Sender
+	SendBatch(ctx context.Context, dest string, es []store.OutboundEntry) ([]error, error)
+	MayBatch(dest string) bool
+}
+
+// OutboundBatchReader reads several of a destination's entries at once,
+// which batching needs: NextOutboundBatch returns up to limit of dest's
+// oldest entries, oldest first, whatever their NotBefore (none:
+// store.ErrNotFound or an empty list). store.Store has no such method yet
+// (docs/federation.md, "Batches"); a store that has it gets batches.
+type OutboundBatchReader interface {
+	NextOutboundBatch(ctx context.Context, dest string, limit int) ([]store.OutboundEntry, error)
+}
 
 // OutboxOptions tune an Outbox. Zero values take the defaults.
 type OutboxOptions struct {
@@ -52,6 +94,15 @@ type OutboxOptions struct {
 	// with entries again (default 10s), so that a destination whose
 	// holder died, or whose announcement was lost, is taken up.
 	Rescan time.Duration
+	// MaxBatch bounds the entries of one batched request (default
+	// DefaultBatchEntries; 1 sends every entry alone), MaxBatchBytes the
+	// sum of their bodies (default DefaultBatchBytes; an entry larger
+	// than that goes alone).
+	MaxBatch, MaxBatchBytes int
+	// Batches reads the entries for a batch. Nil: the store, if it is an
+	// OutboundBatchReader. Batches are sent only when there is a reader
+	// and the Sender is a BatchSender; otherwise one entry at a time.
+	Batches OutboundBatchReader
 }
 
 // Cluster is what the outboxes of several replicas need to share the
@@ -83,7 +134,10 @@ type OutboxStats struct {
 // Outbox delivers the store's outbound entries to other providers: one
 // worker goroutine per destination with entries, each sending its
 // destination's entries strictly in order with at most one request in
-// flight. A failed attempt is recorded in the store and retried after an
+// flight. That request carries the destination's next entries as one
+// batch, where the Sender, the store and the destination allow (up to
+// MaxBatch entries and MaxBatchBytes), else the next entry alone. A
+// failed attempt is recorded in the store and retried after an
 // exponential, jittered, capped backoff; the entries behind it wait, since
 // that is what per-destination order means. Destinations never wait for
 // each other: a slow or dead partner holds up only its own worker.
@@ -93,11 +147,13 @@ type OutboxStats struct {
 // sends it again, and the receiver drops the repeat by its ID
 // (store.Store.SeenInbound).
 type Outbox struct {
-	st     store.Store
-	send   SendFunc
-	opts   OutboxOptions
-	log    *slog.Logger
-	jitter func(ceiling time.Duration) time.Duration // replaced by tests
+	st      store.Store
+	send    Sender
+	batch   BatchSender         // nil: no batches
+	batches OutboundBatchReader // nil: no batches
+	opts    OutboxOptions
+	log     *slog.Logger
+	jitter  func(ceiling time.Duration) time.Duration // replaced by tests
 	// idle, if set, runs when a worker has found its queue empty and is
 	// about to retire: tests use it to land a Wake in that window.
 	idle func(dest string)
@@ -113,8 +169,8 @@ type Outbox struct {
 }
 
 // NewOutbox returns an Outbox that delivers st's outbound entries with
-// send. Nothing happens until Run.
-func NewOutbox(st store.Store, send SendFunc, opts OutboxOptions) *Outbox {
+// send (a SendFunc, or a Batcher for batches). Nothing happens until Run.
+func NewOutbox(st store.Store, send Sender, opts OutboxOptions) *Outbox {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
 	}
@@ -131,11 +187,17 @@ func NewOutbox(st store.Store, send SendFunc, opts OutboxOptions) *Outbox {
 	if opts.Rescan <= 0 {
 		opts.Rescan = 10 * time.Second
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultBatchEntries
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultBatchBytes
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{
+	o := &Outbox{
 		st:      st,
 		send:    send,
 		opts:    opts,
@@ -143,6 +205,16 @@ func NewOutbox(st store.Store, send SendFunc, opts OutboxOptions) *Outbox {
 		jitter:  fullJitter,
 		workers: map[string]chan struct{}{},
 	}
+	if bs, ok := send.(BatchSender); ok && opts.MaxBatch > 1 {
+		o.batches = opts.Batches
+		if o.batches == nil {
+			o.batches, _ = st.(OutboundBatchReader)
+		}
+		if o.batches != nil {
+			o.batch = bs
+		}
+	}
+	return o
 }
 
 // Run delivers until ctx ends, then waits for its workers and returns nil.
@@ -271,7 +343,7 @@ func (o *Outbox) Stats() OutboxStats {
 func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 	log := o.log.With("destination", dest)
 	defer o.forget(dest, poke)
-	var head int64     // the Seq last counted as queued
+	var counted int64  // the highest Seq counted as queued
 	storeFailures := 0 // consecutive store errors, for their own backoff
 	// With a Cluster the worker sends only under dest's lease, and every
 	// request's context ends with it: once the lease is lost (another
@@ -301,7 +373,7 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 			held, release, leased = ctx, func() {}, false
 			continue
 		}
-		e, err := o.st.NextOutbound(held, dest)
+		es, err := o.next(held, dest)
 		if errors.Is(err, store.ErrNotFound) {
 			if o.idle != nil {
 				o.idle(dest)
@@ -330,42 +402,124 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 			continue
 		}
 		storeFailures = 0
-		if e.Seq != head {
-			head = e.Seq
-			o.note(&o.queued, OutboxMetrics.Queued, dest)
+		for _, e := range es {
+			if e.Seq > counted {
+				counted = e.Seq
+				o.note(&o.queued, OutboxMetrics.Queued, dest)
+			}
 		}
 		// After a restart the entry's backoff is still running; within a
 		// process it was set just now, by the failure below.
-		if wait := e.NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(held, wait) {
+		if wait := es[0].NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(held, wait) {
 			continue // stopping, or the lease was lost
 		}
-		o.deliver(held, log, dest, e)
+		if len(es) > 1 {
+			o.deliverBatch(held, log, dest, es)
+		} else {
+			o.deliver(held, log, dest, es[0])
+		}
 	}
+}
+
+// next reads what the next attempt for dest carries: with batches, up to
+// MaxBatch of its oldest entries within MaxBatchBytes, else (or when the
+// first is too large to share) the oldest alone. None is store.ErrNotFound.
+func (o *Outbox) next(ctx context.Context, dest string) ([]store.OutboundEntry, error) {
+	if o.batch == nil || !o.batch.MayBatch(dest) {
+		e, err := o.st.NextOutbound(ctx, dest)
+		if err != nil {
+			return nil, err
+		}
+		return []store.OutboundEntry{e}, nil
+	}
+	es, err := o.batches.NextOutboundBatch(ctx, dest, o.opts.MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, store.ErrNotFound
+	}
+	// Only the head waits out a backoff; should an entry behind it have
+	// one too (a crash between two records), the batch ends before it.
+	size, now := len(es[0].Body), o.opts.Now()
+	for i := 1; i < len(es); i++ {
+		size += len(es[i].Body)
+		if size > o.opts.MaxBatchBytes || es[i].NotBefore.After(now) || es[i].Seq <= es[i-1].Seq {
+			return es[:i], nil
+		}
+	}
+	return es, nil
 }
 
 // deliver makes one attempt at e and records its outcome. It returns false
 // when ctx has ended.
 func (o *Outbox) deliver(ctx context.Context, log *slog.Logger, dest string, e store.OutboundEntry) bool {
 	rctx, cancel := context.WithTimeout(ctx, o.opts.RequestTimeout)
-	err := o.send(rctx, dest, e)
+	err := o.send.Send(rctx, dest, e)
 	cancel()
-	// Records are written on a context that outlives a shutdown, so that
-	// a delivery that succeeded just as Run was stopped is not sent again
-	// needlessly; the writes are short and bounded.
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer wcancel()
-	log = log.With("seq", e.Seq, "id", e.ID, "kind", e.Kind)
+	return o.record(ctx, log, dest, e, err)
+}
 
+// deliverBatch makes one attempt at es, two or more entries, through the
+// BatchSender, and records each outcome: the entries accepted or refused
+// for good are deleted (together, so that the store can write them in
+// one commit), the first that failed otherwise is retried later, and the
+// entries after it stay as they are, to go in the next attempt. It returns
+// false when ctx has ended.
+func (o *Outbox) deliverBatch(ctx context.Context, log *slog.Logger, dest string, es []store.OutboundEntry) bool {
+	rctx, cancel := context.WithTimeout(ctx, o.opts.RequestTimeout)
+	outcomes, err := o.batch.SendBatch(rctx, dest, es)
+	cancel()
+	if err == nil && len(outcomes) == 0 {
+		err = errors.New("federation: the batch sender gave no outcome")
+	}
+	if err != nil {
+		if errors.Is(err, ErrPermanent) {
+			// Not about es[0] alone, so it must not drop it.
+			err = errors.New(err.Error())
+		}
+		return o.record(ctx, log, dest, es[0], err)
+	}
+	var done []store.OutboundEntry
+	failed := -1
+	for i, err := range outcomes[:min(len(outcomes), len(es))] {
+		e := es[i]
+		switch {
+		case err == nil:
+			o.note(&o.sent, OutboxMetrics.Sent, dest)
+			done = append(done, e)
+			continue
+		case ctx.Err() != nil:
+			// Stopping: the rest are sent again by the next Run.
+		case errors.Is(err, ErrPermanent):
+			o.dropped(log, dest, e, err)
+			done = append(done, e)
+			continue
+		default:
+			failed = i
+		}
+		break
+	}
+	if !o.deleteAll(ctx, log, dest, done) {
+		return false
+	}
+	log.Debug("outbox: batch delivered", "entries", len(es), "done", len(done))
+	if failed >= 0 {
+		return o.retryLater(ctx, log, dest, es[failed], outcomes[failed])
+	}
+	return ctx.Err() == nil
+}
+
+// record records the outcome of one attempt at e. It returns false when
+// ctx has ended.
+func (o *Outbox) record(ctx context.Context, log *slog.Logger, dest string, e store.OutboundEntry, err error) bool {
 	switch {
 	case err == nil:
 		o.note(&o.sent, OutboxMetrics.Sent, dest)
-		if derr := o.st.DeleteOutbound(wctx, dest, e.Seq); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-			// It will be sent again; the receiver drops the repeat. Wait
-			// first, so a broken store does not turn into a resend loop.
-			log.Error("outbox: delivered but not deleted", "err", derr)
-			return sleep(ctx, o.backoff(1))
+		if !o.deleteAll(ctx, log, dest, []store.OutboundEntry{e}) {
+			return false
 		}
-		log.Debug("outbox: delivered", "attempts", e.Attempts+1)
+		log.Debug("outbox: delivered", "seq", e.Seq, "id", e.ID, "kind", e.Kind, "attempts", e.Attempts+1)
 		return true
 
 	case ctx.Err() != nil:
@@ -379,34 +533,92 @@ func (o *Outbox) deliver(ctx context.Context, log *slog.Logger, dest string, e s
 		// (the hub's fan-out to a whole provider). Dropping it loses
 		// one request, loudly: an error log with everything needed to
 		// find it, and the Failed count for alerting.
-		o.note(&o.failed, OutboxMetrics.Failed, dest)
-		log.Error("outbox: dropped after a permanent failure", "path", e.Path, "attempts", e.Attempts+1, "err", err)
-		if derr := o.st.DeleteOutbound(wctx, dest, e.Seq); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-			log.Error("outbox: dropping entry", "err", derr)
-			return sleep(ctx, o.backoff(1))
-		}
-		return true
+		o.dropped(log, dest, e, err)
+		return o.deleteAll(ctx, log, dest, []store.OutboundEntry{e})
 
 	default:
-		attempts := e.Attempts + 1
-		wait := o.backoff(attempts)
-		// A partner that said when to come back (Retry-After, which MIMI
-		// asks senders to respect) would only refuse an earlier retry.
-		// MaxBackoff still caps the wait, so a broken header cannot park
-		// the queue.
-		var pe *PeerError
-		if errors.As(err, &pe) && !pe.RetryAfter.IsZero() {
-			wait = max(wait, min(pe.RetryAfter.Sub(o.opts.Now()), o.opts.MaxBackoff))
-		}
-		o.note(&o.retried, OutboxMetrics.Retried, dest)
-		log.Warn("outbox: delivery failed, will retry", "attempts", attempts, "retry_in", wait, "err", err)
-		if merr := o.st.MarkOutboundFailed(wctx, dest, e.Seq, attempts, o.opts.Now().Add(wait), err.Error()); merr != nil {
-			// The stored NotBefore is stale, so wait here instead.
-			log.Error("outbox: recording a failed attempt", "err", merr)
-			return sleep(ctx, wait)
-		}
+		return o.retryLater(ctx, log, dest, e, err)
+	}
+}
+
+// dropped logs and counts an entry refused for good.
+func (o *Outbox) dropped(log *slog.Logger, dest string, e store.OutboundEntry, err error) {
+	o.note(&o.failed, OutboxMetrics.Failed, dest)
+	log.Error("outbox: dropped after a permanent failure", "seq", e.Seq, "id", e.ID, "kind", e.Kind,
+		"path", e.Path, "attempts", e.Attempts+1, "err", err)
+}
+
+// retryLater records a failed attempt at e and when to try it again.
+func (o *Outbox) retryLater(ctx context.Context, log *slog.Logger, dest string, e store.OutboundEntry, err error) bool {
+	wctx, cancel := recordContext(ctx)
+	defer cancel()
+	attempts := e.Attempts + 1
+	wait := o.backoff(attempts)
+	// A partner that said when to come back (Retry-After, which MIMI
+	// asks senders to respect) would only refuse an earlier retry.
+	// MaxBackoff still caps the wait, so a broken header cannot park
+	// the queue.
+	var pe *PeerError
+	if errors.As(err, &pe) && !pe.RetryAfter.IsZero() {
+		wait = max(wait, min(pe.RetryAfter.Sub(o.opts.Now()), o.opts.MaxBackoff))
+	}
+	o.note(&o.retried, OutboxMetrics.Retried, dest)
+	log.Warn("outbox: delivery failed, will retry", "seq", e.Seq, "id", e.ID, "kind", e.Kind,
+		"attempts", attempts, "retry_in", wait, "err", err)
+	if merr := o.st.MarkOutboundFailed(wctx, dest, e.Seq, attempts, o.opts.Now().Add(wait), err.Error()); merr != nil {
+		// The stored NotBefore is stale, so wait here instead.
+		log.Error("outbox: recording a failed attempt", "seq", e.Seq, "err", merr)
+		return sleep(ctx, wait)
+	}
+	return true
+}
+
+// maxParallelDeletes bounds the deletes of one batch in flight at once.
+const maxParallelDeletes = 32
+
+// deleteAll deletes entries that were delivered or dropped. The deletes
+// run side by side, so that a store that groups concurrent writes into
+// one commit (SQLite's writer, PostgreSQL's group commit) pays for one.
+// It returns false when ctx has ended during the pause after a failure.
+func (o *Outbox) deleteAll(ctx context.Context, log *slog.Logger, dest string, es []store.OutboundEntry) bool {
+	if len(es) == 0 {
 		return true
 	}
+	// Records are written on a context that outlives a shutdown, so that
+	// a delivery that succeeded just as Run was stopped is not sent again
+	// needlessly; the writes are short and bounded.
+	wctx, cancel := recordContext(ctx)
+	defer cancel()
+	errs := make([]error, len(es))
+	if len(es) == 1 {
+		errs[0] = o.st.DeleteOutbound(wctx, dest, es[0].Seq)
+	} else {
+		sem := make(chan struct{}, maxParallelDeletes)
+		var wg sync.WaitGroup
+		for i, e := range es {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				errs[i] = o.st.DeleteOutbound(wctx, dest, e.Seq)
+			})
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			// It will be sent again; the receiver drops the repeat. Wait
+			// first, so a broken store does not turn into a resend loop.
+			log.Error("outbox: delivered but not deleted", "seq", es[i].Seq, "id", es[i].ID, "err", err)
+			return sleep(ctx, o.backoff(1))
+		}
+	}
+	return true
+}
+
+// recordContext is the context of the store writes that record an
+// attempt's outcome: not ended by a shutdown, bounded in time.
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 // retire removes dest's worker when its queue is empty, unless a Wake came

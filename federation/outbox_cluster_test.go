@@ -48,12 +48,12 @@ func startReplicas(t *testing.T, st store.Store, domain string, names []string, 
 		send := httpSend(bases)
 		opts := fast
 		opts.Cluster, opts.Rescan = b, 100*time.Millisecond
-		box := NewOutbox(st, func(ctx context.Context, dest string, e store.OutboundEntry) error {
+		box := NewOutbox(st, SendFunc(func(ctx context.Context, dest string, e store.OutboundEntry) error {
 			log.mu.Lock()
 			log.by[e.ID] = name
 			log.mu.Unlock()
 			return send(ctx, dest, e)
-		}, opts)
+		}), opts)
 		b.OnAnnounce(box.WakeLocal)
 		r := &replicaOutbox{name: name, bus: b, box: box}
 		r.stop = start(t, box)

@@ -562,7 +562,7 @@ func TestOutboxBackoffGrowsAndIsCapped(t *testing.T) {
 		}
 		return nil
 	}
-	o := NewOutbox(st, send, OutboxOptions{MinBackoff: ms, MaxBackoff: 8 * ms, Now: func() time.Time { return t0 }})
+	o := NewOutbox(st, SendFunc(send), OutboxOptions{MinBackoff: ms, MaxBackoff: 8 * ms, Now: func() time.Time { return t0 }})
 	o.jitter = func(c time.Duration) time.Duration { return c }
 	start(t, o)
 	if err := o.Enqueue(t.Context(), entries("blue.test", "m", 1)); err != nil {

@@ -582,9 +582,10 @@ func (p *Peers) Close() {
 	}
 }
 
-// OutboxSender returns the SendFunc that delivers Outbox entries to
-// partners through p; see TransportSender.
-func (p *Peers) OutboxSender() SendFunc { return TransportSender(p) }
+// OutboxSender returns the Sender that delivers Outbox entries to
+// partners through p: alone (TransportSender), or in batches to partners
+// that take them (Batcher).
+func (p *Peers) OutboxSender() *Batcher { return NewBatcher(p, p.opts.Logger) }
 
 // TransportSender returns a SendFunc that POSTs each outbox entry through
 // t: e.Body to e.Path at the destination, with e.ID in HeaderDeliveryID so
@@ -689,6 +690,15 @@ type Loopback struct {
 
 // Post sends a request to domain's handler; see Transport.
 func (l *Loopback) Post(ctx context.Context, domain, path string, body []byte, hdr http.Header) (*Response, error) {
+	return l.do(ctx, http.MethodPost, domain, path, body, hdr)
+}
+
+// Get fetches path from domain's handler, as Peers.Get does.
+func (l *Loopback) Get(ctx context.Context, domain, path string) (*Response, error) {
+	return l.do(ctx, http.MethodGet, domain, path, nil, nil)
+}
+
+func (l *Loopback) do(ctx context.Context, method, domain, path string, body []byte, hdr http.Header) (*Response, error) {
 	if l.trust != nil {
 		if _, err := l.trust.cur.Load().partner(domain); err != nil {
 			return nil, transportError(domain, err)
@@ -708,7 +718,7 @@ func (l *Loopback) Post(ctx context.Context, domain, path string, body []byte, h
 	defer cancel()
 	// The handler gets its own copy of the body, as over the network: it
 	// may still be reading after we have returned.
-	req, err := http.NewRequestWithContext(ContextWithPeer(ctx, l.self), http.MethodPost, u, bytes.NewReader(bytes.Clone(body)))
+	req, err := http.NewRequestWithContext(ContextWithPeer(ctx, l.self), method, u, bytes.NewReader(bytes.Clone(body)))
 	if err != nil {
 		return nil, &PeerError{Domain: domain, Code: CodeBadRequest, Permanent: true, Err: err}
 	}
@@ -749,9 +759,9 @@ func (l *Loopback) Post(ctx context.Context, domain, path string, body []byte, h
 	return finishResponse(domain, status, h, data)
 }
 
-// OutboxSender returns the SendFunc that delivers Outbox entries through
+// OutboxSender returns the Sender that delivers Outbox entries through
 // l, as Peers.OutboxSender does over the network.
-func (l *Loopback) OutboxSender() SendFunc { return TransportSender(l) }
+func (l *Loopback) OutboxSender() *Batcher { return NewBatcher(l, l.opts.Logger) }
 
 // loopbackWriter records a handler's answer as a client would receive it:
 // the header as it was when the status was written, and at most one byte

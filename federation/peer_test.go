@@ -662,7 +662,7 @@ func TestOutboxSenderEndToEnd(t *testing.T) {
 		}
 		e.serve(rcv.ServeHTTP)
 
-		var send SendFunc
+		var send Sender
 		switch tr := e.tr.(type) {
 		case *Peers:
 			send = tr.OutboxSender()

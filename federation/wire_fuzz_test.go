@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/federation"
@@ -148,6 +149,29 @@ func FuzzIdentifierResponse(f *testing.F) {
 func FuzzAbuseReport(f *testing.F) {
 	seed[*federation.AbuseReport](f)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, new(federation.AbuseReport)) })
+}
+
+// FuzzBatchRequest: the body of POST /batch. Whatever decodes names
+// paths and delivery IDs a request could carry alone.
+func FuzzBatchRequest(f *testing.F) {
+	seed[*federation.BatchRequest](f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := new(federation.BatchRequest)
+		fuzzRoundTrip(t, data, m)
+		if mls.Unmarshal(data, m) != nil {
+			return
+		}
+		for _, e := range m.Entries {
+			if !strings.HasPrefix(e.Path, "/") || e.DeliveryID == "" {
+				t.Fatalf("accepted entry %v", e)
+			}
+		}
+	})
+}
+
+func FuzzBatchResponse(f *testing.F) {
+	seed[*federation.BatchResponse](f)
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, new(federation.BatchResponse)) })
 }
 
 // FuzzDirectory: a directory that parses survives a JSON round trip, and

@@ -312,6 +312,18 @@ func values(t testing.TB) []namedValue {
 			AbuseExtensions: ext,
 		}},
 		{"AbuseReport/anonymous", &federation.AbuseReport{AllegedAbuserURI: "mimi://c.example/u/cathy"}},
+		{"BatchRequest", &federation.BatchRequest{Entries: []federation.BatchEntry{
+			{Path: "/notify/mimi%3A%2F%2Fa.example%2Fr%2Fclub", DeliveryID: "club/7",
+				Headers: []federation.HeaderField{{Name: "Mimi-Recipients", Value: "mimi://b.example/d/bob/phone"}, {Name: "Mimi-Room-Seq", Value: "7"}},
+				Body:    mls.Marshal(&federation.FanoutMessage{Timestamp: 1, Message: f.app})},
+			{Path: "/updateConsent/mimi%3A%2F%2Fb.example%2Fu%2Fbob", DeliveryID: "consent-1"},
+		}}},
+		{"BatchResponse", &federation.BatchResponse{Results: []federation.BatchResult{
+			{Status: 201},
+			{Status: 400, Headers: []federation.HeaderField{{Name: "Content-Type", Value: "application/json"}, {Name: "X-Request-Id", Value: "r1"}},
+				Body: []byte(`{"error": {"code": "bad_request", "message": "no"}}`)},
+			{Status: 429, Headers: []federation.HeaderField{{Name: "Retry-After", Value: "2"}}},
+		}}},
 	}
 }
 
@@ -651,6 +663,7 @@ func TestDirectory(t *testing.T) {
 		"identifierQuery": "https://mimi.example.com/v1/identifierQuery/{domain}",
 		"reportAbuse":     "https://mimi.example.com/v1/reportAbuse/{roomId}",
 		"proxyDownload":   "https://mimi.example.com/v1/proxyDownload/{downloadUrl}",
+		"batch":           "https://mimi.example.com/v1/batch",
 	}
 	if !reflect.DeepEqual(fields, want) {
 		t.Fatalf("directory JSON:\n got  %v\n want %v", fields, want)
@@ -744,5 +757,57 @@ func TestEnumStrings(t *testing.T) {
 		if got := v.String(); got != want {
 			t.Errorf("%#v.String() = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// A batch body that breaks the rules of docs/federation.md ("Batches") is
+// refused whole, with ErrInvalidMessage.
+func TestBatchBodyRefusals(t *testing.T) {
+	entry := func(edit func(e *federation.BatchEntry)) []byte {
+		e := federation.BatchEntry{Path: "/notify/x", DeliveryID: "x/1", Headers: []federation.HeaderField{{Name: "Mimi-Room-Seq", Value: "1"}}}
+		edit(&e)
+		return mls.Marshal(&federation.BatchRequest{Entries: []federation.BatchEntry{e}})
+	}
+	result := func(edit func(r *federation.BatchResult)) []byte {
+		r := federation.BatchResult{Status: 201}
+		edit(&r)
+		return mls.Marshal(&federation.BatchResponse{Results: []federation.BatchResult{r}})
+	}
+	hdr := func(kv ...string) []federation.HeaderField {
+		var out []federation.HeaderField
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, federation.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+		v    wireValue
+	}{
+		{"no entries", mls.Marshal(&federation.BatchRequest{}), new(federation.BatchRequest)},
+		{"relative path", entry(func(e *federation.BatchEntry) { e.Path = "notify/x" }), new(federation.BatchRequest)},
+		{"another host", entry(func(e *federation.BatchEntry) { e.Path = "//evil.example/notify/x" }), new(federation.BatchRequest)},
+		{"unescaped path", entry(func(e *federation.BatchEntry) { e.Path = "/notify/a b" }), new(federation.BatchRequest)},
+		{"no delivery ID", entry(func(e *federation.BatchEntry) { e.DeliveryID = "" }), new(federation.BatchRequest)},
+		{"delivery ID with a space", entry(func(e *federation.BatchEntry) { e.DeliveryID = "a b" }), new(federation.BatchRequest)},
+		{"headers out of order", entry(func(e *federation.BatchEntry) { e.Headers = hdr("Mimi-Sender", "s", "Mimi-Room-Seq", "1") }), new(federation.BatchRequest)},
+		{"a header twice", entry(func(e *federation.BatchEntry) { e.Headers = hdr("Mimi-Room-Seq", "1", "Mimi-Room-Seq", "2") }), new(federation.BatchRequest)},
+		{"not canonical", entry(func(e *federation.BatchEntry) { e.Headers = hdr("mimi-room-seq", "1") }), new(federation.BatchRequest)},
+		{"not a token", entry(func(e *federation.BatchEntry) { e.Headers = hdr("Mimi Room", "1") }), new(federation.BatchRequest)},
+		{"the batch's own header", entry(func(e *federation.BatchEntry) { e.Headers = hdr("From", "mimi@a.example") }), new(federation.BatchRequest)},
+		{"a delivery ID header", entry(func(e *federation.BatchEntry) { e.Headers = hdr("Mimi-Delivery-Id", "y/2") }), new(federation.BatchRequest)},
+		{"a line break in a value", entry(func(e *federation.BatchEntry) { e.Headers = hdr("Mimi-Sender", "a\r\nFrom: x") }), new(federation.BatchRequest)},
+		{"no results", mls.Marshal(&federation.BatchResponse{}), new(federation.BatchResponse)},
+		{"status 0", result(func(r *federation.BatchResult) { r.Status = 0 }), new(federation.BatchResponse)},
+		{"status 100", result(func(r *federation.BatchResult) { r.Status = 100 }), new(federation.BatchResponse)},
+		{"status 600", result(func(r *federation.BatchResult) { r.Status = 600 }), new(federation.BatchResponse)},
+		{"answer header out of order", result(func(r *federation.BatchResult) { r.Headers = hdr("Retry-After", "1", "Content-Type", "x") }), new(federation.BatchResponse)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := mls.Unmarshal(c.in, c.v); !errors.Is(err, federation.ErrInvalidMessage) {
+				t.Fatalf("got %v, want ErrInvalidMessage", err)
+			}
+		})
 	}
 }

@@ -651,7 +651,12 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()
 		s.bus.WakeDevices(sub.Recipients)
 	}
-	s.bus.WakeRoom(u.ID) // s.seqs.reached here and on the other replicas
+	// The waiters here learn the seq at once; the bus tells the other
+	// replicas' waiters (and would wake none here: they are gone).
+	if !res.Duplicate {
+		s.seqs.reached(u.ID, seq)
+	}
+	s.bus.WakeRoom(u.ID)
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
@@ -747,64 +752,122 @@ func (s *Server) localUsers(ctx context.Context, roomID, list string) ([]store.R
 // ---- Waiting for the log to reach a seq ----
 
 // seqWaiters lets a follower wait until its copy of a room's log reaches a
-// seq. reached is called after every notify; awaitSeq polls the store
-// when woken, so a missed wake-up costs only time.
+// seq. reached is called after every notify: with the seq just stored,
+// when the notify landed in this process, so that its waiters learn it
+// without reading the store; with 0 when another replica says the room
+// moved, and the waiters read the store. A missed wake-up costs only
+// time (awaitSeq gives up after forwardWait).
 type seqWaiters struct {
 	mu sync.Mutex
-	ch map[string]chan struct{}
+	ch map[string]*roomWait
 }
 
-func (sw *seqWaiters) wait(room string) <-chan struct{} {
+// roomWait is the state of one room's waiters, kept while there are any.
+type roomWait struct {
+	waiters int
+	last    int64         // the highest seq stored here since
+	foreign int           // wake-ups from other replicas since
+	echo    bool          // the next wake-up without a seq is a notify's own
+	done    chan struct{} // closed, and replaced, at each wake-up
+}
+
+func (sw *seqWaiters) join(room string) *roomWait {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.ch == nil {
-		sw.ch = map[string]chan struct{}{}
+		sw.ch = map[string]*roomWait{}
 	}
-	c := sw.ch[room]
-	if c == nil {
-		c = make(chan struct{})
-		sw.ch[room] = c
+	w := sw.ch[room]
+	if w == nil {
+		w = &roomWait{done: make(chan struct{})}
+		sw.ch[room] = w
 	}
-	return c
+	w.waiters++
+	return w
 }
 
-func (sw *seqWaiters) reached(room string, _ int64) {
+func (sw *seqWaiters) leave(room string, w *roomWait) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	if c := sw.ch[room]; c != nil {
-		close(c)
+	if w.waiters--; w.waiters == 0 {
 		delete(sw.ch, room)
 	}
 }
 
-// reachedAll wakes every waiter, each of which then looks at the store.
+// look returns what w's waiter needs: the channel of the next wake-up,
+// the highest seq stored here, and the count of other replicas' wake-ups.
+func (sw *seqWaiters) look(w *roomWait) (<-chan struct{}, int64, int) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return w.done, w.last, w.foreign
+}
+
+func (sw *seqWaiters) reached(room string, seq int64) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	w := sw.ch[room]
+	if w == nil {
+		return
+	}
+	// A notify stored here calls reached with its seq, then the bus calls
+	// it with 0 for the same notify (the bus wakes every replica, this
+	// one included): that second call adds nothing. Should another
+	// replica's wake-up be taken for it, the notify's own, which follows,
+	// counts instead; either way the store is read after it.
+	switch {
+	case seq > 0:
+		w.last, w.echo = max(w.last, seq), true
+	case w.echo:
+		w.echo = false
+	default:
+		w.foreign++
+	}
+	close(w.done)
+	w.done = make(chan struct{})
+}
+
+// reachedAll wakes every waiter as another replica's wake-up would, so
+// that each reads the store: what the bus carried meanwhile may be lost.
 func (sw *seqWaiters) reachedAll() {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	for room, c := range sw.ch {
-		close(c)
-		delete(sw.ch, room)
+	for _, w := range sw.ch {
+		w.foreign++
+		close(w.done)
+		w.done = make(chan struct{})
 	}
 }
 
 // awaitSeq waits, at most forwardWait, until the copy of a room's log
-// holds seq.
+// holds seq. It reads the store once, and again only after another
+// replica's wake-up: a notify that lands here says its seq.
 func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {
 	if seq <= 0 {
 		return
 	}
+	w := s.seqs.join(room)
+	defer s.seqs.leave(room, w)
 	deadline := time.NewTimer(forwardWait)
 	defer deadline.Stop()
+	var have int64
+	read := -1 // the foreign count at the last read of the store
 	for {
-		woken := s.seqs.wait(room)
-		r, err := s.store.Room(ctx, room)
-		if err != nil || r.LastSeq >= seq {
+		woken, last, foreign := s.seqs.look(w)
+		if last >= seq {
 			return
+		}
+		if foreign != read {
+			read = foreign
+			r, err := s.store.Room(ctx, room)
+			if err != nil || r.LastSeq >= seq {
+				return
+			}
+			have = r.LastSeq
 		}
 		select {
 		case <-woken:
 		case <-deadline.C:
-			s.log.Warn("the hub's notify has not arrived yet", "room", room, "seq", seq, "have", r.LastSeq)
+			s.log.Warn("the hub's notify has not arrived yet", "room", room, "seq", seq, "have", max(have, last))
 			return
 		case <-ctx.Done():
 			return

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/federation"
@@ -30,7 +31,10 @@ import (
 //   - POST {keyMaterial}/{targetUser}: one KeyPackage per device of a local
 //     user, claimed for a partner's user;
 //   - POST {identifierQuery}/{domain}: a local user's URI, found by handle
-//     or phone number.
+//     or phone number;
+//   - the room, consent, abuse and download endpoints (federated.go,
+//     federation_more.go, reports.go, attachments.go);
+//   - POST {batch}: several one-way requests in one (fedBatch).
 //
 // Every request goes through federation.RequirePartner, so only active
 // partners with a valid certificate reach the endpoints; the POSTs also
@@ -50,14 +54,55 @@ func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
 	m.Handle("POST "+s.fedPath(s.directory.IdentifierQuery), s.federated("fed_identifier_query", guard, s.fedIdentifierQuery))
 	m.Handle("POST "+s.fedPath(s.directory.Update), s.federated("fed_update", guard, s.fedUpdate))
 	m.Handle("POST "+s.fedPath(s.directory.SubmitMessage), s.federated("fed_submit_message", guard, s.fedSubmitMessage))
-	m.Handle("POST "+s.fedPath(s.directory.Notify), s.federated("fed_notify", guard, s.fedNotify))
 	m.Handle("POST "+s.fedPath(s.directory.GroupInfo), s.federated("fed_group_info", guard, s.fedGroupInfo))
+	m.Handle("POST "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", guard, s.fedProxyDownload))
+	m.Handle("GET "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", nil, s.fedProxyDownload))
+	s.oneWayEndpoints(m, guard)
+	// A batch's entries are checked against replays as part of the batch:
+	// they come without stamps of their own.
+	entries := http.NewServeMux()
+	s.oneWayEndpoints(entries, nil)
+	m.Handle("POST "+s.fedPath(s.directory.Batch), s.federated("fed_batch", guard,
+		func(w http.ResponseWriter, r *http.Request) error { return s.fedBatch(w, r, entries) }))
+	return federation.RequirePartner(trust, m)
+}
+
+// oneWayEndpoints registers the endpoints a batch may carry
+// (federation.Batchable): requests that change something here and answer
+// with a status only.
+func (s *Server) oneWayEndpoints(m *http.ServeMux, guard *federation.ReplayGuard) {
+	m.Handle("POST "+s.fedPath(s.directory.Notify), s.federated("fed_notify", guard, s.fedNotify))
 	m.Handle("POST "+s.fedPath(s.directory.RequestConsent), s.federated("fed_request_consent", guard, s.fedRequestConsent))
 	m.Handle("POST "+s.fedPath(s.directory.UpdateConsent), s.federated("fed_update_consent", guard, s.fedUpdateConsent))
 	m.Handle("POST "+s.fedPath(s.directory.ReportAbuse), s.federated("fed_report_abuse", guard, s.fedReportAbuse))
-	m.Handle("POST "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", guard, s.fedProxyDownload))
-	m.Handle("GET "+s.fedPath(s.directory.ProxyDownload), s.federated("fed_proxy_download", nil, s.fedProxyDownload))
-	return federation.RequirePartner(trust, m)
+}
+
+// fedBatch is the batch endpoint (docs/federation.md, "Batches"): each
+// entry goes through entries, the one-way endpoints, exactly as if it had
+// come alone (the partner's rate limit counts each), and is answered in
+// the batch's answer. Notifies of different rooms are handled side by
+// side, so that their writes share the store's commits; those of one
+// room, and every other entry, in order.
+func (s *Server) fedBatch(w http.ResponseWriter, r *http.Request, entries http.Handler) error {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, federation.MaxBatchBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errTooLarge(federation.MaxBatchBody)
+	} else if err != nil {
+		return errBadRequest("reading the body: %v", err)
+	}
+	var req federation.BatchRequest
+	if err := mls.Unmarshal(data, &req); err != nil {
+		return errBadRequest("malformed BatchRequest: %v", err)
+	}
+	if len(req.Entries) > federation.MaxBatchEntries {
+		return errBadRequest("a batch carries at most %d entries, not %d", federation.MaxBatchEntries, len(req.Entries))
+	}
+	base := strings.TrimSuffix(s.fedPath(s.directory.Batch), "/batch")
+	notify := strings.TrimSuffix(s.fedPath(s.directory.Notify), "{roomId}")[len(base):]
+	lane := func(path string) (string, bool) { return path, strings.HasPrefix(path, notify) }
+	writeWire(w, federation.RunBatch(r, &req, base, entries, lane))
+	return nil
 }
 
 // fedPath turns one of our directory's URL templates into a ServeMux
