@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-chat/switchboard/federation/outboxtest"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
@@ -209,8 +208,7 @@ func batchEntries(n, rooms int) []store.Outbound {
 }
 
 // batchOutbox is green's Outbox over the store at path, with batches to
-// e's blue. store.Store cannot read several entries at once yet;
-// outboxtest.SQLite stands in for that method on the same database.
+// e's blue.
 func batchOutbox(t *testing.T, e *peerEnv, st store.Store, path string, opts OutboxOptions) *Outbox {
 	var send *Batcher
 	switch tr := e.tr.(type) {
@@ -219,7 +217,6 @@ func batchOutbox(t *testing.T, e *peerEnv, st store.Store, path string, opts Out
 	case *Loopback:
 		send = tr.OutboxSender()
 	}
-	opts.Batches = outboxtest.SQLite(t, path)
 	if opts.MinBackoff == 0 {
 		opts.MinBackoff, opts.MaxBackoff, opts.RequestTimeout = time.Millisecond, 4*time.Millisecond, 10*time.Second
 	}

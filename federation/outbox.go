@@ -58,15 +58,6 @@ type BatchSender interface {
 	MayBatch(dest string) bool
 }
 
-// OutboundBatchReader reads several of a destination's entries at once,
-// which batching needs: NextOutboundBatch returns up to limit of dest's
-// oldest entries, oldest first, whatever their NotBefore (none:
-// store.ErrNotFound or an empty list). store.Store has no such method yet
-// (docs/federation.md, "Batches"); a store that has it gets batches.
-type OutboundBatchReader interface {
-	NextOutboundBatch(ctx context.Context, dest string, limit int) ([]store.OutboundEntry, error)
-}
-
 // OutboxOptions tune an Outbox. Zero values take the defaults.
 type OutboxOptions struct {
 	// MinBackoff is the longest wait after a first failure (default 1s);
@@ -98,11 +89,9 @@ type OutboxOptions struct {
 	// DefaultBatchEntries; 1 sends every entry alone), MaxBatchBytes the
 	// sum of their bodies (default DefaultBatchBytes; an entry larger
 	// than that goes alone).
+	// Batches are sent only when the Sender is a BatchSender; otherwise
+	// one entry at a time.
 	MaxBatch, MaxBatchBytes int
-	// Batches reads the entries for a batch. Nil: the store, if it is an
-	// OutboundBatchReader. Batches are sent only when there is a reader
-	// and the Sender is a BatchSender; otherwise one entry at a time.
-	Batches OutboundBatchReader
 }
 
 // Cluster is what the outboxes of several replicas need to share the
@@ -147,13 +136,12 @@ type OutboxStats struct {
 // sends it again, and the receiver drops the repeat by its ID
 // (store.Store.SeenInbound).
 type Outbox struct {
-	st      store.Store
-	send    Sender
-	batch   BatchSender         // nil: no batches
-	batches OutboundBatchReader // nil: no batches
-	opts    OutboxOptions
-	log     *slog.Logger
-	jitter  func(ceiling time.Duration) time.Duration // replaced by tests
+	st     store.Store
+	send   Sender
+	batch  BatchSender // nil: no batches
+	opts   OutboxOptions
+	log    *slog.Logger
+	jitter func(ceiling time.Duration) time.Duration // replaced by tests
 	// idle, if set, runs when a worker has found its queue empty and is
 	// about to retire: tests use it to land a Wake in that window.
 	idle func(dest string)
@@ -206,13 +194,7 @@ func NewOutbox(st store.Store, send Sender, opts OutboxOptions) *Outbox {
 		workers: map[string]chan struct{}{},
 	}
 	if bs, ok := send.(BatchSender); ok && opts.MaxBatch > 1 {
-		o.batches = opts.Batches
-		if o.batches == nil {
-			o.batches, _ = st.(OutboundBatchReader)
-		}
-		if o.batches != nil {
-			o.batch = bs
-		}
+		o.batch = bs
 	}
 	return o
 }
@@ -432,7 +414,7 @@ func (o *Outbox) next(ctx context.Context, dest string) ([]store.OutboundEntry, 
 		}
 		return []store.OutboundEntry{e}, nil
 	}
-	es, err := o.batches.NextOutboundBatch(ctx, dest, o.opts.MaxBatch)
+	es, err := o.st.NextOutboundBatch(ctx, dest, o.opts.MaxBatch)
 	if err != nil {
 		return nil, err
 	}

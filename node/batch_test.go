@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/federation"
-	"github.com/switchboard-chat/switchboard/federation/outboxtest"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/node"
 	"github.com/switchboard-chat/switchboard/provider"
@@ -21,19 +19,7 @@ import (
 )
 
 // Batches between providers (docs/federation.md, "Batches"): the hub's
-// outbox sends a follower its next notifies in one request. The store
-// cannot yet read several outbox entries at once (store.Store lacks the
-// method); outboxtest.SQLite stands in for it on each node's database.
-
-// batching turns batches on for every node, then applies more.
-func batching(t *testing.T, more func(*node.Config)) func(*node.Config) {
-	return func(cfg *node.Config) {
-		cfg.Outbox.Batches = outboxtest.SQLite(t, filepath.Join(cfg.DataDir, "provider.db"))
-		if more != nil {
-			more(cfg)
-		}
-	}
-}
+// outbox sends a follower its next notifies in one request.
 
 // twoRooms makes Alice (green) and Bob (blue) two rooms hosted by green,
 // each with a first message read, and everything settled.
@@ -84,7 +70,7 @@ func batchesTo(t *testing.T, h *harness, domain string) (reqs []federation.Batch
 // outbox sends the backlog in batches; Bob reads every message once, each
 // room in order, and the rooms go on as before.
 func TestBacklogArrivesInBatches(t *testing.T) {
-	h := startHarnessWith(t, batching(t, nil), "green.test", "blue.test")
+	h := startHarness(t, "green.test", "blue.test")
 	alice, bob, rooms := twoRooms(t, h)
 	h.stop("blue.test")
 	backlog(rooms, alice, 60)
@@ -143,12 +129,12 @@ func olderPartner(next http.Handler) http.Handler {
 // TestOlderPartnerGetsRequestsAlone: blue does not offer batches. Green
 // sends it the same backlog one notify at a time, and never a batch.
 func TestOlderPartnerGetsRequestsAlone(t *testing.T) {
-	h := startHarnessWith(t, batching(t, func(cfg *node.Config) {
+	h := startHarnessWith(t, func(cfg *node.Config) {
 		if cfg.Domain == "blue.test" {
 			recorded := cfg.WrapFederation
 			cfg.WrapFederation = func(next http.Handler) http.Handler { return recorded(olderPartner(next)) }
 		}
-	}), "green.test", "blue.test")
+	}, "green.test", "blue.test")
 	alice, bob, rooms := twoRooms(t, h)
 	h.stop("blue.test")
 	backlog(rooms, alice, 20)
@@ -176,11 +162,11 @@ func TestOlderPartnerGetsRequestsAlone(t *testing.T) {
 // (429). Green drops the one, retries the others from where blue stopped,
 // and Bob reads every message once, in order.
 func TestBatchWithRefusedEntries(t *testing.T) {
-	h := startHarnessWith(t, batching(t, func(cfg *node.Config) {
+	h := startHarnessWith(t, func(cfg *node.Config) {
 		if cfg.Domain == "blue.test" {
 			cfg.Provider.PartnerLimit = provider.RateLimit{Every: 50 * time.Millisecond, Burst: 5}
 		}
-	}), "green.test", "blue.test")
+	}, "green.test", "blue.test")
 	alice, bob, rooms := twoRooms(t, h)
 	h.stop("blue.test")
 	backlog(rooms, alice, 10)
@@ -227,7 +213,7 @@ func TestBatchWithRefusedEntries(t *testing.T) {
 // starts again. Its outbox sends the same entries again from its store,
 // blue recognises each, and Bob reads every message once, in order.
 func TestBatchAnswerLostAndHubRestarted(t *testing.T) {
-	h := startHarnessWith(t, batching(t, nil), "green.test", "blue.test")
+	h := startHarness(t, "green.test", "blue.test")
 	alice, bob, rooms := twoRooms(t, h)
 	before, _ := batchesTo(t, h, "blue.test") // a commit and its Welcome went as one
 	h.stop("blue.test")

@@ -475,6 +475,11 @@ type Store interface {
 	// NextOutbound returns the destination's oldest queued entry,
 	// whatever its NotBefore, or ErrNotFound when there is none.
 	NextOutbound(ctx context.Context, dest string) (OutboundEntry, error)
+	// NextOutboundBatch returns up to limit (at least 1) of the
+	// destination's oldest queued entries, oldest first, for one batched
+	// request (docs/federation.md, "Batches"); ErrNotFound when there is
+	// none.
+	NextOutboundBatch(ctx context.Context, dest string, limit int) ([]OutboundEntry, error)
 	// MarkOutboundFailed records a failed attempt on an entry: its
 	// attempt count, when to try again and why it failed. An unknown
 	// entry is ErrNotFound.

@@ -133,27 +133,47 @@ func (s *Store) OutboundDestinations(ctx context.Context) ([]string, error) {
 // NextOutbound returns the destination's entry with the lowest Seq. Its
 // Header is nil when the entry was stored without headers.
 func (s *Store) NextOutbound(ctx context.Context, dest string) (store.OutboundEntry, error) {
+	es, err := s.NextOutboundBatch(ctx, dest, 1)
+	if err != nil {
+		return store.OutboundEntry{}, err
+	}
+	return es[0], nil
+}
+
+// NextOutboundBatch returns up to limit of the destination's entries,
+// oldest first: what one batched request to it carries.
+func (s *Store) NextOutboundBatch(ctx context.Context, dest string, limit int) ([]store.OutboundEntry, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("a batch of %d outbox entries: at least one is needed", limit)
+	}
 	t, err := s.read(ctx)
 	if err != nil {
-		return store.OutboundEntry{}, err
+		return nil, err
 	}
-	e := store.OutboundEntry{Outbound: store.Outbound{Destination: dest}}
-	var notBefore, created int64
-	var header string
-	err = t.queryRow(`SELECT seq, delivery_id, kind, path, body, header, attempts, not_before, last_error, created
-		FROM outbox WHERE destination = ? ORDER BY seq LIMIT 1`, dest).
-		Scan(&e.Seq, &e.ID, &e.Kind, &e.Path, &e.Body, &header, &e.Attempts, &notBefore, &e.LastError, &created)
+	es, err := collect(t.rows(`SELECT seq, delivery_id, kind, path, body, header, attempts, not_before, last_error, created
+		FROM outbox WHERE destination = ? ORDER BY seq LIMIT ?`, dest, limit), func(r Rows) (store.OutboundEntry, error) {
+		e := store.OutboundEntry{Outbound: store.Outbound{Destination: dest}}
+		var notBefore, created int64
+		var header string
+		if err := r.Scan(&e.Seq, &e.ID, &e.Kind, &e.Path, &e.Body, &header, &e.Attempts, &notBefore, &e.LastError, &created); err != nil {
+			return e, err
+		}
+		if e.Header, err = decodeHeader(header); err != nil {
+			return e, s.fail("next outbound", err)
+		}
+		if notBefore != 0 {
+			e.NotBefore = fromNano(notBefore)
+		}
+		e.Created = fromNano(created)
+		return e, nil
+	})
 	if err != nil {
-		return store.OutboundEntry{}, err
+		return nil, err
 	}
-	if e.Header, err = decodeHeader(header); err != nil {
-		return store.OutboundEntry{}, s.fail("next outbound", err)
+	if len(es) == 0 {
+		return nil, store.ErrNotFound
 	}
-	if notBefore != 0 {
-		e.NotBefore = fromNano(notBefore)
-	}
-	e.Created = fromNano(created)
-	return e, nil
+	return es, nil
 }
 
 // MarkOutboundFailed records a failed attempt. The destination is part of

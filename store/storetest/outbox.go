@@ -41,6 +41,65 @@ func (e *env) destinations() []string {
 	return ds
 }
 
+// outboxBatches: a batch for a destination is its oldest entries, in
+// order, as many as asked for and no more, whole; other destinations'
+// entries never join it; an empty outbox is ErrNotFound and a batch of
+// nothing is refused.
+func outboxBatches(t *testing.T, e *env) {
+	_, err := e.s.NextOutboundBatch(e.ctx, "blue.test", 8)
+	is(t, err, store.ErrNotFound, "NextOutboundBatch on an empty outbox")
+	var blue []store.Outbound
+	for i := range 5 {
+		o := outbound("blue.test", fmt.Sprintf("b%d", i))
+		if i == 1 {
+			o.Header = map[string]string{"X-Room": "r1"}
+		}
+		blue = append(blue, o)
+		e.ok(e.s.EnqueueOutbound(e.ctx, []store.Outbound{o, outbound("green.test", fmt.Sprintf("g%d", i))}))
+	}
+	ids := func(es []store.OutboundEntry) []string {
+		var out []string
+		for _, o := range es {
+			out = append(out, o.ID)
+		}
+		return out
+	}
+	three, err := e.s.NextOutboundBatch(e.ctx, "blue.test", 3)
+	e.ok(err)
+	if got := ids(three); !slices.Equal(got, []string{"b0", "b1", "b2"}) {
+		t.Fatalf("a batch of 3 for blue.test = %v, want b0 b1 b2", got)
+	}
+	for i, o := range three {
+		if o.Destination != "blue.test" || o.Kind != blue[i].Kind || o.Path != blue[i].Path || !bytes.Equal(o.Body, blue[i].Body) ||
+			fmt.Sprint(o.Header) != fmt.Sprint(blue[i].Header) || (i > 0 && o.Seq <= three[i-1].Seq) {
+			t.Errorf("batch entry %d = %+v, want %+v after seq %d", i, o, blue[i], three[max(i-1, 0)].Seq)
+		}
+	}
+	if head, err := e.s.NextOutbound(e.ctx, "blue.test"); err != nil || head.Seq != three[0].Seq {
+		t.Errorf("NextOutbound = %+v, %v; want the batch's first entry", head, err)
+	}
+	all, err := e.s.NextOutboundBatch(e.ctx, "blue.test", 100)
+	e.ok(err)
+	if got := ids(all); !slices.Equal(got, []string{"b0", "b1", "b2", "b3", "b4"}) {
+		t.Errorf("a batch of up to 100 for blue.test = %v, want its five entries", got)
+	}
+	e.ok(e.s.DeleteOutbound(e.ctx, "blue.test", three[0].Seq))
+	e.ok(e.s.DeleteOutbound(e.ctx, "blue.test", three[1].Seq))
+	rest, err := e.s.NextOutboundBatch(e.ctx, "blue.test", 2)
+	e.ok(err)
+	if got := ids(rest); !slices.Equal(got, []string{"b2", "b3"}) {
+		t.Errorf("after two were delivered, a batch of 2 = %v, want b2 b3", got)
+	}
+	green, err := e.s.NextOutboundBatch(e.ctx, "green.test", 10)
+	e.ok(err)
+	if got := ids(green); !slices.Equal(got, []string{"g0", "g1", "g2", "g3", "g4"}) {
+		t.Errorf("green.test's batch = %v", got)
+	}
+	if _, err := e.s.NextOutboundBatch(e.ctx, "blue.test", 0); err == nil {
+		t.Error("a batch of 0 entries was not refused")
+	}
+}
+
 // outboxOrder: entries come out per destination in the order they went
 // in, however destinations interleave, and round-trip exactly.
 func outboxOrder(t *testing.T, e *env) {

@@ -232,6 +232,7 @@ var scenarios = []scenario{
 	{"TrimQueuesRemovesOnlyOldEntries", trim},
 	// The federation outbox and inbound de-duplication.
 	{"OutboxHandsOutEachDestinationInOrder", outboxOrder},
+	{"OutboxBatchesAreTheOldestEntriesInOrder", outboxBatches},
 	{"OutboxRecordsFailedAttempts", outboxFailed},
 	{"EnqueueOutboundIsAllOrNothingAndIdempotent", outboxEnqueue},
 	{"SubmitStoresOutboundAtomically", outboxWithSubmit},
