@@ -14,8 +14,8 @@ type metrics struct {
 	deliveries prometheus.Counter
 	streams    prometheus.Gauge
 	commitWait prometheus.Histogram
-	// staleReloads counts hosted rooms read again because another
-	// replica had moved them on (submit.go, accept).
+	// staleReloads counts hosted rooms read again because their cached
+	// state was behind (submit.go: accept, acceptQueued).
 	staleReloads prometheus.Counter
 	// outbox counts the federation outbox's events by destination and
 	// event (queued, sent, retried, failed).
@@ -44,7 +44,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		staleReloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_room_reloads_total", Help: "Hosted rooms read again from the store because another replica had written to them.",
+			Name: "switchboard_room_reloads_total", Help: "Hosted rooms read again from the store because their cached state was behind (another replica wrote to them, or a queued message before failed).",
 		}),
 		outbox: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_federation_outbox_total", Help: "Federation outbox events (queued, sent, retried, failed) by destination provider.",
