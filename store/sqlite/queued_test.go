@@ -17,18 +17,7 @@ import (
 // than written after a gap; queued again with the right Seq it goes in.
 func TestQueuedSubmissionsNeverLeaveAGap(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, "alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := aliceStore(t, true)
 	if !s.QueuesSubmissions() {
 		t.Fatal("SQLite's store does not queue submissions")
 	}
@@ -88,15 +77,7 @@ func TestQueuedSubmissionsNeverLeaveAGap(t *testing.T) {
 // text, up to the same bound as the writer's; past it they still run.
 func TestReadsPrepareEachStatementOnce(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, "alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := aliceStore(t, false)
 	read := func() {
 		t.Helper()
 		if got, err := s.UserByID(ctx, u.ID); err != nil || got.Handle != "alice" {
@@ -142,15 +123,7 @@ func TestReadsPrepareEachStatementOnce(t *testing.T) {
 // nothing at all.
 func TestAMessageIsQueuedForEachOfItsDevices(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, "alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := aliceStore(t, false)
 	var devs []int64
 	for i := range 3 {
 		code := []byte(fmt.Sprint("code", i))
@@ -166,7 +139,7 @@ func TestAMessageIsQueuedForEachOfItsDevices(t *testing.T) {
 	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "to-nobody", Kind: store.KindApplication,
+	_, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: "to-nobody", Kind: store.KindApplication,
 		Recipients: []int64{devs[0], devs[2] + 100, devs[1]}})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a message for a device that does not exist: %v, want ErrNotFound", err)
@@ -186,4 +159,25 @@ func TestAMessageIsQueuedForEachOfItsDevices(t *testing.T) {
 	if !(cursors[devs[2]] < cursors[devs[0]] && cursors[devs[0]] < cursors[devs[1]]) {
 		t.Fatalf("cursors %v are not in the order the devices were given", cursors)
 	}
+}
+
+// aliceStore opens a fresh store, closed when the test ends, with the user
+// alice and, if room is set, the room "!r" she created.
+func aliceStore(t *testing.T, room bool) (*Store, store.User) {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	u, err := s.CreateUser(t.Context(), "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room {
+		if err := s.CreateRoom(t.Context(), store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, u
 }

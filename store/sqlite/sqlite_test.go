@@ -450,18 +450,7 @@ INSERT INTO device_queue (device_id, cursor, message_id) VALUES (42, 1, 1); -- n
 // statements past the cache's bound still run, unprepared.
 func TestWriterPreparesEachStatementOnce(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	u, err := s.CreateUser(ctx, "alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateRoom(ctx, store.Room{ID: "!r", CreatorID: u.ID}, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := aliceStore(t, true)
 	submit := func(i int) {
 		t.Helper()
 		if _, err := s.Submit(ctx, store.Submission{RoomID: "!r", ClientID: fmt.Sprint(i), Kind: store.KindApplication,
@@ -480,7 +469,7 @@ func TestWriterPreparesEachStatementOnce(t *testing.T) {
 		t.Errorf("the writer holds %d prepared statements after 101 Submits, %d after the first", n, prepared)
 	}
 
-	err = s.conns.Write(ctx, func(c sqlstore.Conn) error {
+	err := s.conns.Write(ctx, func(c sqlstore.Conn) error {
 		for i := range maxStmts + 10 {
 			var got int
 			if err := c.QueryRow(fmt.Sprintf("SELECT %d + ?", i), 1).Scan(&got); err != nil || got != i+1 {
