@@ -50,6 +50,13 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 		}
 		return rep, err
 	}
+	if s.Workload == WorkloadJoin {
+		r, err := runJoin(ctx, &s, filepath.Join(base, "join"), p)
+		if r != nil {
+			rep.Runs = append(rep.Runs, r)
+		}
+		return rep, err
+	}
 	for _, payload := range s.Payloads {
 		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p)
 		if r != nil {
@@ -235,7 +242,7 @@ func (p *progress) watch(name string, dur time.Duration, since func() time.Durat
 
 // Names of the workloads and payloads, for help texts.
 var (
-	Workloads = []string{WorkloadPairs, WorkloadGroup, WorkloadIdle}
+	Workloads = []string{WorkloadPairs, WorkloadGroup, WorkloadJoin, WorkloadIdle}
 	Payloads  = []string{PayloadRelay, PayloadE2EE}
 )
 

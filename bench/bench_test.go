@@ -133,6 +133,62 @@ func TestGroupOverThreeProviders(t *testing.T) {
 	}
 }
 
+// Three devices join a room of five over three providers, one after
+// another: each time the committer merged, the new device joined and
+// sent, and every member already in the room reached the new epoch.
+func TestJoinsToARoomOverThreeProviders(t *testing.T) {
+	s := tiny(bench.WorkloadJoin)
+	s.Members, s.Joins = 5, 3
+	rep := runTiny(t, s)
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want one", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	f := r.Join
+	if f == nil || f.Members != 5 || f.Joins != 3 || len(f.PerJoin) != 3 {
+		t.Fatalf("join figures: %+v", f)
+	}
+	// The committer waits for none but the others: 4, then 5, then 6.
+	if f.MembersExpected != 4+5+6 || f.MembersReached != f.MembersExpected || f.EachMember.Count != 15 {
+		t.Errorf("%d of %d members reached the new epoch, %d latencies", f.MembersReached, f.MembersExpected, f.EachMember.Count)
+	}
+	for i, j := range f.PerJoin {
+		if j.RoomSize != 5+i || j.MembersWaited != 4+i {
+			t.Errorf("join %d: room of %d, waited for %d", i+1, j.RoomSize, j.MembersWaited)
+		}
+		if i > 0 && j.Epoch != f.PerJoin[i-1].Epoch+1 {
+			t.Errorf("join %d: epoch %d after %d: want one commit per join", i+1, j.Epoch, f.PerJoin[i-1].Epoch)
+		}
+		// The steps happen in this order, whatever their durations.
+		if !(j.CommitMs > 0 && j.WelcomeMs > 0 && j.WelcomeMs <= j.JoinedSentMs && j.AllMembersMs > 0) {
+			t.Errorf("join %d: %+v", i+1, j)
+		}
+	}
+	for _, l := range []bench.Latency{f.Commit, f.Welcome, f.JoinedAndSent, f.AllMembers} {
+		if l.Count != 3 || l.P50 <= 0 || l.Max < l.P50 {
+			t.Errorf("latency %+v for 3 joins", l)
+		}
+	}
+	if len(r.Providers) != 3 || r.Devices != 8 || r.Payload != bench.PayloadE2EE || len(r.Errors) != 0 || !r.Server.Measured {
+		t.Errorf("providers %v, %d devices, payload %q, errors %v", r.Providers, r.Devices, r.Payload, r.Errors)
+	}
+	var out strings.Builder
+	rep.WriteTable(&out)
+	if !strings.Contains(out.String(), "every member processed the commit") {
+		t.Errorf("the table has no join lines:\n%s", out.String())
+	}
+
+	// A join report that lost a member does not check.
+	good, _ := json.Marshal(rep)
+	var spoilt bench.Report
+	json.Unmarshal(good, &spoilt)
+	spoilt.Runs[0].Join.MembersReached--
+	data, _ := json.Marshal(&spoilt)
+	if _, err := bench.Check(data); !errors.Is(err, bench.ErrReport) {
+		t.Errorf("a join that missed a member: Check = %v, want ErrReport", err)
+	}
+}
+
 func TestIdleStreamsStayOpen(t *testing.T) {
 	s := tiny(bench.WorkloadIdle)
 	s.Duration = 500 * time.Millisecond
@@ -204,6 +260,8 @@ func TestSettingsOutOfBoundsAreRefused(t *testing.T) {
 		"target without data": func(s *bench.Settings) {
 			s.Targets = []bench.Target{{URL: "http://127.0.0.1:8080"}}
 		},
+		"join of nobody":      func(s *bench.Settings) { s.Workload, s.Joins = bench.WorkloadJoin, 0 },
+		"join to a huge room": func(s *bench.Settings) { s.Workload, s.Members = bench.WorkloadJoin, bench.MaxMembers+1 },
 		"cross with one target": func(s *bench.Settings) {
 			s.Cross, s.Targets = true, []bench.Target{{URL: "http://127.0.0.1:8080", DataDir: "x"}}
 		},
