@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +179,11 @@ func TestJoinsToARoomOverThreeProviders(t *testing.T) {
 		t.Errorf("the table has no join lines:\n%s", out.String())
 	}
 
+	paths, err := rep.WriteCharts(t.TempDir())
+	if err != nil || len(paths) != 1 || filepath.Base(paths[0]) != "join.png" {
+		t.Errorf("join charts: %v, %v", paths, err)
+	}
+
 	// A join report that lost a member does not check.
 	good, _ := json.Marshal(rep)
 	var spoilt bench.Report
@@ -293,5 +299,31 @@ func TestChartsAreWritten(t *testing.T) {
 		if err != nil || len(data) < 8 || string(data[1:4]) != "PNG" {
 			t.Errorf("%s is not a PNG (%v)", p, err)
 		}
+	}
+}
+
+// BenchmarkJoin runs the join workload at a few room sizes, for a CPU
+// profile of the whole of it, setup included (go test -bench Join
+// -benchtime 1x -cpuprofile cpu.out ./bench/; -bench Join/100 for one
+// size). The figures are reported as metrics, in milliseconds.
+func BenchmarkJoin(b *testing.B) {
+	for _, members := range []int{100, 300, 1000} {
+		b.Run(strconv.Itoa(members), func(b *testing.B) {
+			for range b.N {
+				s := bench.Defaults(bench.WorkloadJoin)
+				s.Members, s.Joins = members, 5
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+				rep, err := bench.Run(ctx, s, bench.Options{Progress: os.Stderr})
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := rep.Runs[0]
+				b.ReportMetric(r.SetupSeconds, "setup-s")
+				b.ReportMetric(r.Join.Commit.P50, "commit-p50-ms")
+				b.ReportMetric(r.Join.JoinedAndSent.P50, "joined-sent-p50-ms")
+				b.ReportMetric(r.Join.AllMembers.P50, "all-members-p50-ms")
+			}
+		})
 	}
 }
