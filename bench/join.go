@@ -176,16 +176,18 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 	}
 	w := &epochWatch{each: newHist()}
 	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	var wg, runs sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
+		waitRuns(&runs)
 	}()
 	// run starts a member's stream and its event watcher.
 	run := func(m *member) {
-		wg.Add(2)
+		wg.Add(1)
+		runs.Add(1)
 		go func() {
-			defer wg.Done()
+			defer runs.Done()
 			m.dev.sdk.Run(rctx)
 		}()
 		go func() {
@@ -357,3 +359,28 @@ func waitFor1(ctx context.Context, ch <-chan struct{}, timeout time.Duration) er
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runStopWait bounds the wait for the SDK's Run to return once its
+// context is cancelled.
+const runStopWait = 5 * time.Second
+
+// waitRuns waits for the devices' Client.Run calls to return, at most
+// runStopWait. Run can miss its context's end: when the context is
+// cancelled while the stream's reader goroutine waits to hand over a
+// frame, the reader returns without reporting an error and Run waits for
+// that error for good (client/receive.go, stream). A bench run must end
+// all the same; the goroutines are left behind, as a process that exits
+// leaves them.
+func waitRuns(runs *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		runs.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(runStopWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}

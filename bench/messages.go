@@ -157,10 +157,14 @@ type sendFunc func(ctx context.Context, h header) error
 // report to tr from the moment this returns.
 func startMembers(ctx context.Context, payload string, size int, e *env, rooms []*room, tr *trackerRef) (senders map[*member]sendFunc, stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	var wg, runs sync.WaitGroup
+	var once sync.Once
 	stop = func() {
-		cancel()
-		wg.Wait()
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			waitRuns(&runs)
+		})
 	}
 	senders = map[*member]sendFunc{}
 	for _, r := range rooms {
@@ -183,9 +187,10 @@ func startMembers(ctx context.Context, payload string, size int, e *env, rooms [
 				}
 				continue
 			}
-			wg.Add(2)
+			wg.Add(1)
+			runs.Add(1)
 			go func() {
-				defer wg.Done()
+				defer runs.Done()
 				m.dev.sdk.Run(ctx)
 			}()
 			go func() {
