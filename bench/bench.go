@@ -21,9 +21,12 @@ type Options struct {
 	Terminal bool
 }
 
-// joinTimeout bounds how long the devices may take to join their rooms
-// before the load starts.
-const joinTimeout = 2 * time.Minute
+// joinTimeout bounds how long the devices of a room of n may take to
+// join it before the load starts. In this process every device does its
+// own MLS work on the machine's few cores: each joiner checks every
+// member's leaf (signature and credential), so a room's joining costs
+// grow with n*n; the bound grows with n.
+func joinTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*600*time.Millisecond }
 
 // Run runs the workload of s once per payload mode (idle: once) and
 // returns the report. Each run starts its own providers (or uses the
@@ -89,7 +92,11 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		return nil, err
 	}
 	defer stop()
-	if err := waitJoined(ctx, rooms, joinTimeout); err != nil {
+	devices := 0
+	for _, r := range rooms {
+		devices += len(r.members)
+	}
+	if err := waitJoined(ctx, rooms, joinTimeout(devices)); err != nil {
 		return nil, err
 	}
 

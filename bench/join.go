@@ -72,9 +72,10 @@ type JoinSample struct {
 	MembersWaited int     `json:"members_waited"`
 }
 
-// joinStepTimeout bounds each step of one join (the commit, the Welcome,
-// the first message, every member's processing).
-const joinStepTimeout = 2 * time.Minute
+// joinStepTimeout bounds each step of one join to a room of n (the
+// commit, the Welcome, the first message, every member's processing: n
+// devices' work on this machine's cores).
+func joinStepTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*200*time.Millisecond }
 
 // epochWatch learns when the members of a room reach an epoch.
 type epochWatch struct {
@@ -238,10 +239,10 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 	for _, m := range joiners {
 		run(m)
 	}
-	if err := waitJoined(ctx, []*room{r}, joinTimeout); err != nil {
+	if err := waitJoined(ctx, []*room{r}, joinTimeout(len(r.members)+len(joiners))); err != nil {
 		return nil, err
 	}
-	if err := waitFor1(ctx, w.done, joinTimeout); err != nil {
+	if err := waitFor1(ctx, w.done, joinTimeout(len(r.members)+len(joiners))); err != nil {
 		return nil, fmt.Errorf("bench: %d members did not reach the room's epoch %d: %w", w.outstanding(), r.epoch, err)
 	}
 	w.each.Reset()
@@ -287,7 +288,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 			finish()
 			return res, fmt.Errorf("bench: join %d of %s (room of %d): %s: %w", k+1, nm.dev.handle, len(r.members), what, err)
 		}
-		ictx, icancel := context.WithTimeout(ctx, joinStepTimeout)
+		ictx, icancel := context.WithTimeout(ctx, joinStepTimeout(len(r.members)))
 		err = committer.dev.sdk.Invite(ictx, r.id, nm.dev.address(committer.dev.p))
 		icancel()
 		if err != nil {
@@ -298,7 +299,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		recordHist(commit, d)
 		sample.CommitMs = msOf(d)
 
-		if err := waitFor1(ctx, nm.joined, joinStepTimeout); err != nil {
+		if err := waitFor1(ctx, nm.joined, joinStepTimeout(len(r.members))); err != nil {
 			return stepErr("the Welcome", err)
 		}
 		d = time.Since(t0)
@@ -311,7 +312,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		if err != nil {
 			return stepErr("the first message", err)
 		}
-		sctx, scancel := context.WithTimeout(ctx, joinStepTimeout)
+		sctx, scancel := context.WithTimeout(ctx, joinStepTimeout(len(r.members)))
 		_, err = nm.dev.sdk.Send(sctx, r.id, enc)
 		scancel()
 		if err != nil {
@@ -325,7 +326,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		w.mu.Lock()
 		done := w.done
 		w.mu.Unlock()
-		if err := waitFor1(ctx, done, joinStepTimeout); err != nil {
+		if err := waitFor1(ctx, done, joinStepTimeout(len(r.members))); err != nil {
 			return stepErr(fmt.Sprintf("%d of %d members processing the commit", w.outstanding(), len(waitFor)), err)
 		}
 		w.mu.Lock()
