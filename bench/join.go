@@ -75,7 +75,9 @@ type JoinSample struct {
 // joinStepTimeout bounds each step of one join to a room of n (the
 // commit, the Welcome, the first message, every member's processing: n
 // devices' work on this machine's cores).
-func joinStepTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*200*time.Millisecond }
+func joinStepTimeout(n int) time.Duration {
+	return 2*time.Minute + time.Duration(n)*200*time.Millisecond
+}
 
 // epochWatch learns when the members of a room reach an epoch.
 type epochWatch struct {
