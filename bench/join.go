@@ -122,6 +122,16 @@ func (w *epochWatch) reached(idx int, epoch uint64, at time.Time) {
 	}
 }
 
+// giveUp stops waiting and returns how many members had not reached
+// the target.
+func (w *epochWatch) giveUp() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.waiting)
+	w.waiting = map[int]bool{}
+	return n
+}
+
 // outstanding is how many members have not reached the target.
 func (w *epochWatch) outstanding() int {
 	w.mu.Lock()
@@ -286,7 +296,9 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		f.MembersExpected += len(waitFor)
 
 		stepErr := func(what string, err error) (*Result, error) {
-			f.MembersReached += len(waitFor) - w.outstanding()
+			// Members still processing are no longer counted, so that
+			// the count and the latencies agree.
+			f.MembersReached += len(waitFor) - w.giveUp()
 			finish()
 			return res, fmt.Errorf("bench: join %d of %s (room of %d): %s: %w", k+1, nm.dev.handle, len(r.members), what, err)
 		}
