@@ -207,6 +207,7 @@ func writeJoinChart(dir string, r *Result) ([]string, error) {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = ticks125{}
 	p.Add(plotter.NewGrid())
+	lo, hi := math.Inf(1), 0.0
 	for i, m := range []struct {
 		name string
 		v    func(JoinSample) float64
@@ -217,7 +218,9 @@ func writeJoinChart(dir string, r *Result) ([]string, error) {
 	} {
 		var xys plotter.XYs
 		for _, j := range f.PerJoin {
-			xys = append(xys, plotter.XY{X: float64(j.Join), Y: math.Max(m.v(j), 0.001)})
+			y := math.Max(m.v(j), 0.001)
+			xys = append(xys, plotter.XY{X: float64(j.Join), Y: y})
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
 		}
 		l, pts, err := plotter.NewLinePoints(xys)
 		if err != nil {
@@ -229,6 +232,8 @@ func writeJoinChart(dir string, r *Result) ([]string, error) {
 		p.Add(l, pts)
 		p.Legend.Add(m.name, l)
 	}
+	// Room above the lines for the legend (a log axis: a factor).
+	p.Y.Min, p.Y.Max = lo/1.5, hi*4
 	p.Legend.Top = true
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
