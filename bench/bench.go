@@ -25,9 +25,12 @@ type Options struct {
 	Measured func() (end func())
 }
 
-// joinTimeout bounds how long the devices may take to join their rooms
-// before the load starts.
-const joinTimeout = 2 * time.Minute
+// joinTimeout bounds how long the devices of a room of n may take to
+// join it before the load starts. In this process every device does its
+// own MLS work on the machine's few cores: each joiner checks every
+// member's leaf (signature and credential), so a room's joining costs
+// grow with n*n; the bound grows with n.
+func joinTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*600*time.Millisecond }
 
 // Run runs the workload of s once per payload mode (idle: once) and
 // returns the report. Each run starts its own providers (or uses the
@@ -54,6 +57,13 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 		end := opts.Measured()
 		r, err := runIdle(ctx, &s, filepath.Join(base, "idle"), p)
 		end()
+		if r != nil {
+			rep.Runs = append(rep.Runs, r)
+		}
+		return rep, err
+	}
+	if s.Workload == WorkloadJoin {
+		r, err := runJoin(ctx, &s, filepath.Join(base, "join"), p)
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
 		}
@@ -91,7 +101,11 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		return nil, err
 	}
 	defer stop()
-	if err := waitJoined(ctx, rooms, joinTimeout); err != nil {
+	devices := 0
+	for _, r := range rooms {
+		devices += len(r.members)
+	}
+	if err := waitJoined(ctx, rooms, joinTimeout(devices)); err != nil {
 		return nil, err
 	}
 
@@ -246,7 +260,7 @@ func (p *progress) watch(name string, dur time.Duration, since func() time.Durat
 
 // Names of the workloads and payloads, for help texts.
 var (
-	Workloads = []string{WorkloadPairs, WorkloadGroup, WorkloadIdle}
+	Workloads = []string{WorkloadPairs, WorkloadGroup, WorkloadJoin, WorkloadIdle}
 	Payloads  = []string{PayloadRelay, PayloadE2EE}
 )
 

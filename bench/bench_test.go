@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,67 @@ func TestGroupOverThreeProviders(t *testing.T) {
 	}
 }
 
+// Three devices join a room of five over three providers, one after
+// another: each time the committer merged, the new device joined and
+// sent, and every member already in the room reached the new epoch.
+func TestJoinsToARoomOverThreeProviders(t *testing.T) {
+	s := tiny(bench.WorkloadJoin)
+	s.Members, s.Joins = 5, 3
+	rep := runTiny(t, s)
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want one", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	f := r.Join
+	if f == nil || f.Members != 5 || f.Joins != 3 || len(f.PerJoin) != 3 {
+		t.Fatalf("join figures: %+v", f)
+	}
+	// The committer waits for none but the others: 4, then 5, then 6.
+	if f.MembersExpected != 4+5+6 || f.MembersReached != f.MembersExpected || f.EachMember.Count != 15 {
+		t.Errorf("%d of %d members reached the new epoch, %d latencies", f.MembersReached, f.MembersExpected, f.EachMember.Count)
+	}
+	for i, j := range f.PerJoin {
+		if j.RoomSize != 5+i || j.MembersWaited != 4+i {
+			t.Errorf("join %d: room of %d, waited for %d", i+1, j.RoomSize, j.MembersWaited)
+		}
+		if i > 0 && j.Epoch != f.PerJoin[i-1].Epoch+1 {
+			t.Errorf("join %d: epoch %d after %d: want one commit per join", i+1, j.Epoch, f.PerJoin[i-1].Epoch)
+		}
+		// The steps happen in this order, whatever their durations.
+		if !(j.CommitMs > 0 && j.WelcomeMs > 0 && j.WelcomeMs <= j.JoinedSentMs && j.AllMembersMs > 0) {
+			t.Errorf("join %d: %+v", i+1, j)
+		}
+	}
+	for _, l := range []bench.Latency{f.Commit, f.Welcome, f.JoinedAndSent, f.AllMembers} {
+		if l.Count != 3 || l.P50 <= 0 || l.Max < l.P50 {
+			t.Errorf("latency %+v for 3 joins", l)
+		}
+	}
+	if len(r.Providers) != 3 || r.Devices != 8 || r.Payload != bench.PayloadE2EE || len(r.Errors) != 0 || !r.Server.Measured {
+		t.Errorf("providers %v, %d devices, payload %q, errors %v", r.Providers, r.Devices, r.Payload, r.Errors)
+	}
+	var out strings.Builder
+	rep.WriteTable(&out)
+	if !strings.Contains(out.String(), "every member processed the commit") {
+		t.Errorf("the table has no join lines:\n%s", out.String())
+	}
+
+	paths, err := rep.WriteCharts(t.TempDir())
+	if err != nil || len(paths) != 1 || filepath.Base(paths[0]) != "join.png" {
+		t.Errorf("join charts: %v, %v", paths, err)
+	}
+
+	// A join report that lost a member does not check.
+	good, _ := json.Marshal(rep)
+	var spoilt bench.Report
+	json.Unmarshal(good, &spoilt)
+	spoilt.Runs[0].Join.MembersReached--
+	data, _ := json.Marshal(&spoilt)
+	if _, err := bench.Check(data); !errors.Is(err, bench.ErrReport) {
+		t.Errorf("a join that missed a member: Check = %v, want ErrReport", err)
+	}
+}
+
 func TestIdleStreamsStayOpen(t *testing.T) {
 	s := tiny(bench.WorkloadIdle)
 	s.Duration = 500 * time.Millisecond
@@ -204,6 +266,8 @@ func TestSettingsOutOfBoundsAreRefused(t *testing.T) {
 		"target without data": func(s *bench.Settings) {
 			s.Targets = []bench.Target{{URL: "http://127.0.0.1:8080"}}
 		},
+		"join of nobody":      func(s *bench.Settings) { s.Workload, s.Joins = bench.WorkloadJoin, 0 },
+		"join to a huge room": func(s *bench.Settings) { s.Workload, s.Members = bench.WorkloadJoin, bench.MaxMembers+1 },
 		"cross with one target": func(s *bench.Settings) {
 			s.Cross, s.Targets = true, []bench.Target{{URL: "http://127.0.0.1:8080", DataDir: "x"}}
 		},
@@ -235,5 +299,31 @@ func TestChartsAreWritten(t *testing.T) {
 		if err != nil || len(data) < 8 || string(data[1:4]) != "PNG" {
 			t.Errorf("%s is not a PNG (%v)", p, err)
 		}
+	}
+}
+
+// BenchmarkJoin runs the join workload at a few room sizes, for a CPU
+// profile of the whole of it, setup included (go test -bench Join
+// -benchtime 1x -cpuprofile cpu.out ./bench/; -bench Join/100 for one
+// size). The figures are reported as metrics, in milliseconds.
+func BenchmarkJoin(b *testing.B) {
+	for _, members := range []int{100, 300, 1000} {
+		b.Run(strconv.Itoa(members), func(b *testing.B) {
+			for range b.N {
+				s := bench.Defaults(bench.WorkloadJoin)
+				s.Members, s.Joins = members, 5
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+				rep, err := bench.Run(ctx, s, bench.Options{Progress: os.Stderr})
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := rep.Runs[0]
+				b.ReportMetric(r.SetupSeconds, "setup-s")
+				b.ReportMetric(r.Join.Commit.P50, "commit-p50-ms")
+				b.ReportMetric(r.Join.JoinedAndSent.P50, "joined-sent-p50-ms")
+				b.ReportMetric(r.Join.AllMembers.P50, "all-members-p50-ms")
+			}
+		})
 	}
 }

@@ -17,7 +17,8 @@ import (
 // Charts of a report, as PNG files: latency.png, the latency
 // distribution of each message run (percentiles on a log scale, so the
 // tail is as visible as the median), and throughput.png, messages sent
-// and delivered each second. An idle report has no chart.
+// and delivered each second; a join report has join.png instead, each
+// join's latencies in order. An idle report has no chart.
 
 // palette is one colour per run, told apart in print too.
 var palette = []color.Color{
@@ -30,6 +31,11 @@ var palette = []color.Color{
 // WriteCharts writes the report's charts into dir (made if needed) and
 // returns their paths.
 func (rep *Report) WriteCharts(dir string) ([]string, error) {
+	for _, r := range rep.Runs {
+		if r.Join != nil && len(r.Join.PerJoin) > 0 {
+			return writeJoinChart(dir, r)
+		}
+	}
 	var runs []*Result
 	for _, r := range rep.Runs {
 		if r.Messages != nil && r.Messages.Latency.Count > 0 {
@@ -186,4 +192,55 @@ func (ticks125) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return out
+}
+
+// writeJoinChart writes join.png: for each join, in order (the room one
+// device larger each time), the time until the committer merged, until
+// the new device's first message was acknowledged and until every member
+// had processed the commit (log scale: they differ tenfold and more).
+func writeJoinChart(dir string, r *Result) ([]string, error) {
+	f := r.Join
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Joining a room of %d over %d providers, one device at a time", f.Members, len(r.Providers))
+	p.X.Label.Text = "join (the room has members + join - 1 devices before it)"
+	p.Y.Label.Text = "ms since the Invite call (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = ticks125{}
+	p.Add(plotter.NewGrid())
+	lo, hi := math.Inf(1), 0.0
+	for i, m := range []struct {
+		name string
+		v    func(JoinSample) float64
+	}{
+		{"committer merged", func(j JoinSample) float64 { return j.CommitMs }},
+		{"new device joined and sent", func(j JoinSample) float64 { return j.JoinedSentMs }},
+		{"every member processed it", func(j JoinSample) float64 { return j.AllMembersMs }},
+	} {
+		var xys plotter.XYs
+		for _, j := range f.PerJoin {
+			y := math.Max(m.v(j), 0.001)
+			xys = append(xys, plotter.XY{X: float64(j.Join), Y: y})
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		c := palette[i%len(palette)]
+		l.Color, l.Width = c, vg.Points(2)
+		pts.Color, pts.Shape = c, draw.CircleGlyph{}
+		p.Add(l, pts)
+		p.Legend.Add(m.name, l)
+	}
+	// Room above the lines for the legend (a log axis: a factor).
+	p.Y.Min, p.Y.Max = lo/1.5, hi*4
+	p.Legend.Top = true
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "join.png")
+	if err := p.Save(9*vg.Inch, 5.5*vg.Inch, path); err != nil {
+		return nil, fmt.Errorf("bench: writing %s: %w", path, err)
+	}
+	return []string{path}, nil
 }

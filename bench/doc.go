@@ -6,7 +6,10 @@
 //
 // Workloads: pairs (devices chatting 1:1, on one provider or across two),
 // group (one room over three providers, one sender, every member
-// receiving) and idle (devices holding their WebSocket stream open). Load
+// receiving), join (devices invited one at a time into such a room: until
+// the committer merged, the new device joined and sent, every member
+// processed the commit) and idle (devices holding their WebSocket stream
+// open). Load
 // is open-loop at a fixed rate, latency counted from each message's
 // intended send time so that a slow server cannot hide its slowness by
 // slowing the load (no coordinated omission), or saturation with a bounded

@@ -91,33 +91,62 @@ func setupRooms(ctx context.Context, s *Settings, e *env) ([]*room, error) {
 		})
 		return rooms, err
 	case WorkloadGroup:
-		devs := make([]*device, s.Members)
-		err := parallel(ctx, s.Members, setupWorkers, func(ctx context.Context, i int) error {
-			d, err := e.newSDKDevice(ctx, e.provs[i%len(e.provs)], "m"+strconv.Itoa(i), true)
-			devs[i] = d
-			return err
-		})
+		r, err := setupGroup(ctx, s.Members, e, func(r *room, d *device) *member { return newMember(r, d, false) })
 		if err != nil {
 			return nil, err
 		}
-		r := &room{}
-		host := devs[0]
-		if r.id, err = host.sdk.CreateRoom(ctx); err != nil {
-			return nil, fmt.Errorf("bench: %s creates a room: %w", host.handle, err)
-		}
-		newMember(r, host, true).markJoined()
-		for _, d := range devs[1:] {
-			if err := host.sdk.Invite(ctx, r.id, d.address(host.p)); err != nil {
-				return nil, fmt.Errorf("bench: %s invites %s: %w", host.handle, d.address(host.p), err)
-			}
-			newMember(r, d, false)
-		}
-		if r.epoch, err = host.sdk.Epoch(r.id); err != nil {
-			return nil, err
-		}
+		r.members[0].sender = true
 		return []*room{r}, nil
 	}
 	return nil, fmt.Errorf("bench: %s is not a message workload", s.Workload)
+}
+
+// inviteBatch is how many users one commit adds while a large room is
+// set up. One commit per user costs every member already in the room a
+// commit to process (and its whole room state to save) per later user:
+// for a room of M, about M*M/2 commits processed in all. Batches of 50
+// make that about M*M/100, and one Welcome per batch. (A variable so
+// that a test can make batches of a tiny room.)
+var inviteBatch = 50
+
+// setupGroup makes one room of n SDK devices spread over the providers
+// in turn (green, blue, red), hosted by device 0 on the first, which
+// creates it and invites the others, inviteBatch users per commit. add
+// makes each device a member (device 0 first, already joined).
+func setupGroup(ctx context.Context, n int, e *env, add func(*room, *device) *member) (*room, error) {
+	devs := make([]*device, n)
+	err := parallel(ctx, n, setupWorkers, func(ctx context.Context, i int) error {
+		d, err := e.newSDKDevice(ctx, e.provs[i%len(e.provs)], "m"+strconv.Itoa(i), true)
+		devs[i] = d
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &room{}
+	host := devs[0]
+	if r.id, err = host.sdk.CreateRoom(ctx); err != nil {
+		return nil, fmt.Errorf("bench: %s creates a room: %w", host.handle, err)
+	}
+	add(r, host).markJoined()
+	for rest := devs[1:]; len(rest) > 0; {
+		batch := rest[:min(inviteBatch, len(rest))]
+		rest = rest[len(batch):]
+		handles := make([]string, len(batch))
+		for i, d := range batch {
+			handles[i] = d.address(host.p)
+		}
+		if err := host.sdk.InviteAll(ctx, r.id, handles); err != nil {
+			return nil, fmt.Errorf("bench: %s invites %s to %s: %w", host.handle, handles[0], handles[len(handles)-1], err)
+		}
+		for _, d := range batch {
+			add(r, d)
+		}
+	}
+	if r.epoch, err = host.sdk.Epoch(r.id); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // sendFunc sends one measured message with the given header.
@@ -128,10 +157,14 @@ type sendFunc func(ctx context.Context, h header) error
 // report to tr from the moment this returns.
 func startMembers(ctx context.Context, payload string, size int, e *env, rooms []*room, tr *trackerRef) (senders map[*member]sendFunc, stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	var wg, runs sync.WaitGroup
+	var once sync.Once
 	stop = func() {
-		cancel()
-		wg.Wait()
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			waitRuns(&runs)
+		})
 	}
 	senders = map[*member]sendFunc{}
 	for _, r := range rooms {
@@ -154,9 +187,10 @@ func startMembers(ctx context.Context, payload string, size int, e *env, rooms [
 				}
 				continue
 			}
-			wg.Add(2)
+			wg.Add(1)
+			runs.Add(1)
 			go func() {
-				defer wg.Done()
+				defer runs.Done()
 				m.dev.sdk.Run(ctx)
 			}()
 			go func() {

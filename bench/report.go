@@ -33,6 +33,7 @@ type SettingsJSON struct {
 	Pairs     int      `json:"pairs,omitempty"`
 	Cross     bool     `json:"cross,omitempty"`
 	Members   int      `json:"members,omitempty"`
+	Joins     int      `json:"joins,omitempty"`
 	Conns     int      `json:"conns,omitempty"`
 	Payloads  []string `json:"payloads,omitempty"`
 	Size      int      `json:"size_bytes,omitempty"`
@@ -54,6 +55,9 @@ func settingsJSON(s *Settings) SettingsJSON {
 		j.Pairs, j.Cross = s.Pairs, s.Cross
 	case WorkloadGroup:
 		j.Members = s.Members
+	case WorkloadJoin:
+		j.Members, j.Joins, j.Size = s.Members, s.Joins, s.Size
+		return j
 	case WorkloadIdle:
 		j.Conns = s.Conns
 		return j
@@ -119,6 +123,8 @@ type Result struct {
 	Messages *MessageFigures `json:"messages,omitempty"`
 	// The idle workload's.
 	Idle *IdleFigures `json:"idle,omitempty"`
+	// The join workload's.
+	Join *JoinFigures `json:"join,omitempty"`
 	// Errors counts every error by where it happened and its stable code
 	// (send:rate_limited, receive:stream_lost...).
 	Errors map[string]int `json:"errors"`
@@ -251,9 +257,38 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  errors: %d %v\n", n, r.Errors)
 		}
 	}
+	for _, r := range rep.Runs {
+		if r.Join != nil {
+			writeJoin(w, r)
+		}
+	}
 	if len(rep.Runs) > 0 {
 		fmt.Fprintf(w, "server CPU and memory: %s\n", rep.Runs[0].Server.Source)
 	}
+}
+
+// writeJoin prints a join run: one line per measure, from the Invite
+// call.
+func writeJoin(w io.Writer, r *Result) {
+	f := r.Join
+	fmt.Fprintf(w, "join: %d joins to a room of %d over %d providers (%d at the end); members reached the new epoch %d of %d times; setup %.1fs\n",
+		f.Joins, f.Members, len(r.Providers), f.Members+f.Joins, f.MembersReached, f.MembersExpected, r.SetupSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "from the Invite call until\tcount\tp50\tp90\tp99\tmax\t")
+	for _, l := range []struct {
+		name string
+		l    Latency
+	}{
+		{"the committer merged", f.Commit},
+		{"the new device joined", f.Welcome},
+		{"its first message acknowledged", f.JoinedAndSent},
+		{"every member processed the commit", f.AllMembers},
+		{"each member processed it", f.EachMember},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", l.name, l.l.Count, fmtMs(l.l.P50), fmtMs(l.l.P90), fmtMs(l.l.P99), fmtMs(l.l.Max))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  server while joining: %s, peak %s; errors: %d %v\n", fmtCPU(r.Server), fmtMem(r.Server), r.errorTotal(), r.Errors)
 }
 
 func fmtMs(v float64) string {
@@ -342,6 +377,8 @@ func Check(data []byte) (*Report, error) {
 		switch r.Workload {
 		case WorkloadPairs, WorkloadGroup:
 			checkMessages(name, r, fail)
+		case WorkloadJoin:
+			checkJoin(name, r, fail)
 		case WorkloadIdle:
 			if r.Idle == nil {
 				fail("%s: no idle figures", name)
@@ -361,6 +398,38 @@ func Check(data []byte) (*Report, error) {
 		return &rep, fmt.Errorf("%w:\n  %s", ErrReport, strings.Join(problems, "\n  "))
 	}
 	return &rep, nil
+}
+
+// checkJoin checks that every join completed: the new device joined and
+// sent, and every existing member reached the new epoch.
+func checkJoin(name string, r *Result, fail func(string, ...any)) {
+	f := r.Join
+	if f == nil {
+		fail("%s: no join figures", name)
+		return
+	}
+	if f.Joins < 1 || len(f.PerJoin) != f.Joins {
+		fail("%s: %d joins, %d listed", name, f.Joins, len(f.PerJoin))
+	}
+	for _, l := range []Latency{f.Commit, f.Welcome, f.JoinedAndSent, f.AllMembers} {
+		if l.Count != int64(f.Joins) {
+			fail("%s: %d latencies for %d joins", name, l.Count, f.Joins)
+			break
+		}
+	}
+	if f.MembersReached != f.MembersExpected || f.EachMember.Count != int64(f.MembersExpected) {
+		fail("%s: %d of %d members reached the new epoch (%d latencies)", name, f.MembersReached, f.MembersExpected, f.EachMember.Count)
+	}
+	want := 0
+	for i, j := range f.PerJoin {
+		if j.Join != i+1 || j.RoomSize != f.Members+i || j.MembersWaited != j.RoomSize-1 {
+			fail("%s: join %d: number %d, room of %d, %d members waited for", name, i+1, j.Join, j.RoomSize, j.MembersWaited)
+		}
+		want += j.MembersWaited
+	}
+	if want != f.MembersExpected {
+		fail("%s: the joins waited for %d members, %d expected", name, want, f.MembersExpected)
+	}
 }
 
 func checkMessages(name string, r *Result, fail func(string, ...any)) {

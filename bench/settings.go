@@ -15,6 +15,7 @@ const (
 	WorkloadPairs = "pairs"
 	WorkloadGroup = "group"
 	WorkloadIdle  = "idle"
+	WorkloadJoin  = "join"
 
 	PayloadRelay = "relay"
 	PayloadE2EE  = "e2ee"
@@ -26,7 +27,8 @@ const (
 	MaxDuration = 10 * time.Minute
 	MaxDrain    = 2 * time.Minute
 	MaxPairs    = 5000
-	MaxMembers  = 500
+	MaxMembers  = 1000
+	MaxJoins    = 1000
 	MaxConns    = 20000
 	MaxRate     = 100000
 	MaxWindow   = 1000
@@ -47,8 +49,10 @@ type Settings struct {
 	// of each pair on different providers.
 	Pairs int
 	Cross bool
-	// Members is the size of the room (group).
+	// Members is the size of the room (group, join: before the first
+	// join); Joins is how many devices join it one after another (join).
 	Members int
+	Joins   int
 	// Conns is the number of devices holding a stream open (idle).
 	Conns int
 	// Payloads are the payload modes to run, one run each.
@@ -94,6 +98,7 @@ func Defaults(workload string) Settings {
 		Workload: workload,
 		Pairs:    10,
 		Members:  20,
+		Joins:    10,
 		Conns:    200,
 		Payloads: []string{PayloadRelay, PayloadE2EE},
 		Size:     256,
@@ -124,12 +129,23 @@ func (s *Settings) Validate() error {
 		if s.Members < 2 || s.Members > MaxMembers {
 			return bad("members must be 2 to %d", MaxMembers)
 		}
+	case WorkloadJoin:
+		if s.Members < 2 || s.Members > MaxMembers {
+			return bad("members must be 2 to %d", MaxMembers)
+		}
+		if s.Joins < 1 || s.Joins > MaxJoins {
+			return bad("joins must be 1 to %d", MaxJoins)
+		}
+		// The new member's first message is an e2ee one of this size.
+		if s.Size < HeaderSize || s.Size > MaxSize {
+			return bad("size must be %d to %d bytes", HeaderSize, MaxSize)
+		}
 	case WorkloadIdle:
 		if s.Conns < 1 || s.Conns > MaxConns {
 			return bad("conns must be 1 to %d", MaxConns)
 		}
 	default:
-		return bad("unknown workload %q: want pairs, group or idle", s.Workload)
+		return bad("unknown workload %q: want pairs, group, join or idle", s.Workload)
 	}
 	if s.Cross && s.Workload != WorkloadPairs {
 		return bad("cross is for the pairs workload")
@@ -140,7 +156,7 @@ func (s *Settings) Validate() error {
 	if s.Drain < 0 || s.Drain > MaxDrain {
 		return bad("drain must be 0 to %s", MaxDrain)
 	}
-	if s.Workload != WorkloadIdle {
+	if s.Workload == WorkloadPairs || s.Workload == WorkloadGroup {
 		if len(s.Payloads) == 0 {
 			return bad("payload: name relay, e2ee or both")
 		}
@@ -187,7 +203,7 @@ func (s *Settings) providers() int {
 	switch {
 	case s.Workload == WorkloadPairs && s.Cross:
 		return 2
-	case s.Workload == WorkloadGroup:
+	case s.Workload == WorkloadGroup || s.Workload == WorkloadJoin:
 		if len(s.Targets) > 0 {
 			return min(len(s.Targets), 3)
 		}

@@ -610,3 +610,53 @@ func TestSendWaitsOutARateLimit(t *testing.T) {
 	bob.sync(ctx)
 	expectMessages(t, bob, room, want)
 }
+
+func TestInviteSeveralUsersInOneCommit(t *testing.T) {
+	e := newEnv(t)
+	alice := e.register("alice", "phone")
+	bob := e.register("bob", "phone")
+	carol := e.register("carol", "phone")
+	carolLaptop := e.register("carol", "laptop")
+	room, err := alice.CreateRoom(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := alice.Epoch(room)
+	// carol named twice: each of her devices is still added once.
+	if err := alice.InviteAll(e.ctx, room, []string{"bob", "carol", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := alice.Epoch(room)
+	if after != before+1 {
+		t.Fatalf("epoch %d after inviting three devices from %d: want one commit", after, before)
+	}
+	for _, d := range []*device{bob, carol, carolLaptop} {
+		d.sync(e.ctx)
+		eventually(t, d.name()+" to join", func() bool { return d.has(joined(room)) })
+		if ep, _ := d.Epoch(room); ep != after {
+			t.Errorf("%s joined in epoch %d, alice is in %d", d.name(), ep, after)
+		}
+	}
+	carolLaptop.send(e.ctx, room, "all here")
+	for _, d := range []*device{alice, bob, carol} {
+		d.sync(e.ctx)
+		expectMessages(t, d, room, []string{"carol: all here"})
+	}
+	if m, _ := bob.Members(room); !slices.Equal(m, []string{"alice", "bob", "carol"}) {
+		t.Errorf("bob sees members %v", m)
+	}
+
+	// One user who cannot be invited stops the whole commit: nobody else
+	// is added either.
+	dave := e.register("dave", "phone")
+	if err := alice.InviteAll(e.ctx, room, []string{"dave", "nobody"}); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("inviting dave and an unknown user: %v, want ErrNotFound", err)
+	}
+	if ep, _ := alice.Epoch(room); ep != after {
+		t.Errorf("a refused invitation moved the epoch from %d to %d", after, ep)
+	}
+	dave.sync(e.ctx)
+	if dave.has(joined(room)) {
+		t.Error("dave joined although his invitation failed")
+	}
+}

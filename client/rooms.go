@@ -66,15 +66,32 @@ func (c *Client) CreateRoom(ctx context.Context) (RoomID, error) {
 // member's commit wins the epoch, the room is brought up to date and the
 // commit made again.
 func (c *Client) Invite(ctx context.Context, room RoomID, handle string) error {
-	kps, err := c.claimKeyPackages(ctx, room, handle)
-	if err != nil {
-		return err
+	return c.InviteAll(ctx, room, []string{handle})
+}
+
+// InviteAll adds every device of several users to a room in one commit:
+// one epoch change, one Welcome for all the new devices, and one commit
+// for every member to process, where inviting them one by one makes as
+// many of each as there are users. It claims the users' KeyPackages
+// first; if any of them cannot be invited (unknown, unreachable, no
+// KeyPackage), nobody is, and the error names that user.
+func (c *Client) InviteAll(ctx context.Context, room RoomID, handles []string) error {
+	var kps []claimedKeyPackage
+	for _, h := range handles {
+		got, err := c.claimKeyPackages(ctx, room, h)
+		if err != nil {
+			return err
+		}
+		kps = append(kps, got...)
 	}
 	return c.commit(ctx, room, func(r *roomEntry) ([]*mls.Proposal, error) {
 		present := c.devicesOf(r.g)
 		var props []*mls.Proposal
 		for _, kp := range kps {
-			if !present[kp.m.DeviceURI()] {
+			// A user named twice had a KeyPackage claimed twice per
+			// device; each device is added once.
+			if uri := kp.m.DeviceURI(); !present[uri] {
+				present[uri] = true
 				props = append(props, &mls.Proposal{Type: mls.ProposalAdd, Add: kp.kp})
 			}
 		}

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "measure providers under load: 'bench pairs|group|idle [flags]' (see 'bench -h')", run: runBench}
+	commands["bench"] = command{summary: "measure providers under load: 'bench pairs|group|join|idle [flags]' (see 'bench -h')", run: runBench}
 }
 
 const benchUsage = `usage: switchboard bench WORKLOAD [flags]
@@ -36,6 +36,10 @@ Workloads:
           provider (--cross: the two sides on two providers)
   group   one room of --members M devices over three providers, one
           sender, every other member receiving
+  join    a room of --members M devices over three providers, then
+          --joins K new devices invited one at a time (e2ee): how long
+          until the committer merged, the new device joined and its first
+          message was acknowledged, and every member processed the commit
   idle    --conns C devices holding their WebSocket stream open: memory
           per stream, time to open one
 
@@ -69,7 +73,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	d := bench.Defaults("")
 	pairs := fs.Int("pairs", d.Pairs, "pairs: how many pairs of devices")
 	cross := fs.Bool("cross", false, "pairs: the two sides of each pair on different providers")
-	members := fs.Int("members", d.Members, "group: devices in the room")
+	members := fs.Int("members", d.Members, "group: devices in the room; join: before the first join")
+	joins := fs.Int("joins", d.Joins, "join: devices invited one after another")
 	conns := fs.Int("conns", d.Conns, "idle: streams held open")
 	payload := fs.String("payload", "both", "relay, e2ee, or both (one run each)")
 	size := fs.Int("size", d.Size, "payload bytes: relay ciphertext, e2ee body (at least 16)")
@@ -120,7 +125,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	s := bench.Defaults(workload)
-	s.Pairs, s.Cross, s.Members, s.Conns = *pairs, *cross, *members, *conns
+	s.Pairs, s.Cross, s.Members, s.Joins, s.Conns = *pairs, *cross, *members, *joins, *conns
 	s.Payloads, s.Size, s.Rate, s.Window = bench.ParsePayloads(*payload), *size, *rate, *window
 	s.Duration, s.Messages, s.Drain, s.Dir = *duration, *messages, *drainFor, *dir
 	var err error
