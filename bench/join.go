@@ -380,12 +380,8 @@ func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecon
 const runStopWait = 5 * time.Second
 
 // waitRuns waits for the devices' Client.Run calls to return, at most
-// runStopWait. Run can miss its context's end: when the context is
-// cancelled while the stream's reader goroutine waits to hand over a
-// frame, the reader returns without reporting an error and Run waits for
-// that error for good (client/receive.go, stream). A bench run must end
-// all the same; the goroutines are left behind, as a process that exits
-// leaves them.
+// runStopWait, so that a bench run ends however a device's stream is
+// doing; goroutines left behind go with the process.
 func waitRuns(runs *sync.WaitGroup) {
 	done := make(chan struct{})
 	go func() {

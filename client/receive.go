@@ -585,6 +585,8 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 			select {
 			case frames <- f:
 			case <-ctx.Done():
+				// The loop below reads readErr once frames is closed.
+				readErr <- ctx.Err()
 				return
 			}
 		}
