@@ -288,7 +288,11 @@ func writeJoin(w io.Writer, r *Result) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", l.name, l.l.Count, fmtMs(l.l.P50), fmtMs(l.l.P90), fmtMs(l.l.P99), fmtMs(l.l.Max))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "  server while joining: %s, peak %s; errors: %d %v\n", fmtCPU(r.Server), fmtMem(r.Server), r.errorTotal(), r.Errors)
+	fmt.Fprintf(w, "  server while joining: %s, peak %s; errors: %d", fmtCPU(r.Server), fmtMem(r.Server), r.errorTotal())
+	if r.errorTotal() > 0 {
+		fmt.Fprintf(w, " %v", r.Errors)
+	}
+	fmt.Fprintln(w)
 }
 
 func fmtMs(v float64) string {
