@@ -229,8 +229,10 @@ func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 	_, ok := rs.leafOf(c.device.ID)
 	if !ok {
 		// Another replica may have added the device since this one read
-		// the room: look again before saying no.
-		if err := s.hub.load(r.Context(), rs.room.ID, rs); err != nil {
+		// the room: look again before saying no. refresh reads only the
+		// room's row unless a commit came between, so a stranger asking
+		// again and again costs no more than that.
+		if err := s.hub.refresh(r.Context(), rs); err != nil {
 			unlock()
 			return nil, nil, err
 		}
