@@ -133,10 +133,12 @@ func (d *driver) screen() string {
 	return ansiSeq.ReplaceAllString(d.m.View().Content, "")
 }
 
-// waitFor handles messages until the screen satisfies cond.
+// waitFor handles messages until the screen satisfies cond. The bound is
+// generous: on a loaded 2-core CI machine, with every package's tests
+// running at once, a delivered report once took longer than 15 s to show.
 func (d *driver) waitFor(what string, cond func(string) bool) string {
 	d.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		if s := d.screen(); cond(s) {
 			return s
