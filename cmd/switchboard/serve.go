@@ -74,6 +74,9 @@ type serveConfig struct {
 	// replica is --replica: a flag only, since every replica reads the
 	// same file.
 	replica string
+	// pprof is --pprof: the loopback address of the runtime profiles,
+	// for measuring a running provider (docs/performance.md).
+	pprof string
 	// BusLeaseTTLSeconds is how long a replica's lease on a federation
 	// destination lives unrenewed (0: bus.DefaultLeaseTTL): after a
 	// replica dies, its partners wait about this long before another
@@ -256,6 +259,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
 	fedListen := fs.String("federation-listen", "", "address of the federation API for partner providers (default: federation_listen of the configuration file; none without it)")
 	busURL := fs.String("bus", "", "NATS server(s) shared by the provider's replicas, nats://HOST:PORT[,nats://...] (default: none, one process)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles (net/http/pprof: CPU, heap, goroutines, mutex and block) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	replica := fs.String("replica", "", "with --bus: this replica's name in logs and on the bus, made unique by a random suffix (default: the host name)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: switchboard serve [--config FILE] [flags]
@@ -313,6 +317,7 @@ the trust file.
 	set(&cfg.FederationListen, *fedListen)
 	set(&cfg.Bus, *busURL)
 	cfg.replica = *replica
+	cfg.pprof = *pprofAddr
 	if *selfSigned {
 		cfg.TLSSelfSigned = true
 	}
@@ -369,6 +374,14 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		log = log.With("replica", ncfg.BusName)
 	}
 	ncfg.Logger = log
+	if cfg.pprof != "" {
+		ps, addr, err := servePprof(cfg.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer ps.Close()
+		fmt.Fprintf(stdout, "Runtime profiles at http://%s/debug/pprof/\n", addr)
+	}
 	n, err := node.Start(ncfg)
 	if err != nil {
 		return err
