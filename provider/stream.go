@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -39,6 +42,9 @@ type streams struct {
 	mu     sync.Mutex
 	open   map[int64]map[*conn]struct{}
 	closed bool // after closeAll, no stream may open
+	// running counts the stream handlers, which http.Server.Shutdown
+	// does not wait for (their connections are hijacked).
+	running sync.WaitGroup
 }
 
 type conn struct {
@@ -62,15 +68,35 @@ func (st *streams) add(device int64, c *conn) bool {
 		st.open[device] = map[*conn]struct{}{}
 	}
 	st.open[device][c] = struct{}{}
+	st.running.Add(1)
 	return true
 }
 
+// remove is called as the stream's handler ends, its socket closed.
 func (st *streams) remove(device int64, c *conn) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	delete(st.open[device], c)
 	if len(st.open[device]) == 0 {
 		delete(st.open, device)
+	}
+	st.running.Done()
+}
+
+// StreamsDone waits, after Drain, until every stream has ended: the
+// messages its device sent over it in flight at the drain stored and
+// answered, its socket closed. It returns ctx's error if ctx ends first.
+func (s *Server) StreamsDone(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.streams.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -189,6 +215,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return nil // Accept has answered the client
 	}
+	// A send frame carries what a POST body would.
+	ws.SetReadLimit(s.cfg.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	cn := &conn{wake: make(chan struct{}, 1), notices: make(chan event, 16), close: cancel}
@@ -200,32 +228,39 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 
-	// Acknowledgements come in on the same socket.
-	go func() {
-		defer cancel()
-		for {
-			_, data, err := ws.Read(ctx)
-			if err != nil {
-				return
-			}
-			var in struct {
-				Type   string `json:"type"`
-				Cursor int64  `json:"cursor"`
-			}
-			if json.Unmarshal(data, &in) != nil || in.Type != "ack" {
-				ws.Close(websocket.StatusUnsupportedData, "send {\"type\":\"ack\",\"cursor\":N}")
-				return
-			}
-			if err := s.store.Ack(ctx, c.device.ID, in.Cursor); err != nil {
-				s.log.Error("ack failed", "device", c.device.ID, "err", err)
-				return
-			}
-		}
-	}()
+	sends := newStreamSends(streamSendsInFlight)
+	bye := make(chan closeReason, 1)
+	go s.readStream(ctx, cancel, ws, c, sends, bye)
+	why := s.deliver(ctx, ws, c, cn, after)
+	// Every send taken in is answered (or finds the socket gone, and the
+	// device sends it again over HTTP with the same client_id) before the
+	// socket closes.
+	sends.stopAndWait()
+	select {
+	case why = <-bye:
+	default:
+	}
+	if why.code == 0 {
+		ws.CloseNow()
+	} else {
+		ws.Close(why.code, why.text)
+	}
+	return nil
+}
 
+// closeReason is how a stream ends; code 0 drops the connection (it is
+// broken already).
+type closeReason struct {
+	code websocket.StatusCode
+	text string
+}
+
+// deliver sends the device's queue until the stream ends, and says why it
+// ended.
+func (s *Server) deliver(ctx context.Context, ws *websocket.Conn, c *caller, cn *conn, after int64) closeReason {
 	send := func(e event) error {
 		data, _ := json.Marshal(e)
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, streamWriteTimeout)
 		defer cancel()
 		return ws.Write(wctx, websocket.MessageText, data)
 	}
@@ -236,13 +271,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		for {
 			ds, err := s.store.Deliveries(ctx, c.device.ID, after, streamBatch)
 			if err != nil {
-				ws.Close(websocket.StatusInternalError, "store error")
-				return nil
+				if ctx.Err() != nil {
+					break
+				}
+				return closeReason{websocket.StatusInternalError, "store error"}
 			}
 			for _, d := range ds {
 				m := s.messageJSON(ctx, d.Message)
 				if err := send(event{Type: "message", Cursor: d.Cursor, Message: &m}); err != nil {
-					return nil
+					return closeReason{}
 				}
 				s.metrics.deliveries.Inc()
 				after = d.Cursor
@@ -253,28 +290,240 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		select {
 		case <-ctx.Done():
-			ws.Close(websocket.StatusGoingAway, "provider shutting down or connection lost")
-			return nil
+			return closeReason{websocket.StatusGoingAway, "provider shutting down or connection lost"}
 		case <-cn.wake:
 		case e := <-cn.notices:
 			if err := send(e); err != nil {
-				return nil
+				return closeReason{}
 			}
 		case <-ping.C:
 			// The operator may have suspended the user since the stream
 			// opened (from another process: no event reaches us).
 			if u, err := s.store.UserByID(ctx, c.user.ID); err == nil && u.Suspended {
-				ws.Close(websocket.StatusPolicyViolation, "account suspended")
-				return nil
+				return closeReason{websocket.StatusPolicyViolation, "account suspended"}
 			}
 			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 			err := ws.Ping(pctx)
 			pcancel()
 			if err != nil {
-				return nil
+				return closeReason{}
 			}
 		}
 	}
+}
+
+// streamWriteTimeout bounds one frame's write: a device that reads
+// nothing for that long loses its stream (coder/websocket closes a
+// connection whose write timed out), and catches up when it comes back.
+const streamWriteTimeout = 30 * time.Second
+
+// readStream reads the device's frames until the socket closes: acks,
+// and messages to submit, each submitted concurrently with the others
+// (as concurrent POSTs would be). A frame that is not one ends the stream,
+// with the reason sent on bye.
+func (s *Server) readStream(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, c *caller, sends *streamSends, bye chan<- closeReason) {
+	defer cancel()
+	// Reading must outlive ctx: coder/websocket closes the socket when a
+	// read's context ends, and the answers to sends in flight at a drain
+	// still have to go out. The socket's close ends the reads.
+	rctx := context.WithoutCancel(ctx)
+	for {
+		_, data, err := ws.Read(rctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				// coder/websocket has closed the socket already.
+				s.log.Info("stream frame over the size limit", "device", c.device.ID)
+			}
+			return
+		}
+		f, err := parseStreamFrame(data)
+		if err != nil {
+			bye <- closeReason{websocket.StatusUnsupportedData, err.Error()}
+			return
+		}
+		switch f.Type {
+		case "ack":
+			if err := s.store.Ack(rctx, c.device.ID, f.Cursor); err != nil {
+				s.log.Error("ack failed", "device", c.device.ID, "err", err)
+				bye <- closeReason{websocket.StatusInternalError, "store error"}
+				return
+			}
+		case "send":
+			if f.Err != nil {
+				s.answerSend(ws, c, f, acceptance{}, f.Err)
+				continue
+			}
+			// Beyond streamSendsInFlight this waits: the device's frames
+			// stay unread, which is the backpressure it feels.
+			if !sends.start() {
+				s.answerSend(ws, c, f, acceptance{}, errUnavailable("the provider is shutting down"))
+				continue
+			}
+			go func() {
+				defer sends.done()
+				var res acceptance
+				err := error(errUnavailable("the provider is shutting down"))
+				if !s.isDraining() {
+					res, err = s.submitTo(rctx, c, f.Room, f.Req)
+				}
+				s.answerSend(ws, c, f, res, err)
+			}()
+		}
+	}
+}
+
+// streamSendsInFlight bounds the sends one stream submits at once.
+const streamSendsInFlight = 64
+
+// answerSend answers a send frame with sent or send_error, and counts it
+// as the submit handler counts a POST, under stream_submit.
+func (s *Server) answerSend(ws *websocket.Conn, c *caller, f streamFrame, res acceptance, err error) {
+	var out map[string]any
+	if err == nil {
+		s.metrics.requests.WithLabelValues("stream_submit", "ok").Inc()
+		out = res.answer()
+		out["type"] = "sent"
+	} else {
+		e := apiError(err)
+		id := newRequestID()
+		s.metrics.requests.WithLabelValues("stream_submit", e.Code).Inc()
+		level := slog.LevelInfo
+		if e.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(context.Background(), level, "stream send failed", "request_id", id, "device", c.device.ID,
+			"code", e.Code, "message", e.Message, "cause", e.cause)
+		out = map[string]any{"type": "send_error", "status": e.Status, "code": e.Code, "message": e.Message, "request_id": id}
+		if e.retryAfter > 0 {
+			out["retry_after"] = e.retryAfter
+		}
+	}
+	out["id"] = f.ID
+	data, _ := json.Marshal(out)
+	// Not the stream's context: an answer still goes out while a drain
+	// closes the stream.
+	wctx, cancel := context.WithTimeout(context.Background(), streamWriteTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, data); err != nil {
+		// The device learns nothing and sends again, over HTTP or a new
+		// stream, with the same client_id: the duplicate gets this answer.
+		s.log.Debug("stream answer not sent", "device", c.device.ID, "id", f.ID, "err", err)
+	}
+}
+
+// streamSends counts a stream's sends in flight, at most a bound at once,
+// so that the stream closes only once each is answered.
+type streamSends struct {
+	slots   chan struct{}
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newStreamSends(n int) *streamSends { return &streamSends{slots: make(chan struct{}, n)} }
+
+// start takes a slot, waiting for one if all are taken; false once the
+// stream is closing.
+func (ss *streamSends) start() bool {
+	ss.slots <- struct{}{}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stopped {
+		<-ss.slots
+		return false
+	}
+	ss.wg.Add(1)
+	return true
+}
+
+func (ss *streamSends) done() {
+	<-ss.slots
+	ss.wg.Done()
+}
+
+// stopAndWait refuses new sends and waits for those in flight.
+func (ss *streamSends) stopAndWait() {
+	ss.mu.Lock()
+	ss.stopped = true
+	ss.mu.Unlock()
+	ss.wg.Wait()
+}
+
+// streamFrame is a frame from the device: an ack, or a send (a message to
+// submit, as the body of POST /v1/rooms/{id}/messages, with the room and
+// the device's ID for the answer).
+type streamFrame struct {
+	Type   string
+	Cursor int64
+	ID     string
+	Room   string
+	Req    submitRequest
+	// Err is set for a send whose ID is usable but whose other fields are
+	// not: it is answered with send_error instead of closing the stream.
+	Err *Error
+}
+
+// maxSendID bounds a send's ID, which the device chooses.
+const maxSendID = 64
+
+// parseStreamFrame reads one frame from the device. An error means the
+// frame is not one the stream can answer; its text is the close reason
+// (at most 123 bytes, as WebSocket allows).
+func parseStreamFrame(data []byte) (streamFrame, error) {
+	var head struct {
+		Type   string          `json:"type"`
+		Cursor json.RawMessage `json:"cursor"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return streamFrame{}, errors.New("frames are JSON objects: ack or send")
+	}
+	switch head.Type {
+	case "ack":
+		var cursor int64
+		if json.Unmarshal(head.Cursor, &cursor) != nil || cursor < 0 {
+			return streamFrame{}, errors.New(`send {"type":"ack","cursor":N} with N >= 0`)
+		}
+		return streamFrame{Type: "ack", Cursor: cursor}, nil
+	case "send":
+		var id string
+		if json.Unmarshal(head.ID, &id) != nil || !validSendID(id) {
+			return streamFrame{}, errors.New("a send needs an id of 1 to 64 printable ASCII characters")
+		}
+		f := streamFrame{Type: "send", ID: id}
+		var in struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+			Room string `json:"room"`
+			submitRequest
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		switch err := dec.Decode(&in); {
+		case err != nil:
+			f.Err = errBadRequest("malformed send frame: %v", err)
+		case in.Room == "":
+			f.Err = errBadRequest("a send needs its room")
+		default:
+			f.Room, f.Req = in.Room, in.submitRequest
+		}
+		return f, nil
+	}
+	return streamFrame{}, errors.New(`frames are {"type":"ack",...} or {"type":"send",...}`)
+}
+
+// validSendID reports whether a send's ID is 1 to 64 printable ASCII
+// characters, which the answer can carry back as they are.
+func validSendID(id string) bool {
+	if len(id) == 0 || len(id) > maxSendID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func cursorParam(r *http.Request) (int64, error) {
