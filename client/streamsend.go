@@ -114,14 +114,24 @@ func (ss *streamSender) send(ctx context.Context, room RoomID, body postBody) (a
 		ss.forget(id)
 		return sendAnswer{}, false, nil
 	}
+	t := time.NewTimer(sendAnswerTimeout)
+	defer t.Stop()
 	select {
 	case a, open := <-ch:
 		return a, open, nil
+	case <-t.C:
+		// As a POST would time out: the caller sends it again over HTTP.
+		ss.forget(id)
+		return sendAnswer{}, false, nil
 	case <-ctx.Done():
 		ss.forget(id)
 		return sendAnswer{}, false, ctx.Err()
 	}
 }
+
+// sendAnswerTimeout is how long a send waits for its answer before it is
+// posted instead: the HTTP client's own timeout.
+const sendAnswerTimeout = 60 * time.Second
 
 func (ss *streamSender) forget(id string) {
 	ss.mu.Lock()
