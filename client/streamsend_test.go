@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/provider"
 )
 
@@ -90,4 +94,90 @@ func TestStreamSendWaitsOutARateLimit(t *testing.T) {
 	}
 	bob.sync(ctx)
 	expectMessages(t, bob, room, want)
+}
+
+// cutter is a dialer whose connections it can cut: once armed, the next
+// large write (a message, not an ack) goes out and then the connection
+// closes, as a network that fails right after sending would.
+type cutter struct {
+	mu    sync.Mutex
+	armed bool
+}
+
+func (c *cutter) arm() {
+	c.mu.Lock()
+	c.armed = true
+	c.mu.Unlock()
+}
+
+func (c *cutter) fire() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fired := c.armed
+	c.armed = false
+	return fired
+}
+
+func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: conn, c: c}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	c *cutter
+}
+
+func (cc *cutConn) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	if len(p) > 200 && cc.c.fire() {
+		cc.Conn.Close()
+	}
+	return n, err
+}
+
+// The stream drops right after a message went out on it, before its
+// answer: Send posts it again over HTTP with the same client_id, and the
+// provider, which may have stored it already, keeps it once.
+func TestStreamDroppedBeforeTheAnswer(t *testing.T) {
+	e := newEnv(t)
+	first, bob := e.register("alice", "phone"), e.register("bob", "phone")
+	room, err := first.CreateRoom(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Invite(e.ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(e.ctx)
+	first.Close()
+	<-first.done
+	cut := &cutter{}
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: cut.dial}}
+	c, err := client.Open(e.ctx, e.p.URL(), first.dir, client.Options{KeyPackageBatch: 20, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &device{Client: c, t: t, dir: first.dir}
+	alice.record()
+	t.Cleanup(func() { alice.Close() })
+	go alice.Run(e.ctx)
+	bob.send(e.ctx, room, "there?")
+	expectMessages(t, alice, room, []string{"bob: there?"})
+
+	posts := e.p.metric("switchboard_requests_total", `handler="submit"`, `code="ok"`)
+	cut.arm()
+	alice.send(e.ctx, room, "sent as the line broke")
+	if cut.fire() {
+		t.Fatal("the message did not go over the stream: the test proves nothing")
+	}
+	if n := e.p.metric("switchboard_requests_total", `handler="submit"`, `code="ok"`) - posts; n != 1 {
+		t.Errorf("%v POSTs after the stream broke, want 1", n)
+	}
+	alice.send(e.ctx, room, "and after")
+	bob.sync(e.ctx)
+	expectMessages(t, bob, room, []string{"alice: sent as the line broke", "alice: and after"})
 }
