@@ -269,3 +269,18 @@ func TestDrainAnswersStreamSendsInFlight(t *testing.T) {
 		t.Fatalf("after the restart the log is %+v, want seq %d last", log.Messages, a.Seq)
 	}
 }
+
+// A frame over the provider's body limit closes the stream (1009), as a
+// POST body over it is refused.
+func TestStreamFrameOverTheBodyLimit(t *testing.T) {
+	ctx := testContext(t)
+	p := newProvider(t, provider.Config{MaxBodyBytes: 4096})
+	alice := p.newRawDevice("alice", "phone")
+	_, room := alice.createRoom()
+	st := alice.openStream(ctx, t)
+	st.send("big", room, "cid-00000001", make([]byte, 8192))
+	_, _, err := st.ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("a frame over the limit: %v", err)
+	}
+}
