@@ -96,7 +96,7 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		return nil, err
 	}
 	ref := &trackerRef{}
-	sendFns, stop, err := startMembers(ctx, payload, s.Size, e, rooms, ref)
+	sendFns, stop, err := startMembers(ctx, payload, s.Size, s.Submit, e, rooms, ref)
 	if err != nil {
 		return nil, err
 	}

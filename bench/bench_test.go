@@ -117,7 +117,21 @@ func TestPairsAcrossProvidersSaturation(t *testing.T) {
 			t.Errorf("%s: %d messages sent, the bound is 40", r.Name(), r.Messages.Attempted)
 		}
 	}
-	if rep.Settings.Mode != "saturation" || rep.Settings.Window != 2 {
+	if rep.Settings.Mode != "saturation" || rep.Settings.Window != 2 || rep.Settings.Submit != bench.SubmitStream {
+		t.Errorf("settings in the report: %+v", rep.Settings)
+	}
+}
+
+// Relay devices post over HTTP when told to, instead of sending on their
+// streams (the comparison docs/performance.md makes).
+func TestPairsSubmittingOverHTTP(t *testing.T) {
+	s := tiny(bench.WorkloadPairs)
+	s.Payloads, s.Submit, s.Window, s.Messages, s.Duration = []string{bench.PayloadRelay}, bench.SubmitHTTP, 2, 20, 2*time.Minute
+	rep := runTiny(t, s)
+	for _, r := range rep.Runs {
+		checkDelivered(t, r, 1)
+	}
+	if rep.Settings.Submit != bench.SubmitHTTP {
 		t.Errorf("settings in the report: %+v", rep.Settings)
 	}
 }
@@ -260,6 +274,7 @@ func TestSettingsOutOfBoundsAreRefused(t *testing.T) {
 		"size over the limit": func(s *bench.Settings) { s.Size = bench.MaxSize + 1 },
 		"no rate":             func(s *bench.Settings) { s.Rate = 0 },
 		"endless":             func(s *bench.Settings) { s.Duration = time.Hour },
+		"unknown submit":      func(s *bench.Settings) { s.Submit = "carrier pigeon" },
 		"remote target": func(s *bench.Settings) {
 			s.Targets = []bench.Target{{URL: "http://192.0.2.1:8080", DataDir: "x"}}
 		},

@@ -155,7 +155,7 @@ type sendFunc func(ctx context.Context, h header) error
 // startMembers starts every member's receiving side and returns the send
 // function of each sender; stop ends the receivers. Receiving devices
 // report to tr from the moment this returns.
-func startMembers(ctx context.Context, payload string, size int, e *env, rooms []*room, tr *trackerRef) (senders map[*member]sendFunc, stop func(), err error) {
+func startMembers(ctx context.Context, payload string, size int, submit string, e *env, rooms []*room, tr *trackerRef) (senders map[*member]sendFunc, stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg, runs sync.WaitGroup
 	var once sync.Once
@@ -177,6 +177,7 @@ func startMembers(ctx context.Context, payload string, size int, e *env, rooms [
 				// The SDK's part is done: from here on the device is its
 				// raw session.
 				m.dev.sdk.Close()
+				m.dev.raw.overStream = submit == SubmitStream
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,6 +29,10 @@ type rawSession struct {
 	token string
 	hc    *http.Client
 	tr    *http.Transport
+	// overStream makes post send over the session's stream while it is
+	// open (--submit stream), as send frames; sends is that stream's.
+	overStream bool
+	sends      atomic.Pointer[rawSends]
 }
 
 // apiError is a provider's error answer (or a failure to get one).
@@ -124,8 +130,15 @@ func (r *rawSession) signIn(ctx context.Context, key ed25519.PrivateKey) error {
 	return nil
 }
 
-// post submits one MLS message to a room as it is and returns its seq.
+// post submits one MLS message to a room as it is and returns its seq:
+// over the stream if it is open and overStream is set, else (or if the
+// stream goes before answering) as a POST, with the same client ID.
 func (r *rawSession) post(ctx context.Context, room, clientID string, msg []byte) (int64, error) {
+	if ss := r.sends.Load(); ss != nil {
+		if seq, ok, err := ss.send(ctx, room, clientID, msg); ok || ctx.Err() != nil {
+			return seq, err
+		}
+	}
 	req := struct {
 		ClientID string `json:"client_id"`
 		Message  []byte `json:"message"`
@@ -135,6 +148,85 @@ func (r *rawSession) post(ctx context.Context, room, clientID string, msg []byte
 	}
 	err := r.do(ctx, http.MethodPost, "/v1/rooms/"+url.PathEscape(room)+"/messages", req, &resp)
 	return resp.Seq, err
+}
+
+// rawSends sends messages over one stream and matches the answers (sent,
+// send_error) to them by ID.
+type rawSends struct {
+	conn    *websocket.Conn
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]chan sendAnswer
+	gone    bool
+}
+
+// sendAnswer is the provider's answer to a send frame.
+type sendAnswer struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Seq     int64  `json:"seq"`
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// send sends a message and waits for its answer; ok is false if the
+// stream went first (nothing is known of the message then).
+func (ss *rawSends) send(ctx context.Context, room, clientID string, msg []byte) (seq int64, ok bool, err error) {
+	ss.mu.Lock()
+	if ss.gone {
+		ss.mu.Unlock()
+		return 0, false, nil
+	}
+	ss.next++
+	id := strconv.FormatUint(ss.next, 10)
+	ch := make(chan sendAnswer, 1)
+	ss.waiting[id] = ch
+	ss.mu.Unlock()
+	frame, _ := json.Marshal(map[string]any{"type": "send", "id": id, "room": room, "client_id": clientID, "message": msg})
+	// Not ctx: a write whose context ends closes the socket.
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = ss.conn.Write(wctx, websocket.MessageText, frame)
+	cancel()
+	if err != nil {
+		ss.answered(sendAnswer{ID: id}) // forget it
+		return 0, false, nil
+	}
+	select {
+	case a, open := <-ch:
+		if !open {
+			return 0, false, nil
+		}
+		if a.Type != "sent" {
+			return 0, true, &apiError{Status: a.Status, Code: a.Code, Msg: a.Message}
+		}
+		return a.Seq, true, nil
+	case <-ctx.Done():
+		ss.answered(sendAnswer{ID: id})
+		return 0, false, ctx.Err()
+	}
+}
+
+// answered hands an answer to the send waiting for it, if any.
+func (ss *rawSends) answered(a sendAnswer) {
+	ss.mu.Lock()
+	ch := ss.waiting[a.ID]
+	delete(ss.waiting, a.ID)
+	ss.mu.Unlock()
+	if ch != nil && a.Type != "" {
+		ch <- a
+	}
+}
+
+// close tells the sends still waiting that the stream is gone.
+func (ss *rawSends) close() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.gone = true
+	for id, ch := range ss.waiting {
+		close(ch)
+		delete(ss.waiting, id)
+	}
 }
 
 // do sends one JSON request and decodes the JSON answer into out.
@@ -232,6 +324,15 @@ func (r *rawSession) stream(ctx context.Context, connected func(), onFrame func(
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(32 << 20)
+	var sends *rawSends
+	if r.overStream {
+		sends = &rawSends{conn: conn, waiting: map[string]chan sendAnswer{}}
+		r.sends.Store(sends)
+		defer func() {
+			r.sends.CompareAndSwap(sends, nil)
+			sends.close()
+		}()
+	}
 	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -253,7 +354,16 @@ func (r *rawSession) stream(ctx context.Context, connected func(), onFrame func(
 				return
 			}
 			f := &streamFrame{}
-			if err := json.Unmarshal(data, f); err != nil {
+			ferr := json.Unmarshal(data, f)
+			if sends != nil && (ferr != nil || f.Type == "sent" || f.Type == "send_error") {
+				// An answer to a send (its message is a string).
+				var a sendAnswer
+				if json.Unmarshal(data, &a) == nil {
+					sends.answered(a)
+				}
+				continue
+			}
+			if ferr != nil {
 				continue
 			}
 			select {

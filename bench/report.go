@@ -40,6 +40,7 @@ type SettingsJSON struct {
 	Mode      string   `json:"mode,omitempty"`
 	Rate      float64  `json:"rate_per_second,omitempty"`
 	Window    int      `json:"window,omitempty"`
+	Submit    string   `json:"submit,omitempty"`
 	Duration  float64  `json:"duration_seconds"`
 	Messages  int      `json:"messages,omitempty"`
 	Drain     float64  `json:"drain_seconds"`
@@ -62,7 +63,7 @@ func settingsJSON(s *Settings) SettingsJSON {
 		j.Conns = s.Conns
 		return j
 	}
-	j.Payloads, j.Size, j.Messages = s.Payloads, s.Size, s.Messages
+	j.Payloads, j.Size, j.Messages, j.Submit = s.Payloads, s.Size, s.Messages, s.Submit
 	j.Mode = modeOf(s)
 	if s.Saturation() {
 		j.Window = s.Window

@@ -19,6 +19,11 @@ const (
 
 	PayloadRelay = "relay"
 	PayloadE2EE  = "e2ee"
+
+	// How relay devices submit: as send frames on their stream, or as
+	// POSTs. (The SDK, for e2ee, sends over its stream while it has one.)
+	SubmitStream = "stream"
+	SubmitHTTP   = "http"
 )
 
 // Bounds on the settings: a run is bounded in count and time whatever it
@@ -65,6 +70,8 @@ type Settings struct {
 	// keeps at most Window sends unacknowledged by the provider.
 	Rate   float64
 	Window int
+	// Submit is how relay devices send: SubmitStream or SubmitHTTP.
+	Submit string
 	// Duration bounds the load (idle: how long the streams are held);
 	// Messages, if set, bounds the messages sent in all. Drain is how long
 	// deliveries are waited for after the last send.
@@ -103,6 +110,7 @@ func Defaults(workload string) Settings {
 		Payloads: []string{PayloadRelay, PayloadE2EE},
 		Size:     256,
 		Rate:     100,
+		Submit:   SubmitStream,
 		Duration: 10 * time.Second,
 		Drain:    10 * time.Second,
 	}
@@ -176,6 +184,9 @@ func (s *Settings) Validate() error {
 		}
 		if s.Window == 0 && (s.Rate <= 0 || s.Rate > MaxRate) {
 			return bad("rate must be more than 0 and at most %d messages a second", MaxRate)
+		}
+		if s.Submit != SubmitStream && s.Submit != SubmitHTTP {
+			return bad("submit must be stream or http")
 		}
 		if s.Messages < 0 || s.Messages > MaxMessages {
 			return bad("messages must be 0 (no limit but the duration) to %d", MaxMessages)

@@ -116,7 +116,9 @@ type Client struct {
 
 	events  *eventQueue
 	running atomic.Bool
-	closed  atomic.Bool
+	// sender sends messages over Run's stream while it is connected.
+	sender atomic.Pointer[streamSender]
+	closed atomic.Bool
 	// devicesIncomplete is set while one of the user's devices could not
 	// be added to a room yet (it had no KeyPackages), so Run tries again.
 	devicesIncomplete atomic.Bool

@@ -556,41 +556,65 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxResponse)
-	// Notices sent while the device was away are lost; catch up on what
-	// they would have said. The stream keeps the queue meanwhile.
-	if err := c.housekeeping(ctx); err != nil {
-		c.log.Warn("housekeeping", "err", err)
-	}
 	// A reader goroutine lets the loop below take every frame that has
 	// already arrived as one batch: one save and one acknowledgement for
 	// many messages, which is what makes catching up after a long absence
-	// fast (each save is an fsync).
+	// fast (each save is an fsync). It hands answers to sends straight to
+	// the sends waiting for them.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	frames := make(chan frame, streamBatch)
-	readErr := make(chan error, 1)
+	in := newInbound()
+	ss := newStreamSender(conn)
 	go func() {
-		defer close(frames)
 		for {
 			_, data, err := conn.Read(ctx)
 			if err != nil {
-				readErr <- err
+				in.end(err)
 				return
 			}
 			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				c.log.Warn("unreadable stream frame", "err", err)
+			ferr := json.Unmarshal(data, &f)
+			if ferr != nil || f.Type == "sent" || f.Type == "send_error" {
+				// An answer to a send (whose message is a string: it
+				// does not read as a frame).
+				var a sendAnswer
+				if json.Unmarshal(data, &a) == nil && (a.Type == "sent" || a.Type == "send_error") {
+					ss.answered(a)
+					continue
+				}
+			}
+			if ferr != nil {
+				c.log.Warn("unreadable stream frame", "err", ferr)
 				continue
 			}
-			select {
-			case frames <- f:
-			case <-ctx.Done():
-				// The loop below reads readErr once frames is closed.
-				readErr <- ctx.Err()
-				return
+			// Hold back while the loop has plenty to do, unless a send
+			// waits for its answer, which may be behind.
+			n := in.add(f)
+			for n >= streamBatch && !ss.busy() {
+				select {
+				case <-in.taken:
+				case <-ss.started:
+				case <-ctx.Done():
+					in.end(ctx.Err())
+					return
+				}
+				n = in.held()
 			}
 		}
 	}()
+	// Sends go over this stream from now on, until it ends; those still
+	// waiting then are posted over HTTP.
+	c.sender.Store(ss)
+	defer func() {
+		c.sender.CompareAndSwap(ss, nil)
+		ss.close()
+	}()
+	// Notices sent while the device was away are lost; catch up on what
+	// they would have said. The reader holds the queue meanwhile, or
+	// reads on while a commit this makes waits for its answer.
+	if err := c.housekeeping(ctx); err != nil {
+		c.log.Warn("housekeeping", "err", err)
+	}
 	// A new device announces itself before it has uploaded KeyPackages,
 	// so adding it may have to wait: retry soon, backing off. Housekeeping
 	// also runs now and then in case a notice was lost.
@@ -600,13 +624,17 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 	routine := time.NewTicker(housekeepingInterval)
 	defer routine.Stop()
 	for {
-		var f frame
+		var batch []frame
 		select {
-		case g, ok := <-frames:
-			if !ok {
-				return true, <-readErr
+		case <-in.more:
+			b, done, err := in.take(streamBatch)
+			if done {
+				return true, err
 			}
-			f = g
+			if len(b) == 0 {
+				continue
+			}
+			batch = b
 		case <-retry.C:
 			if c.devicesIncomplete.Load() {
 				if err := c.reconcileDevices(ctx, true); err != nil {
@@ -621,19 +649,6 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 				c.log.Warn("housekeeping", "err", err)
 			}
 			continue
-		}
-		batch := []frame{f}
-	more:
-		for len(batch) < streamBatch && batch[len(batch)-1].Message != nil {
-			select {
-			case g, ok := <-frames:
-				if !ok {
-					break more
-				}
-				batch = append(batch, g)
-			default:
-				break more
-			}
 		}
 		before := c.currentCursor()
 		cursor, err := c.processFrames(ctx, batch)

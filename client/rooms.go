@@ -423,25 +423,15 @@ func (c *Client) sendLocked(ctx context.Context, id RoomID, body []byte, b *batc
 // post sends one message to a room, retrying network failures and
 // provider faults with the same client_id, and returns its seq.
 func (c *Client) post(ctx context.Context, id RoomID, p *pendingPost) (int64, error) {
-	req := struct {
-		ClientID    string `json:"client_id"`
-		Message     []byte `json:"message"`
-		Welcome     []byte `json:"welcome,omitempty"`
-		GroupInfo   []byte `json:"group_info,omitempty"`
-		RatchetTree []byte `json:"ratchet_tree,omitempty"`
-	}{p.ClientID, p.Message, p.Welcome, p.GroupInfo, p.RatchetTree}
-	var resp struct {
-		Seq   int64  `json:"seq"`
-		Epoch uint64 `json:"epoch"`
-	}
+	body := postBody{p.ClientID, p.Message, p.Welcome, p.GroupInfo, p.RatchetTree}
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := c.call(ctx, http.MethodPost, "/v1/rooms/"+url.PathEscape(string(id))+"/messages", nil, req, &resp)
+		seq, err := c.postOnce(ctx, id, body)
 		if err == nil {
-			if resp.Seq <= 0 {
-				return 0, fmt.Errorf("client: provider accepted a message at seq %d", resp.Seq)
+			if seq <= 0 {
+				return 0, fmt.Errorf("client: provider accepted a message at seq %d", seq)
 			}
-			return resp.Seq, nil
+			return seq, nil
 		}
 		// A rate limit is waited out as the provider asks (within
 		// reason), and the same client_id sent again.
@@ -459,6 +449,25 @@ func (c *Client) post(ctx context.Context, id RoomID, p *pendingPost) (int64, er
 		}
 		delay *= 2
 	}
+}
+
+// postOnce sends a message once: over Run's stream if it holds one, else,
+// or if the stream goes before answering, as a POST.
+func (c *Client) postOnce(ctx context.Context, id RoomID, body postBody) (int64, error) {
+	if ss := c.sender.Load(); ss != nil {
+		ans, ok, err := ss.send(ctx, id, body)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return ans.Seq, ans.err()
+		}
+	}
+	var resp struct {
+		Seq int64 `json:"seq"`
+	}
+	err := c.call(ctx, http.MethodPost, "/v1/rooms/"+url.PathEscape(string(id))+"/messages", nil, body, &resp)
+	return resp.Seq, err
 }
 
 // maxRateLimitWait bounds how long post waits for a rate limit before

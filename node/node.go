@@ -298,6 +298,14 @@ func (n *Node) Close() error {
 				}
 			}
 		}
+		if n.Server != nil {
+			// Shutdown does not wait for the streams (hijacked
+			// connections), whose devices' sends in flight must be
+			// stored and answered before the store closes.
+			if err := n.Server.StreamsDone(sctx); err != nil {
+				n.closeErr = errors.Join(n.closeErr, err)
+			}
+		}
 		n.cancel()
 		n.wg.Wait()
 		// The outbox has stopped and released its leases.

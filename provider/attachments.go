@@ -317,7 +317,7 @@ func parseRange(v string) (first, last int64, err error) {
 // is served too, for other implementations, without the guard, as the
 // directory is: it changes nothing.
 func (s *Server) fedProxyDownload(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return err
 	}
 	peer, err := federation.PeerDomain(r)

@@ -85,7 +85,7 @@ type discoveryMatch struct {
 // provider and every active partner, in parallel; with one, only that
 // provider. A handle written handle@domain names its domain itself.
 func (s *Server) discover(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limit(w, limitKey{s.limits.discoveryUser, userKey(callerOf(r))}); err != nil {
+	if err := s.limit(limitKey{s.limits.discoveryUser, userKey(callerOf(r))}); err != nil {
 		return err
 	}
 	var req discoverRequest

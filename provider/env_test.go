@@ -167,6 +167,9 @@ func (p *testProvider) stop() {
 	if err := <-p.serve; !errors.Is(err, http.ErrServerClosed) {
 		p.t.Errorf("serve: %v", err)
 	}
+	if err := p.srv.StreamsDone(ctx); err != nil {
+		p.t.Errorf("waiting for the streams: %v", err)
+	}
 	if err := p.st.Close(); err != nil {
 		p.t.Errorf("closing the store: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -20,6 +21,9 @@ type Error struct {
 	Status  int
 	Message string
 	cause   error
+	// retryAfter is the Retry-After in seconds (0: none): a header over
+	// HTTP, retry_after in a stream's send_error.
+	retryAfter int64
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -94,13 +98,28 @@ func errUnavailable(msg string) *Error {
 // reached (store.ErrUnavailable: PostgreSQL down or restarting) into 503
 // unavailable with Retry-After, so clients retry instead of giving up;
 // nothing was changed, and the store reconnects by itself.
-func storeDown(w http.ResponseWriter, e *Error) *Error {
+func storeDown(e *Error) *Error {
 	if e.Status != http.StatusInternalServerError || !errors.Is(e, store.ErrUnavailable) {
 		return e
 	}
-	w.Header().Set("Retry-After", "2")
 	return &Error{Code: "unavailable", Status: http.StatusServiceUnavailable,
-		Message: "storage is briefly unavailable; nothing was changed, retry shortly", cause: e.cause}
+		Message: "storage is briefly unavailable; nothing was changed, retry shortly", cause: e.cause, retryAfter: 2}
+}
+
+// apiError is the API error an error is answered with.
+func apiError(err error) *Error {
+	var apiErr *Error
+	if !errors.As(err, &apiErr) {
+		apiErr = errInternal(err)
+	}
+	return storeDown(apiErr)
+}
+
+// setRetryAfter writes the error's Retry-After header, if it has one.
+func setRetryAfter(w http.ResponseWriter, e *Error) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.retryAfter, 10))
+	}
 }
 
 func errRateLimited(msg string) *Error {
@@ -137,11 +156,8 @@ func (s *Server) serve(name string, h handlerFunc) http.Handler {
 			s.metrics.requests.WithLabelValues(name, "ok").Inc()
 			return
 		}
-		var apiErr *Error
-		if !errors.As(err, &apiErr) {
-			apiErr = errInternal(err)
-		}
-		apiErr = storeDown(w, apiErr)
+		apiErr := apiError(err)
+		setRetryAfter(w, apiErr)
 		s.metrics.requests.WithLabelValues(name, apiErr.Code).Inc()
 		level := slog.LevelInfo
 		if apiErr.Status >= 500 {

@@ -258,7 +258,7 @@ func (s *Server) remoteSender(r *http.Request, rs *roomState) (member, string, e
 // fedUpdate is the hub's update endpoint: a commit or proposal of a
 // partner's device, with the Welcome of a commit.
 func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitForwarded(w, r); err != nil {
+	if err := s.limitForwarded(r); err != nil {
 		return err
 	}
 	var req federation.UpdateRequest
@@ -294,7 +294,7 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 // fedSubmitMessage is the hub's submitMessage endpoint: an application
 // message of a partner's device.
 func (s *Server) fedSubmitMessage(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitForwarded(w, r); err != nil {
+	if err := s.limitForwarded(r); err != nil {
 		return err
 	}
 	var req federation.SubmitMessageRequest
@@ -386,11 +386,11 @@ func setRoomHeaders(w http.ResponseWriter, seq int64, epoch uint64) {
 const forwardWait = 5 * time.Second
 
 // forward sends a local device's message for a room hosted by a partner to
-// that hub, and answers the device with the hub's verdict, as submit does
-// for a hosted room.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, room store.Room, c *caller, req submitRequest, msg *mls.MLSMessage) error {
+// that hub, and returns the hub's verdict, as submitTo does for a hosted
+// room.
+func (s *Server) forward(ctx context.Context, room store.Room, c *caller, req submitRequest, msg *mls.MLSMessage) (acceptance, error) {
 	if s.fed == nil || s.fed.Transport == nil {
-		return errUnavailable("this provider has no federation to reach the room's hub")
+		return acceptance{}, errUnavailable("this provider has no federation to reach the room's hub")
 	}
 	dev := identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name)
 	hdr := http.Header{HeaderSender: {dev.String()}, HeaderClientID: {req.ClientID}}
@@ -404,49 +404,46 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, room store.Room
 	case msg.WireFormat == mls.WireFormatPublicMessage:
 		b, err := handshakeBundle(msg, req)
 		if err != nil {
-			return err
+			return acceptance{}, err
 		}
 		path = partnerPath(partnerDirectory.UpdateURL(uri))
 		body = mls.Marshal(&federation.UpdateRequest{Bundle: *b})
 	default:
-		return errBadRequest("a room accepts application PrivateMessages and handshake PublicMessages only")
+		return acceptance{}, errBadRequest("a room accepts application PrivateMessages and handshake PublicMessages only")
 	}
-	resp, err := s.fed.Transport.Post(r.Context(), room.Hub, path, body, hdr)
+	resp, err := s.fed.Transport.Post(ctx, room.Hub, path, body, hdr)
 	if perr := federation.Classify(resp, err); perr != nil {
 		// 429 is retryable for Classify; the device hears it as such.
-		if e := hubRateLimited(w, room.Hub, perr, s.now()); e != nil {
-			return e
+		if e := hubRateLimited(room.Hub, perr, s.now()); e != nil {
+			return acceptance{}, e
 		}
 		var pe *federation.PeerError
 		if errors.As(perr, &pe) && pe.Permanent && pe.Status >= 400 && pe.Status < 500 {
-			return &Error{Code: pe.Code, Status: pe.Status, Message: fmt.Sprintf("the room's hub %s refused the message: %s", room.Hub, pe.Message), cause: perr}
+			return acceptance{}, &Error{Code: pe.Code, Status: pe.Status, Message: fmt.Sprintf("the room's hub %s refused the message: %s", room.Hub, pe.Message), cause: perr}
 		}
-		return &Error{Code: "hub_unreachable", Status: http.StatusServiceUnavailable,
+		return acceptance{}, &Error{Code: "hub_unreachable", Status: http.StatusServiceUnavailable,
 			Message: fmt.Sprintf("the room's hub %s could not be reached; try again", room.Hub), cause: perr}
 	}
 	seq, _ := strconv.ParseInt(resp.Header.Get(HeaderRoomSeq), 10, 64)
 	epoch, _ := strconv.ParseUint(resp.Header.Get(HeaderRoomEpoch), 10, 64)
 	verdict, desc, acc, err := readVerdict(msg, resp.Body)
 	if err != nil {
-		return &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s answered badly: %v", room.Hub, err), cause: err}
+		return acceptance{}, &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s answered badly: %v", room.Hub, err), cause: err}
 	}
 	// Either way the device will read the log next (to find its message,
 	// or to catch up after losing an epoch): let the hub's notify bring
 	// the copy that far first.
-	s.awaitSeq(r.Context(), room.ID, seq)
+	s.awaitSeq(ctx, room.ID, seq)
 	switch verdict {
 	case verdictAccepted:
 		if seq <= 0 {
-			return &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s did not say where it put the message", room.Hub)}
+			return acceptance{}, &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s did not say where it put the message", room.Hub)}
 		}
-		out := map[string]any{"seq": seq, "epoch": epoch, "duplicate": false}
-		frankFields(out, acc.frank, acc.accepted)
-		writeJSON(w, http.StatusOK, out)
-		return nil
+		return acceptance{seq: seq, epoch: epoch, accepted: acc.accepted, frank: acc.frank}, nil
 	case verdictWrongEpoch:
-		return errWrongEpoch(fmt.Errorf("the room's hub %s is in epoch %d: %s", room.Hub, epoch, desc))
+		return acceptance{}, errWrongEpoch(fmt.Errorf("the room's hub %s is in epoch %d: %s", room.Hub, epoch, desc))
 	default:
-		return errForbidden("the room's hub %s refused the message: %s", room.Hub, desc)
+		return acceptance{}, errForbidden("the room's hub %s refused the message: %s", room.Hub, desc)
 	}
 }
 
@@ -526,7 +523,7 @@ func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, acceptance,
 // out). A repeat of the same seq is answered as a success and changes
 // nothing.
 func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return err
 	}
 	peer, err := federation.PeerDomain(r)

@@ -138,15 +138,12 @@ func (s *Server) federated(name string, guard *federation.ReplayGuard, h handler
 		}
 		code, status, msg := "", 0, ""
 		var te *federation.TrustError
-		var apiErr *Error
 		switch {
 		case errors.As(err, &te):
 			code, status, msg = te.Code(), te.Status(), te.Msg
-		case errors.As(err, &apiErr):
-			apiErr = storeDown(w, apiErr)
-			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
 		default:
-			apiErr = storeDown(w, errInternal(err))
+			apiErr := apiError(err)
+			setRetryAfter(w, apiErr)
 			code, status, msg = apiErr.Code, apiErr.Status, apiErr.Message
 		}
 		s.metrics.requests.WithLabelValues(name, code).Inc()
@@ -234,7 +231,7 @@ func (s *Server) fedDirectory(w http.ResponseWriter, r *http.Request) error {
 // client API, where this provider's own users claim each other's
 // KeyPackages, is not affected.
 func (s *Server) fedKeyMaterial(w http.ResponseWriter, r *http.Request, trust *federation.Trust) error {
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return err
 	}
 	peer, err := federation.PeerDomain(r)
@@ -449,7 +446,7 @@ func (s *Server) verifyRequester(trust *federation.Trust, peer string, requester
 // discovery limit (ratelimit.go), which is slow so that enumerating our
 // users' phone numbers is slow and shows in /metrics.
 func (s *Server) fedIdentifierQuery(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limit(w, limitKey{s.limits.partner, partnerKey(r)}, limitKey{s.limits.discoveryPartner, partnerKey(r)}); err != nil {
+	if err := s.limit(limitKey{s.limits.partner, partnerKey(r)}, limitKey{s.limits.discoveryPartner, partnerKey(r)}); err != nil {
 		return err
 	}
 	if d := r.PathValue("domain"); d != s.cfg.Domain {

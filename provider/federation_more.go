@@ -123,7 +123,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathV
 	fail := func(err error) (*federation.ConsentEntry, identity.URI, store.User, error) {
 		return nil, identity.URI{}, store.User{}, err
 	}
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return fail(err)
 	}
 	peer, err := federation.PeerDomain(r)
@@ -167,7 +167,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, endpoint, pathV
 // so a signed request for a room we host is answered notAuthorized, and
 // one for a room we do not host noSuchRoom.
 func (s *Server) fedGroupInfo(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return err
 	}
 	var req federation.GroupInfoRequest

@@ -149,9 +149,10 @@ type limitKey struct {
 // limit takes one token from each bucket, or none at all: if any bucket is
 // empty, every reservation is cancelled, the refusal is counted under the
 // first limit that refused, and the answer is 429 rate_limited with a
-// Retry-After header of the longest wait, in whole seconds rounded up.
-// A key "" is skipped, as is a disabled limit.
-func (s *Server) limit(w http.ResponseWriter, keys ...limitKey) error {
+// Retry-After of the longest wait, in whole seconds rounded up (the HTTP
+// adapters write the header, the stream its retry_after). A key "" is
+// skipped, as is a disabled limit.
+func (s *Server) limit(keys ...limitKey) error {
 	now := s.now()
 	var (
 		taken   []*rate.Reservation
@@ -181,14 +182,15 @@ func (s *Server) limit(w http.ResponseWriter, keys ...limitKey) error {
 		taken[i].CancelAt(now)
 	}
 	s.metrics.rateLimited.WithLabelValues(refused.name).Inc()
-	return rateLimited(w, wait, fmt.Sprintf("too many %s", refused.what))
+	return rateLimited(wait, fmt.Sprintf("too many %s", refused.what))
 }
 
-// rateLimited sets Retry-After and returns the 429 rate_limited error.
-func rateLimited(w http.ResponseWriter, wait time.Duration, msg string) *Error {
+// rateLimited is the 429 rate_limited error, with its Retry-After.
+func rateLimited(wait time.Duration, msg string) *Error {
 	secs := max(1, int64(math.Ceil(wait.Seconds())))
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	return errRateLimited(fmt.Sprintf("%s; try again in %d s", msg, secs))
+	e := errRateLimited(fmt.Sprintf("%s; try again in %d s", msg, secs))
+	e.retryAfter = secs
+	return e
 }
 
 // userKey and roomKey name buckets.
@@ -213,21 +215,21 @@ func (s *Server) hostedRoomKey(raw string) string {
 }
 
 // limitPartner is the check at the entry of a federation POST.
-func (s *Server) limitPartner(w http.ResponseWriter, r *http.Request) error {
-	return s.limit(w, limitKey{s.limits.partner, partnerKey(r)})
+func (s *Server) limitPartner(r *http.Request) error {
+	return s.limit(limitKey{s.limits.partner, partnerKey(r)})
 }
 
 // limitForwarded is the check at the entry of update and submitMessage:
 // the partner's bucket and the room's.
-func (s *Server) limitForwarded(w http.ResponseWriter, r *http.Request) error {
-	return s.limit(w, limitKey{s.limits.partner, partnerKey(r)},
+func (s *Server) limitForwarded(r *http.Request) error {
+	return s.limit(limitKey{s.limits.partner, partnerKey(r)},
 		limitKey{s.limits.room, s.hostedRoomKey(r.PathValue("roomId"))})
 }
 
 // hubRateLimited passes a hub's 429 rate_limited on to the device, with
 // the hub's Retry-After (one second if it gave none). Other answers are
 // left to the caller.
-func hubRateLimited(w http.ResponseWriter, hub string, err error, now time.Time) error {
+func hubRateLimited(hub string, err error, now time.Time) error {
 	var pe *federation.PeerError
 	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != "rate_limited" {
 		return nil
@@ -236,7 +238,7 @@ func hubRateLimited(w http.ResponseWriter, hub string, err error, now time.Time)
 	if !pe.RetryAfter.IsZero() {
 		wait = pe.RetryAfter.Sub(now)
 	}
-	e := rateLimited(w, wait, fmt.Sprintf("the room's hub %s is limiting messages (%q)", hub, pe.Message))
+	e := rateLimited(wait, fmt.Sprintf("the room's hub %s is limiting messages (%q)", hub, pe.Message))
 	e.cause = err
 	return e
 }

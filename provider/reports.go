@@ -122,7 +122,7 @@ func parseAddress(a, domain string) (identity.URI, error) {
 // other providers) through the outbox.
 func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
-	if err := s.limit(w, limitKey{s.limits.user, userKey(c)}); err != nil {
+	if err := s.limit(limitKey{s.limits.user, userKey(c)}); err != nil {
 		return err
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && ct != "application/json; charset=utf-8" {
@@ -289,7 +289,7 @@ func (s *Server) verifyReported(ctx context.Context, room store.Room, hub string
 // report is queued for the operator and answered 201, anything else is
 // refused and nothing kept.
 func (s *Server) fedReportAbuse(w http.ResponseWriter, r *http.Request) error {
-	if err := s.limitPartner(w, r); err != nil {
+	if err := s.limitPartner(r); err != nil {
 		return err
 	}
 	peer, err := federation.PeerDomain(r)

@@ -210,19 +210,24 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) error {
 // follower's copy, that the hub counts the device's user in the room (the
 // follower does not follow the group, so it knows users, not leaves).
 func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
-	rs, unlock, err := s.hub.acquire(r.Context(), r.PathValue("id"))
+	return s.memberRoomOf(r.Context(), callerOf(r), r.PathValue("id"))
+}
+
+// memberRoomOf is memberRoom for a caller and a room ID however they came
+// (a request's path, a stream's frame).
+func (s *Server) memberRoomOf(ctx context.Context, c *caller, id string) (*roomState, func(), error) {
+	rs, unlock, err := s.hub.acquire(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	c := callerOf(r)
 	if rs.room.Hub != "" {
-		in, err := s.userInRoom(r.Context(), rs.room.ID, c.user.ID)
+		in, err := s.userInRoom(ctx, rs.room.ID, c.user.ID)
 		if err != nil || !in {
 			unlock()
 			if err != nil {
 				return nil, nil, err
 			}
-			return nil, nil, errNotFound("no room %q", r.PathValue("id"))
+			return nil, nil, errNotFound("no room %q", id)
 		}
 		return rs, unlock, nil
 	}
@@ -232,7 +237,7 @@ func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 		// the room: look again before saying no. refresh reads only the
 		// room's row unless a commit came between, so a stranger asking
 		// again and again costs no more than that.
-		if err := s.hub.refresh(r.Context(), rs); err != nil {
+		if err := s.hub.refresh(ctx, rs); err != nil {
 			unlock()
 			return nil, nil, err
 		}
@@ -241,7 +246,7 @@ func (s *Server) memberRoom(r *http.Request) (*roomState, func(), error) {
 	if !ok {
 		unlock()
 		// Not a member: answer as if the room did not exist.
-		return nil, nil, errNotFound("no room %q", r.PathValue("id"))
+		return nil, nil, errNotFound("no room %q", id)
 	}
 	return rs, unlock, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/store"
 )
 
 // Delivery to devices. Every device has a durable queue in the store; the
@@ -44,6 +47,9 @@ type streams struct {
 	mu     sync.Mutex
 	open   map[int64]map[*conn]struct{}
 	closed bool // after closeAll, no stream may open
+	// running counts the open streams, which http.Server.Shutdown does
+	// not wait for (their connections are hijacked).
+	running sync.WaitGroup
 }
 
 // conn is one open stream. An idle stream costs one goroutine, parked in
@@ -60,6 +66,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ping   *time.Timer
+	// sends are the device's messages sent over the stream and not yet
+	// answered.
+	sends *streamSends
 
 	mu       sync.Mutex
 	after    int64   // the cursor of the last entry sent; only flush uses it
@@ -67,6 +76,8 @@ type conn struct {
 	flushing bool    // a flush goroutine is running
 	again    bool    // woken while flushing: read the queue once more
 	ended    bool
+	who      *caller   // the sender, read for sends only (sender)
+	checked  time.Time // when who was read
 }
 
 // maxNotices bounds the notices waiting for a slow stream; beyond it they
@@ -88,15 +99,35 @@ func (st *streams) add(device int64, c *conn) bool {
 		st.open[device] = map[*conn]struct{}{}
 	}
 	st.open[device][c] = struct{}{}
+	st.running.Add(1)
 	return true
 }
 
+// remove is called as the stream ends, its sends answered.
 func (st *streams) remove(device int64, c *conn) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	delete(st.open[device], c)
 	if len(st.open[device]) == 0 {
 		delete(st.open, device)
+	}
+	st.running.Done()
+}
+
+// StreamsDone waits, after Drain, until every stream has ended: the
+// messages its device sent over it in flight at the drain stored and
+// answered, its socket closed. It returns ctx's error if ctx ends first.
+func (s *Server) StreamsDone(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.streams.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -216,9 +247,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return nil // Accept has answered the client
 	}
+	// A send frame carries what a POST body would.
+	ws.SetReadLimit(s.cfg.MaxBodyBytes)
 	// The stream outlives this handler: its context is not the request's.
 	ctx, cancel := context.WithCancel(context.Background())
-	cn := &conn{s: s, ws: ws, device: c.device.ID, user: c.user.ID, ctx: ctx, cancel: cancel, after: after}
+	cn := &conn{s: s, ws: ws, device: c.device.ID, user: c.user.ID, ctx: ctx, cancel: cancel, after: after,
+		sends: newStreamSends(streamSendsInFlight)}
 	if !s.streams.add(cn.device, cn) {
 		cancel()
 		ws.Close(websocket.StatusGoingAway, "provider shutting down")
@@ -233,36 +267,119 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// read takes the device's frames (acknowledgements) until the stream
-// ends, then cleans up after it. It is the stream's one long-lived
-// goroutine.
+// read takes the device's frames until the stream ends: acks, and
+// messages to submit, each submitted concurrently with the others (as
+// concurrent POSTs would be). It is the stream's one long-lived
+// goroutine, and cleans up after it.
 func (c *conn) read() {
 	defer func() {
 		c.end(websocket.StatusGoingAway, "connection lost")
+		// Every send taken in is answered (or finds the socket gone, and
+		// the device sends it again with the same client_id) before the
+		// stream counts as ended.
+		c.sends.stopAndWait()
 		c.ping.Stop()
 		c.s.streams.remove(c.device, c)
 		c.s.metrics.streams.Dec()
 	}()
 	for {
 		// Reading is not tied to ctx: ending the stream closes the socket
-		// with a close frame (end), which ends this read too.
+		// with a close frame (end), once the sends in flight are
+		// answered, which ends this read too.
 		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				// coder/websocket has closed the socket already.
+				c.s.log.Info("stream frame over the size limit", "device", c.device)
+			}
 			return
 		}
-		var in struct {
-			Type   string `json:"type"`
-			Cursor int64  `json:"cursor"`
-		}
-		if json.Unmarshal(data, &in) != nil || in.Type != "ack" {
-			c.end(websocket.StatusUnsupportedData, "send {\"type\":\"ack\",\"cursor\":N}")
+		f, err := parseStreamFrame(data)
+		if err != nil {
+			c.end(websocket.StatusUnsupportedData, err.Error())
 			return
 		}
-		if err := c.s.store.Ack(c.ctx, c.device, in.Cursor); err != nil {
-			c.s.log.Error("ack failed", "device", c.device, "err", err)
-			return
+		switch f.Type {
+		case "ack":
+			if err := c.s.store.Ack(c.ctx, c.device, f.Cursor); err != nil {
+				if c.ctx.Err() == nil {
+					c.s.log.Error("ack failed", "device", c.device, "err", err)
+					c.end(websocket.StatusInternalError, "store error")
+				}
+				return
+			}
+		case "send":
+			c.submit(f)
 		}
 	}
+}
+
+// submit runs a send frame's message through the same checks as a POST,
+// in a goroutine of its own, and answers it once it is stored.
+func (c *conn) submit(f streamFrame) {
+	if f.Err != nil {
+		c.s.answerSend(c.ws, c.device, f, acceptance{}, f.Err)
+		return
+	}
+	// Beyond streamSendsInFlight this waits: the device's frames stay
+	// unread, which is the backpressure it feels.
+	if !c.sends.start() {
+		c.s.answerSend(c.ws, c.device, f, acceptance{}, errUnavailable("the provider is shutting down"))
+		return
+	}
+	go func() {
+		defer c.sends.done()
+		var res acceptance
+		err := error(errUnavailable("the provider is shutting down"))
+		if !c.s.isDraining() {
+			// Not the stream's context: a message taken in is stored and
+			// answered even while a drain closes the stream.
+			ctx := context.Background()
+			var who *caller
+			if who, err = c.sender(ctx); err == nil {
+				res, err = c.s.submitTo(ctx, who, f.Room, f.Req)
+			}
+		}
+		c.s.answerSend(c.ws, c.device, f, res, err)
+	}()
+}
+
+// streamRecheck is how long a stream's sends go on with the device and
+// user it read last: an operator's suspension, made from another process,
+// stops a stream's sends within it, as it stops a POST's.
+const streamRecheck = time.Second
+
+// sender returns the device and user a send is made as. An idle stream
+// keeps only their IDs; a sending one reads them at most every
+// streamRecheck.
+func (c *conn) sender(ctx context.Context) (*caller, error) {
+	now := time.Now()
+	c.mu.Lock()
+	who, checked := c.who, c.checked
+	c.mu.Unlock()
+	if who != nil && now.Sub(checked) < streamRecheck {
+		return who, nil
+	}
+	d, err := c.s.store.DeviceByID(ctx, c.device)
+	if errors.Is(err, store.ErrNotFound) {
+		c.end(websocket.StatusPolicyViolation, "device removed")
+		return nil, errUnauthenticated("the device was removed")
+	} else if err != nil {
+		return nil, err
+	}
+	u, err := c.s.store.UserByID(ctx, c.user)
+	if err != nil {
+		return nil, err
+	}
+	if u.Suspended {
+		c.end(websocket.StatusPolicyViolation, "account suspended")
+		return nil, errSuspended(u.Handle)
+	}
+	who = &caller{device: d, user: u}
+	c.mu.Lock()
+	c.who, c.checked = who, now
+	c.mu.Unlock()
+	return who, nil
 }
 
 // end closes the stream once, with a close frame saying why.
@@ -275,8 +392,12 @@ func (c *conn) end(code websocket.StatusCode, reason string) {
 		return
 	}
 	c.cancel()
-	// Close waits for the device's close frame (up to 5 s): not here.
-	go c.ws.Close(code, reason)
+	// The sends in flight are answered first; Close then waits for the
+	// device's close frame (up to 5 s): not here.
+	go func() {
+		c.sends.stopAndWait()
+		c.ws.Close(code, reason)
+	}()
 }
 
 // wake makes the stream read its queue: at once, or once more after the
@@ -418,6 +539,160 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		br.Peek(n)
 	}
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, streamBuffer)), nil
+}
+
+// streamSendsInFlight bounds the sends one stream submits at once.
+const streamSendsInFlight = 64
+
+// answerSend answers a send frame with sent or send_error, and counts it
+// as the submit handler counts a POST, under stream_submit.
+func (s *Server) answerSend(ws *websocket.Conn, device int64, f streamFrame, res acceptance, err error) {
+	var out map[string]any
+	if err == nil {
+		s.metrics.requests.WithLabelValues("stream_submit", "ok").Inc()
+		out = res.answer()
+		out["type"] = "sent"
+	} else {
+		e := apiError(err)
+		id := newRequestID()
+		s.metrics.requests.WithLabelValues("stream_submit", e.Code).Inc()
+		level := slog.LevelInfo
+		if e.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(context.Background(), level, "stream send failed", "request_id", id, "device", device,
+			"code", e.Code, "message", e.Message, "cause", e.cause)
+		out = map[string]any{"type": "send_error", "status": e.Status, "code": e.Code, "message": e.Message, "request_id": id}
+		if e.retryAfter > 0 {
+			out["retry_after"] = e.retryAfter
+		}
+	}
+	out["id"] = f.ID
+	data, _ := json.Marshal(out)
+	// Not the stream's context: an answer still goes out while a drain
+	// closes the stream.
+	wctx, cancel := context.WithTimeout(context.Background(), streamWriteTimeout)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageText, data); err != nil {
+		// The device learns nothing and sends again, over HTTP or a new
+		// stream, with the same client_id: the duplicate gets this answer.
+		s.log.Debug("stream answer not sent", "device", device, "id", f.ID, "err", err)
+	}
+}
+
+// streamSends counts a stream's sends in flight, at most a bound at once,
+// so that the stream closes only once each is answered.
+type streamSends struct {
+	slots   chan struct{}
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newStreamSends(n int) *streamSends { return &streamSends{slots: make(chan struct{}, n)} }
+
+// start takes a slot, waiting for one if all are taken; false once the
+// stream is closing.
+func (ss *streamSends) start() bool {
+	ss.slots <- struct{}{}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stopped {
+		<-ss.slots
+		return false
+	}
+	ss.wg.Add(1)
+	return true
+}
+
+func (ss *streamSends) done() {
+	<-ss.slots
+	ss.wg.Done()
+}
+
+// stopAndWait refuses new sends and waits for those in flight.
+func (ss *streamSends) stopAndWait() {
+	ss.mu.Lock()
+	ss.stopped = true
+	ss.mu.Unlock()
+	ss.wg.Wait()
+}
+
+// streamFrame is a frame from the device: an ack, or a send (a message to
+// submit, as the body of POST /v1/rooms/{id}/messages, with the room and
+// the device's ID for the answer).
+type streamFrame struct {
+	Type   string
+	Cursor int64
+	ID     string
+	Room   string
+	Req    submitRequest
+	// Err is set for a send whose ID is usable but whose other fields are
+	// not: it is answered with send_error instead of closing the stream.
+	Err *Error
+}
+
+// maxSendID bounds a send's ID, which the device chooses.
+const maxSendID = 64
+
+// parseStreamFrame reads one frame from the device. An error means the
+// frame is not one the stream can answer; its text is the close reason
+// (at most 123 bytes, as WebSocket allows).
+func parseStreamFrame(data []byte) (streamFrame, error) {
+	var head struct {
+		Type   string          `json:"type"`
+		Cursor json.RawMessage `json:"cursor"`
+		ID     json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return streamFrame{}, errors.New("frames are JSON objects: ack or send")
+	}
+	switch head.Type {
+	case "ack":
+		var cursor int64
+		if json.Unmarshal(head.Cursor, &cursor) != nil || cursor < 0 {
+			return streamFrame{}, errors.New(`send {"type":"ack","cursor":N} with N >= 0`)
+		}
+		return streamFrame{Type: "ack", Cursor: cursor}, nil
+	case "send":
+		var id string
+		if json.Unmarshal(head.ID, &id) != nil || !validSendID(id) {
+			return streamFrame{}, errors.New("a send needs an id of 1 to 64 printable ASCII characters")
+		}
+		f := streamFrame{Type: "send", ID: id}
+		var in struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+			Room string `json:"room"`
+			submitRequest
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		switch err := dec.Decode(&in); {
+		case err != nil:
+			f.Err = errBadRequest("malformed send frame: %v", err)
+		case in.Room == "":
+			f.Err = errBadRequest("a send needs its room")
+		default:
+			f.Room, f.Req = in.Room, in.submitRequest
+		}
+		return f, nil
+	}
+	return streamFrame{}, errors.New(`frames are {"type":"ack",...} or {"type":"send",...}`)
+}
+
+// validSendID reports whether a send's ID is 1 to 64 printable ASCII
+// characters, which the answer can carry back as they are.
+func validSendID(id string) bool {
+	if len(id) == 0 || len(id) > maxSendID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func cursorParam(r *http.Request) (int64, error) {

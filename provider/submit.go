@@ -46,50 +46,61 @@ func validClientID(id string) bool {
 	return true
 }
 
-// submit accepts one message into a room from a member device: an
-// application PrivateMessage, or a proposal or commit PublicMessage. In a
-// room this provider hosts, the hub checks it and, for a commit, lets it
-// through only if it is the first of its epoch; in a room hosted by a
-// partner it is forwarded to that hub (forward). It answers only once the
-// message is durably stored and queued.
+// submit accepts one message into a room from a member device
+// (POST /v1/rooms/{id}/messages); submitTo does the work.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
-	c := callerOf(r)
 	var req submitRequest
 	if err := s.readJSON(r, &req); err != nil {
 		return err
 	}
+	res, err := s.submitTo(r.Context(), callerOf(r), r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res.answer())
+	return nil
+}
+
+// submitTo accepts one message into a room from a member device: an
+// application PrivateMessage, or a proposal or commit PublicMessage. In a
+// room this provider hosts, the hub checks it and, for a commit, lets it
+// through only if it is the first of its epoch; in a room hosted by a
+// partner it is forwarded to that hub (forward). It returns only once the
+// message is durably stored and queued. The HTTP handler and the stream's
+// send frames both come here, so they make the very same checks.
+func (s *Server) submitTo(ctx context.Context, c *caller, roomID string, req submitRequest) (acceptance, error) {
 	if !validClientID(req.ClientID) {
-		return errBadRequest("client_id must be 8 to 64 characters of A-Z a-z 0-9 . _ -")
+		return acceptance{}, errBadRequest("client_id must be 8 to 64 characters of A-Z a-z 0-9 . _ -")
 	}
 	msg, err := mls.ParseMLSMessage(req.Message)
 	if err != nil {
-		return errInvalidMessage(err)
+		return acceptance{}, errInvalidMessage(err)
 	}
-	rs, unlock, err := s.memberRoom(r)
+	rs, unlock, err := s.memberRoomOf(ctx, c, roomID)
 	if err != nil {
-		return err
+		return acceptance{}, err
 	}
 	if rs.room.Hub != "" {
 		room := rs.room
 		unlock() // the hub orders the room; nothing local to serialise
-		if err := s.limit(w, limitKey{s.limits.user, userKey(c)}); err != nil {
-			return err
+		if err := s.limit(limitKey{s.limits.user, userKey(c)}); err != nil {
+			return acceptance{}, err
 		}
-		return s.forward(w, r, room, c, req, msg)
+		return s.forward(ctx, room, c, req, msg)
 	}
-	if err := s.limit(w, limitKey{s.limits.user, userKey(c)}, limitKey{s.limits.room, rs.room.ID}); err != nil {
+	if err := s.limit(limitKey{s.limits.user, userKey(c)}, limitKey{s.limits.room, rs.room.ID}); err != nil {
 		unlock()
-		return err
+		return acceptance{}, err
 	}
 	sender := member{uri: identity.DeviceURI(s.cfg.Domain, c.user.Handle, c.device.Name), device: c.device, user: c.user}
-	res, err := s.acceptQueued(r.Context(), rs, unlock, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"seq": res.seq, "epoch": res.epoch, "duplicate": res.duplicate}
-	frankFields(out, res.frank, res.accepted)
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return s.acceptQueued(ctx, rs, unlock, offer{sender: sender, clientID: req.ClientID, msg: msg, raw: req.Message, welcome: req.Welcome})
+}
+
+// answer is the client API's answer for an accepted message.
+func (a acceptance) answer() map[string]any {
+	out := map[string]any{"seq": a.seq, "epoch": a.epoch, "duplicate": a.duplicate}
+	frankFields(out, a.frank, a.accepted)
+	return out
 }
 
 // offer is a message offered to a room this provider hosts, by a local
