@@ -80,6 +80,11 @@ type serveConfig struct {
 	// replica sends to them. It must be the same on every replica, which
 	// the shared configuration file ensures.
 	BusLeaseTTLSeconds int `json:"bus_lease_ttl_seconds"`
+	// RateLimits change the rate limits' defaults or switch limits off
+	// (docs/ratelimits.md).
+	RateLimits rateLimitsConfig `json:"rate_limits"`
+	// pprof is --pprof: a flag only, for measuring one process.
+	pprof string
 }
 
 func defaultServeConfig() serveConfig {
@@ -106,6 +111,14 @@ func (c *serveConfig) check() error {
 	}
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
+	}
+	if err := c.RateLimits.check(); err != nil {
+		return err
+	}
+	if c.pprof != "" {
+		if err := checkPprofListen(c.pprof); err != nil {
+			return err
+		}
 	}
 	if err := c.checkBus(c.replica); err != nil {
 		return err
@@ -257,6 +270,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fedListen := fs.String("federation-listen", "", "address of the federation API for partner providers (default: federation_listen of the configuration file; none without it)")
 	busURL := fs.String("bus", "", "NATS server(s) shared by the provider's replicas, nats://HOST:PORT[,nats://...] (default: none, one process)")
 	replica := fs.String("replica", "", "with --bus: this replica's name in logs and on the bus, made unique by a random suffix (default: the host name)")
+	pprofAddr := fs.String("pprof", "", "serve the runtime's profiles (/debug/pprof/: heap, goroutines, CPU) on this loopback address, for measuring the provider (default: none)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: switchboard serve [--config FILE] [flags]
 
@@ -313,6 +327,7 @@ the trust file.
 	set(&cfg.FederationListen, *fedListen)
 	set(&cfg.Bus, *busURL)
 	cfg.replica = *replica
+	cfg.pprof = *pprofAddr
 	if *selfSigned {
 		cfg.TLSSelfSigned = true
 	}
@@ -349,6 +364,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
 		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
+	cfg.RateLimits.apply(&pcfg)
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
@@ -375,6 +391,15 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.pprof != "" {
+		addr, closePprof, err := servePprof(cfg.pprof)
+		if err != nil {
+			n.Close()
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		defer closePprof()
+		fmt.Fprintf(stdout, "Profiles served at http://%s/debug/pprof/\n", addr)
+	}
 	if n.Trust != nil {
 		go reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
