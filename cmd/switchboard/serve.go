@@ -401,7 +401,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Profiles served at http://%s/debug/pprof/\n", addr)
 	}
 	if n.Trust != nil {
-		go reloadOnHangup(ctx, n.Trust, log)
+		reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
 	}
 	if n.Bus != nil {
