@@ -103,7 +103,7 @@ func (e *env) spawn(ctx context.Context, s *Settings, n int) error {
 	if err != nil {
 		return err
 	}
-	kids, err := spawnProviders(ctx, bin, n, filepath.Join(e.dir, "providers"), s.logDir)
+	kids, err := spawnProviders(ctx, bin, n, filepath.Join(e.dir, "providers"), s.logDir, filepath.Base(e.dir))
 	if err != nil {
 		return err
 	}

@@ -76,9 +76,9 @@ func benchServeConfig(domain, dataDir, trustFile string) ([]byte, error) {
 }
 
 // spawnProviders starts n providers as child processes of bin, with data
-// under dir and logs in logDir, and makes them partners of one another.
-// On error, the ones started are stopped.
-func spawnProviders(ctx context.Context, bin string, n int, dir, logDir string) ([]*child, error) {
+// under dir and logs in logDir (named run-DOMAIN.log), and makes them
+// partners of one another. On error, the ones started are stopped.
+func spawnProviders(ctx context.Context, bin string, n int, dir, logDir, run string) ([]*child, error) {
 	ctx, cancel := context.WithTimeout(ctx, spawnTimeout)
 	defer cancel()
 	var kids []*child
@@ -87,7 +87,7 @@ func spawnProviders(ctx context.Context, bin string, n int, dir, logDir string) 
 		return nil, err
 	}
 	for _, domain := range benchDomains[:n] {
-		c, err := startChild(ctx, bin, domain, dir, logDir, n > 1)
+		c, err := startChild(ctx, bin, domain, dir, filepath.Join(logDir, run+"-"+domain+".log"), n > 1)
 		if err != nil {
 			return fail(err)
 		}
@@ -102,7 +102,7 @@ func spawnProviders(ctx context.Context, bin string, n int, dir, logDir string) 
 }
 
 // startChild starts one provider and returns once it answers /readyz.
-func startChild(ctx context.Context, bin, domain, dir, logDir string, federated bool) (*child, error) {
+func startChild(ctx context.Context, bin, domain, dir, logPath string, federated bool) (*child, error) {
 	data := filepath.Join(dir, domain)
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func startChild(ctx context.Context, bin, domain, dir, logDir string, federated 
 	if err := os.WriteFile(cfgFile, cfg, 0o644); err != nil {
 		return nil, err
 	}
-	c.logPath = filepath.Join(logDir, filepath.Base(dir)+"-"+domain+".log")
+	c.logPath = logPath
 	logFile, err := os.Create(c.logPath)
 	if err != nil {
 		return nil, err
