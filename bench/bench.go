@@ -118,6 +118,9 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		return nil, err
 	}
 	defer e.close()
+	if warning := openFilesWarning(e, s.devices()); warning != "" {
+		p.line("%s: %s", name, warning)
+	}
 	rooms, err := setupRooms(ctx, s, e)
 	if err != nil {
 		return nil, err

@@ -256,3 +256,39 @@ func streamDialer(providerURL string, i, conns int) func(ctx context.Context, ne
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return d.DialContext
 }
+
+// connsPerDevice is the connections a pairs or group device holds to its
+// provider during the load: its stream, and at least one for its HTTP
+// sends.
+const connsPerDevice = 2
+
+// openFilesWarning says, before a pairs or group run sets up its devices,
+// when their connections will not fit in the open files limit of a
+// provider or of this process: the provider then refuses connections
+// ("accept: too many open files" in its log) and sends fail. It is a
+// warning, not a refusal: the count is an estimate.
+func openFilesWarning(e *env, devices int) string {
+	own, err := procOpenFiles(0)
+	if err != nil {
+		return ""
+	}
+	need := int64(devices*connsPerDevice) + fileHeadroom
+	if e.local != nil {
+		need *= 2 // both ends in this process
+	}
+	if need > own {
+		return fmt.Sprintf("warning: %d devices hold about %d connections each, about %d open files in this process, whose limit is %d: expect failed connections (fewer devices, or raise the limit: ulimit -n)",
+			devices, connsPerDevice, need, own)
+	}
+	perProv := int64(devices*connsPerDevice)/int64(len(e.provs)) + fileHeadroom
+	for _, p := range e.provs {
+		if p.pid == 0 {
+			continue
+		}
+		if limit, err := procOpenFiles(p.pid); err == nil && perProv > limit {
+			return fmt.Sprintf("warning: %d devices hold about %d connections each to their providers, about %d open files in %s (process %d), whose limit is %d: expect refused connections and failed sends (fewer devices, or raise its limit)",
+				devices, connsPerDevice, perProv, p.domain, p.pid, limit)
+		}
+	}
+	return ""
+}

@@ -208,6 +208,14 @@ func (s *Settings) Validate() error {
 	return nil
 }
 
+// devices is how many devices a pairs or group run sets up.
+func (s *Settings) devices() int {
+	if s.Workload == WorkloadPairs {
+		return 2 * s.Pairs
+	}
+	return s.Members
+}
+
 // providers is how many providers the workload spreads over.
 func (s *Settings) providers() int {
 	switch {
