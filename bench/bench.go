@@ -24,9 +24,11 @@ type Options struct {
 	// and the drain) begins, and the function it returns as it ends: the
 	// command's profiles cover that phase and not the setup.
 	Measured func() (end func())
-	// ServerProfiles, with spawned providers (idle), is the file where
-	// the provider's heap profile is written with every stream open, and
-	// with ".goroutine" added its goroutine profile.
+	// ServerProfiles, with spawned providers, is the file where the (first)
+	// provider's heap profile is written, and with ".goroutine" added its
+	// goroutine profile: idle, with every stream open; pairs and group, at
+	// the end of the load and drain, the devices still connected (one
+	// payload mode: a second run would overwrite them).
 	ServerProfiles string
 }
 
@@ -97,7 +99,7 @@ func Run(ctx context.Context, s Settings, opts Options) (rep *Report, err error)
 		return rep, err
 	}
 	for _, payload := range s.Payloads {
-		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p, opts.Measured)
+		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p, opts.Measured, opts.ServerProfiles)
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
 		}
@@ -109,7 +111,7 @@ func Run(ctx context.Context, s Settings, opts Options) (rep *Report, err error)
 }
 
 // runMessages runs a pairs or group workload with one payload mode.
-func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress, measured func() func()) (*Result, error) {
+func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress, measured func() func(), serverProfile string) (*Result, error) {
 	name := s.Workload + " " + payload
 	setupStart := time.Now()
 	p.line("%s: starting providers and setting up devices", name)
@@ -180,6 +182,9 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 	loadSecs := tr.since().Seconds()
 	drain(lctx, tr, s.Drain)
 	run.Server = smp.finish()
+	if err := e.runtimeAtEnd(ctx, &run.Server, serverProfile); err != nil {
+		p.line("%s: the providers' runtime figures: %v", name, err)
+	}
 	endMeasured()
 	stopProgress()
 	stop()

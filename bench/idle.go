@@ -123,11 +123,14 @@ func runIdle(ctx context.Context, s *Settings, dir string, p *progress, profiles
 		f.GoroutinesPerConn = float64(f.GoroutinesOpen-f.GoroutinesBefore) / n
 	}
 	if profiles != "" && len(e.kids) > 0 {
-		if err := saveProfile(ctx, e.provs[0].pprofURL, "heap", profiles); err != nil {
-			return nil, err
-		}
-		if err := saveProfile(ctx, e.provs[0].pprofURL, "goroutine", profiles+".goroutine"); err != nil {
-			return nil, err
+		for _, name := range []string{"heap", "goroutine"} {
+			path := profiles
+			if name == "goroutine" {
+				path += ".goroutine"
+			}
+			if err := saveProfile(ctx, e.provs[0].pprofURL, name, path); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f.Note = "the target's process alone"

@@ -251,6 +251,12 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmtMs(m.Latency.P999), fmtMs(m.Latency.Max), r.errorTotal(), m.Missing, fmtCPU(r.Server), fmtMem(r.Server))
 	}
 	tw.Flush()
+	for _, r := range rep.Runs {
+		if r.Messages != nil && r.Server.LiveGoHeapBytes > 0 {
+			fmt.Fprintf(w, "%s: at the end, devices connected: %s live Go heap, %s of stacks, %d goroutines\n",
+				r.Name(), fmtBytes(float64(r.Server.LiveGoHeapBytes)), fmtBytes(float64(r.Server.GoStackBytes)), r.Server.Goroutines)
+		}
+	}
 	for _, r := range idle {
 		f := r.Idle
 		fmt.Fprintf(w, "idle: %d streams opened, %d still open after the hold; connect p50 %s, p99 %s, max %s\n",

@@ -39,6 +39,12 @@ type Resources struct {
 	// only).
 	PeakRSSBytes    int64 `json:"peak_rss_bytes"`
 	PeakGoHeapBytes int64 `json:"peak_go_heap_bytes,omitempty"`
+	// Spawned providers only (summed over them), at the end of the phase
+	// with the devices still connected, after a garbage collection: the
+	// Go heap's live objects, the goroutines' stacks, the goroutines.
+	LiveGoHeapBytes int64 `json:"live_go_heap_bytes,omitempty"`
+	GoStackBytes    int64 `json:"go_stack_bytes,omitempty"`
+	Goroutines      int   `json:"goroutines,omitempty"`
 }
 
 // userHZ is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on

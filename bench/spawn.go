@@ -328,3 +328,21 @@ func errLogs(err error, logDir string) error {
 	}
 	return fmt.Errorf("%w\nthe providers' logs are kept in %s", err, logDir)
 }
+
+// runtimeAtEnd adds the spawned providers' runtime figures to r (nothing
+// for other providers), and saves the first one's profiles if profiles
+// is set.
+func (e *env) runtimeAtEnd(ctx context.Context, r *Resources, profiles string) error {
+	rt, err := spawnedRuntime(ctx, e)
+	if err != nil || rt == nil {
+		return err
+	}
+	r.LiveGoHeapBytes, r.GoStackBytes, r.Goroutines = rt.HeapAlloc, rt.StackInuse, rt.Goroutines
+	if profiles == "" {
+		return nil
+	}
+	if err := saveProfile(ctx, e.provs[0].pprofURL, "heap", profiles); err != nil {
+		return err
+	}
+	return saveProfile(ctx, e.provs[0].pprofURL, "goroutine", profiles+".goroutine")
+}

@@ -104,6 +104,11 @@ func TestPairsOnASpawnedProvider(t *testing.T) {
 	if !r.Server.Measured || r.Server.PeakRSSBytes <= 0 || !strings.Contains(r.Server.Source, "spawned") {
 		t.Errorf("server figures: %+v", r.Server)
 	}
+	// And its runtime's, read from its profiles with the devices still
+	// connected: each device's stream holds goroutines in it.
+	if r.Server.LiveGoHeapBytes <= 0 || r.Server.GoStackBytes <= 0 || r.Server.Goroutines < r.Devices {
+		t.Errorf("runtime figures: %+v for %d devices", r.Server, r.Devices)
+	}
 	checkStopped(t, s.Dir, 1)
 }
 

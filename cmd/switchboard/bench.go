@@ -107,7 +107,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	check := fs.String("check", "", "check a JSON report written by --json, and run nothing")
 	var prof profiles
 	fs.StringVar(&prof.cpu, "cpuprofile", "", "in-process runs: write a CPU profile of the measured phase (load and drain, not setup) to this file (go tool pprof)")
-	fs.StringVar(&prof.mem, "memprofile", "", "in-process runs: write an allocation profile (heap and allocations since the start, setup included) to this file; idle --spawn: the provider's heap profile with every stream open (and its goroutine profile to FILE.goroutine)")
+	fs.StringVar(&prof.mem, "memprofile", "", "in-process runs: write an allocation profile (heap and allocations since the start, setup included) to this file; with --spawn: the (first) provider's heap profile, and its goroutine profile to FILE.goroutine, with every stream open (idle) or at the end of the load (pairs, group)")
 	fs.StringVar(&prof.mutex, "mutexprofile", "", "in-process runs: write a mutex contention profile of the measured phase to this file")
 	fs.StringVar(&prof.block, "blockprofile", "", "in-process runs: write a blocking profile of the measured phase to this file (costs some speed)")
 	// The workload comes first; flags may follow it.
@@ -153,7 +153,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 
 	var serverProfiles string
-	if s.Spawn && s.Workload == bench.WorkloadIdle && prof.mem != "" && prof.cpu == "" && prof.mutex == "" && prof.block == "" {
+	if s.Spawn && s.Workload != bench.WorkloadJoin && prof.mem != "" && prof.cpu == "" && prof.mutex == "" && prof.block == "" {
+		if s.Workload != bench.WorkloadIdle && len(s.Payloads) != 1 {
+			fmt.Fprintln(stderr, "switchboard bench: --memprofile saves the provider's profiles of one run: choose --payload relay or e2ee")
+			return 2
+		}
 		serverProfiles, prof.mem = prof.mem, ""
 	}
 	if prof.any() && (len(s.Targets) > 0 || s.Spawn) {
