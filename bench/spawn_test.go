@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -170,5 +171,34 @@ func TestASpawnedProviderThatFailsIsReported(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(logs[0]); !strings.Contains(string(data), "no such command") {
 		t.Errorf("the log does not hold the provider's stderr: %q", data)
+	}
+}
+
+// An idle run that cannot fit in the open files limit says so, with how
+// many streams would, before it registers a device. In process both ends
+// of each stream count against the one limit, so as many streams as the
+// limit never fit.
+func TestIdleBeyondTheOpenFilesLimitIsRefused(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/limits")
+	if err != nil {
+		t.Skip("no /proc/self/limits: the limit is not checked here")
+	}
+	var limit int
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				limit, _ = strconv.Atoi(f[0])
+			}
+		}
+	}
+	if limit <= 0 || limit > bench.MaxConns {
+		t.Skipf("open files limit %d: more than --conns may ask", limit)
+	}
+	s := tiny(bench.WorkloadIdle)
+	s.Conns, s.Dir = limit, t.TempDir()
+	_, err = bench.Run(context.Background(), s, bench.Options{})
+	if err == nil || !strings.Contains(err.Error(), "open files") || !strings.Contains(err.Error(), "use --conns") {
+		t.Fatalf("Run = %v, want the open files limit and how many streams fit", err)
 	}
 }
