@@ -218,7 +218,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "switchboard bench:", err)
+		// The bench's own errors name it already.
+		fmt.Fprintln(stderr, "switchboard bench:", strings.TrimPrefix(err.Error(), "bench: "))
 		return 1
 	}
 	return 0
