@@ -102,6 +102,12 @@ func runIdle(ctx context.Context, s *Settings, dir string, p *progress, profiles
 		}()
 	}
 	ready.Wait()
+	// An idle device holds its stream and nothing else: the keep-alive
+	// connections left from registering and signing in are closed, or
+	// the figure would be theirs as much as the stream's.
+	for _, d := range devs {
+		d.raw.close()
+	}
 	run.SetupSeconds = time.Since(setupStart).Seconds()
 	// Let the providers finish registering the streams before memory is
 	// read.

@@ -52,7 +52,7 @@ type child struct {
 var (
 	servingLine = regexp.MustCompile(`^Switchboard provider \S+ serving (\S+) `)
 	fedLine     = regexp.MustCompile(`^Switchboard federation for \S+ serving https://(\S+) `)
-	pprofLine   = regexp.MustCompile(`^Profiles served at (\S+)/debug/pprof/`)
+	pprofLine   = regexp.MustCompile(`^Runtime profiles at (\S+)/debug/pprof/`)
 )
 
 // benchServeConfig is the configuration file of a spawned provider: the

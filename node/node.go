@@ -150,7 +150,10 @@ func Start(cfg Config) (n *Node, err error) {
 		ln, scheme = tls.NewListener(ln, cfg.ClientTLS), "https"
 	}
 	n.ClientURL = scheme + "://" + ln.Addr().String()
-	n.api = &http.Server{Handler: n.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// A keep-alive connection left idle is closed after a while: each
+	// holds a goroutine and buffers, and devices keep their stream (a
+	// connection of its own) for what they wait on.
+	n.api = &http.Server{Handler: n.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.serve(n.api, ln, "the client API")
 	if fln != nil {
 		n.serve(n.fed, fln, "the federation listener")

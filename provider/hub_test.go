@@ -46,7 +46,7 @@ func TestUnknownRoomsAreNotCached(t *testing.T) {
 func TestNoStreamOpensAfterDrain(t *testing.T) {
 	s := newTestServer(t)
 	s.Drain()
-	if s.streams.add(1, &conn{close: func() {}}) {
+	if s.streams.add(1, &conn{}) {
 		t.Fatal("a stream registered after Drain")
 	}
 }

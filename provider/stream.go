@@ -1,8 +1,13 @@
 package provider
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -41,11 +46,32 @@ type streams struct {
 	closed bool // after closeAll, no stream may open
 }
 
+// conn is one open stream. An idle stream costs one goroutine, parked in
+// a read of its socket, and small buffers: the provider is meant to hold
+// a great many of them. Writing is done by a goroutine started when there
+// is something to write (flush) and gone when there is not, and the ping
+// is a timer, not a goroutine.
 type conn struct {
-	wake    chan struct{}
-	notices chan event
-	close   context.CancelFunc
+	s      *Server
+	ws     *websocket.Conn
+	device int64
+	user   int64
+	// ctx ends with the stream; store calls made for it use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	ping   *time.Timer
+
+	mu       sync.Mutex
+	after    int64   // the cursor of the last entry sent; only flush uses it
+	notices  []event // waiting to be sent, at most maxNotices
+	flushing bool    // a flush goroutine is running
+	again    bool    // woken while flushing: read the queue once more
+	ended    bool
 }
+
+// maxNotices bounds the notices waiting for a slow stream; beyond it they
+// are dropped, as notices are hints.
+const maxNotices = 16
 
 func newStreams() *streams { return &streams{open: map[int64]map[*conn]struct{}{}} }
 
@@ -80,10 +106,7 @@ func (st *streams) notifyAll(devices []int64) {
 	defer st.mu.Unlock()
 	for _, d := range devices {
 		for c := range st.open[d] {
-			select {
-			case c.wake <- struct{}{}:
-			default: // already woken
-			}
+			c.wake()
 		}
 	}
 }
@@ -95,10 +118,7 @@ func (st *streams) wakeAll() {
 	defer st.mu.Unlock()
 	for _, cs := range st.open {
 		for c := range cs {
-			select {
-			case c.wake <- struct{}{}:
-			default:
-			}
+			c.wake()
 		}
 	}
 }
@@ -110,10 +130,7 @@ func (st *streams) notify(device int64, e event) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for c := range st.open[device] {
-		select {
-		case c.notices <- e:
-		default:
-		}
+		c.notice(e)
 	}
 }
 
@@ -158,7 +175,7 @@ func (st *streams) closeDevice(device int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for c := range st.open[device] {
-		c.close()
+		c.end(websocket.StatusPolicyViolation, "signed out")
 	}
 }
 
@@ -168,7 +185,7 @@ func (st *streams) closeAll() {
 	st.closed = true
 	for _, cs := range st.open {
 		for c := range cs {
-			c.close()
+			c.end(websocket.StatusGoingAway, "provider shutting down")
 		}
 	}
 }
@@ -179,102 +196,228 @@ const streamBatch = 200
 // queue without being woken: the bound on a lost wake-up's delay.
 const streamPing = 30 * time.Second
 
+// streamWriteTimeout bounds one frame's write: a device that stops
+// reading loses its stream rather than holding a goroutine.
+const streamWriteTimeout = 30 * time.Second
+
+// streamBuffer is the size of a stream's read and write buffers. A
+// delivery frame of a chat message fits in one; larger ones take a
+// second write call. net/http's own buffers (4 KiB each) would be most of
+// an idle stream's memory.
+const streamBuffer = 1024
+
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
 	after, err := cursorParam(r)
 	if err != nil {
 		return err
 	}
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(smallBuffers{w}, r, nil)
 	if err != nil {
 		return nil // Accept has answered the client
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer cancel()
-	cn := &conn{wake: make(chan struct{}, 1), notices: make(chan event, 16), close: cancel}
-	if !s.streams.add(c.device.ID, cn) {
+	// The stream outlives this handler: its context is not the request's.
+	ctx, cancel := context.WithCancel(context.Background())
+	cn := &conn{s: s, ws: ws, device: c.device.ID, user: c.user.ID, ctx: ctx, cancel: cancel, after: after}
+	if !s.streams.add(cn.device, cn) {
+		cancel()
 		ws.Close(websocket.StatusGoingAway, "provider shutting down")
 		return nil
 	}
-	defer s.streams.remove(c.device.ID, cn)
 	s.metrics.streams.Inc()
-	defer s.metrics.streams.Dec()
+	cn.ping = time.AfterFunc(streamPing, cn.pingNow)
+	cn.wake() // send what is queued
+	// The handler returns, and with it net/http's goroutine for the
+	// connection: the stream goes on in read.
+	go cn.read()
+	return nil
+}
 
-	// Acknowledgements come in on the same socket.
-	go func() {
-		defer cancel()
-		for {
-			_, data, err := ws.Read(ctx)
-			if err != nil {
-				return
-			}
-			var in struct {
-				Type   string `json:"type"`
-				Cursor int64  `json:"cursor"`
-			}
-			if json.Unmarshal(data, &in) != nil || in.Type != "ack" {
-				ws.Close(websocket.StatusUnsupportedData, "send {\"type\":\"ack\",\"cursor\":N}")
-				return
-			}
-			if err := s.store.Ack(ctx, c.device.ID, in.Cursor); err != nil {
-				s.log.Error("ack failed", "device", c.device.ID, "err", err)
-				return
-			}
-		}
+// read takes the device's frames (acknowledgements) until the stream
+// ends, then cleans up after it. It is the stream's one long-lived
+// goroutine.
+func (c *conn) read() {
+	defer func() {
+		c.end(websocket.StatusGoingAway, "connection lost")
+		c.ping.Stop()
+		c.s.streams.remove(c.device, c)
+		c.s.metrics.streams.Dec()
 	}()
-
-	send := func(e event) error {
-		data, _ := json.Marshal(e)
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return ws.Write(wctx, websocket.MessageText, data)
-	}
-	ping := time.NewTicker(streamPing)
-	defer ping.Stop()
 	for {
-		// Send everything queued after the cursor, in pages.
-		for {
-			ds, err := s.store.Deliveries(ctx, c.device.ID, after, streamBatch)
-			if err != nil {
-				ws.Close(websocket.StatusInternalError, "store error")
-				return nil
-			}
-			for _, d := range ds {
-				m := s.messageJSON(ctx, d.Message)
-				if err := send(event{Type: "message", Cursor: d.Cursor, Message: &m}); err != nil {
-					return nil
-				}
-				s.metrics.deliveries.Inc()
-				after = d.Cursor
-			}
-			if len(ds) < streamBatch {
-				break
-			}
+		// Reading is not tied to ctx: ending the stream closes the socket
+		// with a close frame (end), which ends this read too.
+		_, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			return
 		}
-		select {
-		case <-ctx.Done():
-			ws.Close(websocket.StatusGoingAway, "provider shutting down or connection lost")
-			return nil
-		case <-cn.wake:
-		case e := <-cn.notices:
-			if err := send(e); err != nil {
-				return nil
-			}
-		case <-ping.C:
-			// The operator may have suspended the user since the stream
-			// opened (from another process: no event reaches us).
-			if u, err := s.store.UserByID(ctx, c.user.ID); err == nil && u.Suspended {
-				ws.Close(websocket.StatusPolicyViolation, "account suspended")
-				return nil
-			}
-			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
-			err := ws.Ping(pctx)
-			pcancel()
-			if err != nil {
-				return nil
-			}
+		var in struct {
+			Type   string `json:"type"`
+			Cursor int64  `json:"cursor"`
+		}
+		if json.Unmarshal(data, &in) != nil || in.Type != "ack" {
+			c.end(websocket.StatusUnsupportedData, "send {\"type\":\"ack\",\"cursor\":N}")
+			return
+		}
+		if err := c.s.store.Ack(c.ctx, c.device, in.Cursor); err != nil {
+			c.s.log.Error("ack failed", "device", c.device, "err", err)
+			return
 		}
 	}
+}
+
+// end closes the stream once, with a close frame saying why.
+func (c *conn) end(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	ended := c.ended
+	c.ended = true
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	c.cancel()
+	// Close waits for the device's close frame (up to 5 s): not here.
+	go c.ws.Close(code, reason)
+}
+
+// wake makes the stream read its queue: at once, or once more after the
+// flush in progress if there is one.
+func (c *conn) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	if c.flushing {
+		c.again = true
+		return
+	}
+	c.flushing = true
+	go c.flush()
+}
+
+// notice queues a notice for the stream and wakes it.
+func (c *conn) notice(e event) {
+	c.mu.Lock()
+	if len(c.notices) < maxNotices {
+		c.notices = append(c.notices, e)
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+// flush sends the notices waiting and everything queued after the
+// cursor, until neither has anything more.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		notices := c.notices
+		c.notices = nil
+		c.again = false
+		c.mu.Unlock()
+		for _, e := range notices {
+			if !c.send(e) {
+				return
+			}
+		}
+		if !c.sendQueue() {
+			return
+		}
+		c.mu.Lock()
+		if !c.again && len(c.notices) == 0 || c.ended {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// sendQueue sends what is queued after the cursor, in pages.
+func (c *conn) sendQueue() bool {
+	for {
+		ds, err := c.s.store.Deliveries(c.ctx, c.device, c.after, streamBatch)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.s.log.Error("stream: reading the queue", "device", c.device, "err", err)
+			}
+			c.end(websocket.StatusInternalError, "store error")
+			return false
+		}
+		for _, d := range ds {
+			m := c.s.messageJSON(c.ctx, d.Message)
+			if !c.send(event{Type: "message", Cursor: d.Cursor, Message: &m}) {
+				return false
+			}
+			c.s.metrics.deliveries.Inc()
+			c.after = d.Cursor
+		}
+		if len(ds) < streamBatch {
+			return true
+		}
+	}
+}
+
+// send writes one frame; a failed write ends the stream.
+func (c *conn) send(e event) bool {
+	data, _ := json.Marshal(e)
+	wctx, cancel := context.WithTimeout(c.ctx, streamWriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(wctx, websocket.MessageText, data); err != nil {
+		c.end(websocket.StatusGoingAway, "write failed")
+		return false
+	}
+	return true
+}
+
+// pingNow runs every streamPing: it ends the stream of a user suspended
+// meanwhile (the operator may have done it from another process, so no
+// event reaches the stream), pings the device, and reads the queue in
+// case a wake-up was lost.
+func (c *conn) pingNow() {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if u, err := c.s.store.UserByID(c.ctx, c.user); err == nil && u.Suspended {
+		c.end(websocket.StatusPolicyViolation, "account suspended")
+		return
+	}
+	pctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	err := c.ws.Ping(pctx)
+	cancel()
+	if err != nil {
+		c.end(websocket.StatusGoingAway, "ping unanswered")
+		return
+	}
+	c.wake()
+	c.ping.Reset(streamPing)
+}
+
+// smallBuffers hands websocket.Accept the hijacked connection with
+// buffers of streamBuffer bytes instead of net/http's 4 KiB ones.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the device sent right after its request may already be in
+	// net/http's buffer: they move into the new one.
+	n := brw.Reader.Buffered()
+	var src io.Reader = nc
+	if n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	br := bufio.NewReaderSize(src, max(streamBuffer, n))
+	if n > 0 {
+		br.Peek(n)
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, streamBuffer)), nil
 }
 
 func cursorParam(r *http.Request) (int64, error) {

@@ -74,6 +74,9 @@ type serveConfig struct {
 	// replica is --replica: a flag only, since every replica reads the
 	// same file.
 	replica string
+	// pprof is --pprof: the loopback address of the runtime profiles,
+	// for measuring a running provider (docs/performance.md).
+	pprof string
 	// BusLeaseTTLSeconds is how long a replica's lease on a federation
 	// destination lives unrenewed (0: bus.DefaultLeaseTTL): after a
 	// replica dies, its partners wait about this long before another
@@ -83,8 +86,6 @@ type serveConfig struct {
 	// RateLimits change the rate limits' defaults or switch limits off
 	// (docs/ratelimits.md).
 	RateLimits rateLimitsConfig `json:"rate_limits"`
-	// pprof is --pprof: a flag only, for measuring one process.
-	pprof string
 }
 
 func defaultServeConfig() serveConfig {
@@ -114,11 +115,6 @@ func (c *serveConfig) check() error {
 	}
 	if err := c.RateLimits.check(); err != nil {
 		return err
-	}
-	if c.pprof != "" {
-		if err := checkPprofListen(c.pprof); err != nil {
-			return err
-		}
 	}
 	if err := c.checkBus(c.replica); err != nil {
 		return err
@@ -269,8 +265,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	selfSigned := fs.Bool("tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
 	fedListen := fs.String("federation-listen", "", "address of the federation API for partner providers (default: federation_listen of the configuration file; none without it)")
 	busURL := fs.String("bus", "", "NATS server(s) shared by the provider's replicas, nats://HOST:PORT[,nats://...] (default: none, one process)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles (net/http/pprof: CPU, heap, goroutines, mutex and block) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	replica := fs.String("replica", "", "with --bus: this replica's name in logs and on the bus, made unique by a random suffix (default: the host name)")
-	pprofAddr := fs.String("pprof", "", "serve the runtime's profiles (/debug/pprof/: heap, goroutines, CPU) on this loopback address, for measuring the provider (default: none)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: switchboard serve [--config FILE] [flags]
 
@@ -385,21 +381,20 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		log = log.With("replica", ncfg.BusName)
 	}
 	ncfg.Logger = log
+	if cfg.pprof != "" {
+		ps, addr, err := servePprof(cfg.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer ps.Close()
+		fmt.Fprintf(stdout, "Runtime profiles at http://%s/debug/pprof/\n", addr)
+	}
 	n, err := node.Start(ncfg)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.pprof != "" {
-		addr, closePprof, err := servePprof(cfg.pprof)
-		if err != nil {
-			n.Close()
-			return fmt.Errorf("--pprof: %w", err)
-		}
-		defer closePprof()
-		fmt.Fprintf(stdout, "Profiles served at http://%s/debug/pprof/\n", addr)
-	}
 	if n.Trust != nil {
 		reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())

@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/provider"
@@ -77,37 +74,4 @@ func (c *rateLimitsConfig) apply(p *provider.Config) {
 	p.PartnerLimit = c.Partner.limit()
 	p.UserDiscoveryLimit = c.DiscoveryUser.limit()
 	p.PartnerDiscoveryLimit = c.DiscoveryPartner.limit()
-}
-
-// checkPprofListen accepts a loopback address only: the profiles show the
-// process's memory, which is not for the network.
-func checkPprofListen(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--pprof %q: %v", addr, err)
-	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return fmt.Errorf("--pprof %q is not a loopback address", addr)
-	}
-	return nil
-}
-
-// servePprof serves the runtime's profiles (net/http/pprof, under
-// /debug/pprof/) on a listener of their own, for measuring the provider
-// (switchboard bench --spawn reads its heap and goroutines there). It
-// returns the address listened on.
-func servePprof(addr string) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, err
-	}
-	m := http.NewServeMux()
-	m.HandleFunc("/debug/pprof/", pprof.Index)
-	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }, nil
 }

@@ -62,7 +62,6 @@ func TestServeCheck(t *testing.T) {
 		{"--config", file("fed.json", `{"domain": "green.example", "federation_listen": "127.0.0.1:9443", "trust_file": "`+trust+`"}`),
 			"--federation-listen", "127.0.0.1:0"}, // a second replica on the same host
 		{"--config", file("limits.json", `{"rate_limits": {"user": {"every_ms": 10, "burst": 600}, "room": {"off": true}, "partner": {"burst": 5000}}}`)},
-		{"--pprof", "127.0.0.1:0"},
 	}
 	for _, args := range valid {
 		var out, errOut bytes.Buffer
@@ -106,7 +105,6 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--config", file("limit-off-and.json", `{"rate_limits": {"room": {"off": true, "burst": 5}}}`)}, "rate_limits.room: off takes no"},
 		{[]string{"--config", file("limit-unknown.json", `{"rate_limits": {"users": {"off": true}}}`)}, `unknown field "users"`},
 		{[]string{"--config", file("limit-field.json", `{"rate_limits": {"user": {"per_second": 5}}}`)}, `unknown field "per_second"`},
-		{[]string{"--pprof", "0.0.0.0:6060"}, "not a loopback address"},
 	}
 	for _, c := range invalid {
 		var out, errOut bytes.Buffer
