@@ -170,7 +170,8 @@ func startChild(ctx context.Context, bin, domain, dir, logPath string, federated
 		return nil, fmt.Errorf("bench: %s exited at start (%v); its log: %s", domain, c.cmd.ProcessState, c.logPath)
 	case <-ctx.Done():
 		c.stop()
-		return nil, fmt.Errorf("bench: %s did not start serving within %s; its log: %s", domain, spawnTimeout, c.logPath)
+		// Wrapped: an interrupted bench is no failure.
+		return nil, fmt.Errorf("bench: %s did not start serving (%w); its log: %s", domain, ctx.Err(), c.logPath)
 	}
 	if err := c.waitReady(ctx); err != nil {
 		c.stop()
@@ -195,7 +196,7 @@ func (c *child) waitReady(ctx context.Context) error {
 		case <-c.exited:
 			return fmt.Errorf("bench: %s exited before it was ready (%v); its log: %s", c.domain, c.cmd.ProcessState, c.logPath)
 		case <-ctx.Done():
-			return fmt.Errorf("bench: %s not ready within %s; its log: %s", c.domain, spawnTimeout, c.logPath)
+			return fmt.Errorf("bench: %s not ready (%w); its log: %s", c.domain, ctx.Err(), c.logPath)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -251,7 +252,7 @@ func partner(ctx context.Context, kids []*child) error {
 		case <-c.exited:
 			return fmt.Errorf("bench: %s exited (%v); its log: %s", c.domain, c.cmd.ProcessState, c.logPath)
 		case <-ctx.Done():
-			return fmt.Errorf("bench: %s did not reload its trust file; its log: %s", c.domain, c.logPath)
+			return fmt.Errorf("bench: %s did not reload its trust file (%w); its log: %s", c.domain, ctx.Err(), c.logPath)
 		}
 	}
 	return nil
