@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -23,6 +24,12 @@ type Options struct {
 	// and the drain) begins, and the function it returns as it ends: the
 	// command's profiles cover that phase and not the setup.
 	Measured func() (end func())
+	// ServerProfiles, with spawned providers, is the file where the (first)
+	// provider's heap profile is written, and with ".goroutine" added its
+	// goroutine profile: idle, with every stream open; pairs and group, at
+	// the end of the load and drain, the devices still connected (one
+	// payload mode: a second run would overwrite them).
+	ServerProfiles string
 }
 
 // joinTimeout bounds how long the devices of a room of n may take to
@@ -35,11 +42,33 @@ func joinTimeout(n int) time.Duration { return 2*time.Minute + time.Duration(n)*
 // Run runs the workload of s once per payload mode (idle: once) and
 // returns the report. Each run starts its own providers (or uses the
 // targets) and stops them after.
-func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
+func Run(ctx context.Context, s Settings, opts Options) (rep *Report, err error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Version: ReportVersion, Started: time.Now().UTC(), Settings: settingsJSON(&s), Machine: thisMachine()}
+	if s.Spawn {
+		// The spawned providers' logs outlive a failed run, to be read.
+		if s.Dir != "" {
+			s.logDir = filepath.Join(s.Dir, "logs")
+			err = os.MkdirAll(s.logDir, 0o700)
+		} else {
+			s.logDir, err = os.MkdirTemp("", "switchboard-bench-logs-")
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			// An interrupted run is no failure to look into.
+			failed := err != nil && !errors.Is(err, context.Canceled)
+			if !failed && s.Dir == "" {
+				os.RemoveAll(s.logDir)
+			}
+			if failed {
+				err = errLogs(err, s.logDir)
+			}
+		}()
+	}
+	rep = &Report{Version: ReportVersion, Started: time.Now().UTC(), Settings: settingsJSON(&s), Machine: thisMachine()}
 	base := s.Dir
 	if base == "" {
 		tmp, err := os.MkdirTemp("", "switchboard-bench-")
@@ -55,7 +84,7 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 	}
 	if s.Workload == WorkloadIdle {
 		end := opts.Measured()
-		r, err := runIdle(ctx, &s, filepath.Join(base, "idle"), p)
+		r, err := runIdle(ctx, &s, filepath.Join(base, "idle"), p, opts.ServerProfiles)
 		end()
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
@@ -70,7 +99,7 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 		return rep, err
 	}
 	for _, payload := range s.Payloads {
-		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p, opts.Measured)
+		r, err := runMessages(ctx, &s, payload, filepath.Join(base, s.Workload+"-"+payload), p, opts.Measured, opts.ServerProfiles)
 		if r != nil {
 			rep.Runs = append(rep.Runs, r)
 		}
@@ -82,15 +111,18 @@ func Run(ctx context.Context, s Settings, opts Options) (*Report, error) {
 }
 
 // runMessages runs a pairs or group workload with one payload mode.
-func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress, measured func() func()) (*Result, error) {
+func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progress, measured func() func(), serverProfile string) (*Result, error) {
 	name := s.Workload + " " + payload
 	setupStart := time.Now()
 	p.line("%s: starting providers and setting up devices", name)
-	e, err := startEnv(s, s.providers(), dir)
+	e, err := startEnv(ctx, s, s.providers(), dir)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
+	if warning := openFilesWarning(e, s.devices()); warning != "" {
+		p.line("%s: %s", name, warning)
+	}
 	rooms, err := setupRooms(ctx, s, e)
 	if err != nil {
 		return nil, err
@@ -150,6 +182,9 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 	loadSecs := tr.since().Seconds()
 	drain(lctx, tr, s.Drain)
 	run.Server = smp.finish()
+	if err := e.runtimeAtEnd(ctx, &run.Server, serverProfile); err != nil {
+		p.line("%s: the providers' runtime figures: %v", name, err)
+	}
 	endMeasured()
 	stopProgress()
 	stop()

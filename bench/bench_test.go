@@ -283,6 +283,9 @@ func TestSettingsOutOfBoundsAreRefused(t *testing.T) {
 		},
 		"join of nobody":      func(s *bench.Settings) { s.Workload, s.Joins = bench.WorkloadJoin, 0 },
 		"join to a huge room": func(s *bench.Settings) { s.Workload, s.Members = bench.WorkloadJoin, bench.MaxMembers+1 },
+		"spawn and targets": func(s *bench.Settings) {
+			s.Spawn, s.Targets = true, []bench.Target{{URL: "http://127.0.0.1:8080", DataDir: "x"}}
+		},
 		"cross with one target": func(s *bench.Settings) {
 			s.Cross, s.Targets = true, []bench.Target{{URL: "http://127.0.0.1:8080", DataDir: "x"}}
 		},

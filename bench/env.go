@@ -25,6 +25,7 @@ type env struct {
 	run   string // this run's prefix for handles and client IDs
 	provs []*prov
 	local *node.Local // nil with targets
+	kids  []*child    // the providers spawned as processes (--spawn)
 
 	mu      sync.Mutex
 	devices []*device
@@ -40,6 +41,9 @@ type prov struct {
 	// closes it.
 	ownStore bool
 	pid      int // 0: this process
+	// pprofURL is a spawned provider's runtime profiles (serve --pprof),
+	// where its Go heap and goroutines are read.
+	pprofURL string
 }
 
 // benchMaxBody is the request body limit of the providers the bench
@@ -49,9 +53,13 @@ const benchMaxBody = 64 << 20
 // benchDomains name the providers started in this process.
 var benchDomains = []string{"green.example", "blue.example", "red.example"}
 
-// startEnv starts n providers in this process, or opens the targets.
-func startEnv(s *Settings, n int, dir string) (*env, error) {
+// startEnv starts n providers in this process or as `serve` processes
+// (spawn), or opens the targets.
+func startEnv(ctx context.Context, s *Settings, n int, dir string) (*env, error) {
 	e := &env{dir: dir, run: runID()}
+	if s.Spawn {
+		return e, e.spawn(ctx, s, n)
+	}
 	if len(s.Targets) == 0 {
 		l, err := node.StartLocal(filepath.Join(dir, "providers"), benchDomains[:n], node.LocalOptions{
 			Configure: func(cfg *node.Config) {
@@ -87,6 +95,29 @@ func startEnv(s *Settings, n int, dir string) (*env, error) {
 		e.provs = append(e.provs, p)
 	}
 	return e, nil
+}
+
+// spawn starts n providers as child processes and uses them as targets.
+func (e *env) spawn(ctx context.Context, s *Settings, n int) error {
+	bin, err := benchBinary(s)
+	if err != nil {
+		return err
+	}
+	kids, err := spawnProviders(ctx, bin, n, filepath.Join(e.dir, "providers"), s.logDir, filepath.Base(e.dir))
+	if err != nil {
+		return err
+	}
+	e.kids = kids
+	for _, c := range kids {
+		p, err := openTarget(Target{URL: c.clientURL, DataDir: c.dataDir, PID: c.cmd.Process.Pid})
+		if err != nil {
+			e.close()
+			return err
+		}
+		p.pprofURL = c.pprofURL
+		e.provs = append(e.provs, p)
+	}
+	return nil
 }
 
 // openTarget asks a running provider its domain and opens its store.
@@ -130,6 +161,7 @@ func (e *env) close() {
 			p.store.Close()
 		}
 	}
+	stopChildren(e.kids)
 }
 
 // runID is a short random prefix that keeps the handles of one run apart

@@ -174,7 +174,7 @@ func watchMember(ctx context.Context, m *member, w *epochWatch, fail func(string
 func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result, error) {
 	setupStart := time.Now()
 	p.line("join: starting providers and setting up a room of %d and %d devices to join it", s.Members, s.Joins)
-	e, err := startEnv(s, s.providers(), dir)
+	e, err := startEnv(ctx, s, s.providers(), dir)
 	if err != nil {
 		return nil, err
 	}

@@ -45,12 +45,13 @@ type SettingsJSON struct {
 	Messages  int      `json:"messages,omitempty"`
 	Drain     float64  `json:"drain_seconds"`
 	InProcess bool     `json:"in_process"`
+	Spawned   bool     `json:"spawned,omitempty"`
 	Targets   []Target `json:"targets,omitempty"`
 }
 
 func settingsJSON(s *Settings) SettingsJSON {
 	j := SettingsJSON{Workload: s.Workload, Duration: s.Duration.Seconds(), Drain: s.Drain.Seconds(),
-		InProcess: len(s.Targets) == 0, Targets: s.Targets}
+		InProcess: len(s.Targets) == 0 && !s.Spawn, Spawned: s.Spawn, Targets: s.Targets}
 	switch s.Workload {
 	case WorkloadPairs:
 		j.Pairs, j.Cross = s.Pairs, s.Cross
@@ -194,6 +195,14 @@ type IdleFigures struct {
 	HeapBeforeBytes  int64   `json:"go_heap_before_bytes,omitempty"`
 	HeapOpenBytes    int64   `json:"go_heap_open_bytes,omitempty"`
 	HeapPerConnBytes float64 `json:"go_heap_per_conn_bytes,omitempty"`
+	// With spawned providers, from their runtime (serve --pprof): the
+	// goroutines' stacks and the goroutines themselves, before and open.
+	StackBeforeBytes  int64   `json:"go_stack_before_bytes,omitempty"`
+	StackOpenBytes    int64   `json:"go_stack_open_bytes,omitempty"`
+	StackPerConnBytes float64 `json:"go_stack_per_conn_bytes,omitempty"`
+	GoroutinesBefore  int     `json:"goroutines_before,omitempty"`
+	GoroutinesOpen    int     `json:"goroutines_open,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	// Note says what the per-connection figure includes.
 	Note string `json:"note"`
 }
@@ -243,6 +252,12 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmtMs(m.Latency.P999), fmtMs(m.Latency.Max), r.errorTotal(), m.Missing, fmtCPU(r.Server), fmtMem(r.Server))
 	}
 	tw.Flush()
+	for _, r := range rep.Runs {
+		if r.Messages != nil && r.Server.LiveGoHeapBytes > 0 {
+			fmt.Fprintf(w, "%s: at the end, devices connected: %s live Go heap, %s of stacks, %d goroutines\n",
+				r.Name(), fmtBytes(float64(r.Server.LiveGoHeapBytes)), fmtBytes(float64(r.Server.GoStackBytes)), r.Server.Goroutines)
+		}
+	}
 	for _, r := range idle {
 		f := r.Idle
 		fmt.Fprintf(w, "idle: %d streams opened, %d still open after the hold; connect p50 %s, p99 %s, max %s\n",
@@ -251,6 +266,9 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  memory per stream: %s resident", fmtBytes(f.RSSPerConnBytes))
 			if f.HeapOpenBytes > 0 {
 				fmt.Fprintf(w, ", %s Go heap", fmtBytes(f.HeapPerConnBytes))
+			}
+			if f.StackOpenBytes > 0 {
+				fmt.Fprintf(w, ", %s goroutine stacks (%.2f goroutines)", fmtBytes(f.StackPerConnBytes), f.GoroutinesPerConn)
 			}
 			fmt.Fprintf(w, " (%s)\n  server while holding them: %s, peak %s resident\n", f.Note, fmtCPU(r.Server), fmtBytes(float64(r.Server.PeakRSSBytes)))
 		}

@@ -2,7 +2,11 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -35,6 +39,12 @@ type Resources struct {
 	// only).
 	PeakRSSBytes    int64 `json:"peak_rss_bytes"`
 	PeakGoHeapBytes int64 `json:"peak_go_heap_bytes,omitempty"`
+	// Spawned providers only (summed over them), at the end of the phase
+	// with the devices still connected, after a garbage collection: the
+	// Go heap's live objects, the goroutines' stacks, the goroutines.
+	LiveGoHeapBytes int64 `json:"live_go_heap_bytes,omitempty"`
+	GoStackBytes    int64 `json:"go_stack_bytes,omitempty"`
+	Goroutines      int   `json:"goroutines,omitempty"`
 }
 
 // userHZ is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on
@@ -135,6 +145,9 @@ func newSampler(e *env) *sampler {
 		s.pids = append(s.pids, p.pid)
 	}
 	s.source = "the targets' processes (/proc/PID)"
+	if e.kids != nil {
+		s.source = "the providers' processes (switchboard serve, spawned; /proc/PID)"
+	}
 	return s
 }
 
@@ -210,4 +223,110 @@ func (s *sampler) memoryNow() (rss, heap int64) {
 		}
 	}
 	return rss, heap
+}
+
+// procOpenFiles is a process's soft limit on open files (RLIMIT_NOFILE),
+// from /proc/PID/limits; a Go program raises it to the hard limit at
+// start.
+func procOpenFiles(pid int) (int64, error) {
+	data, err := os.ReadFile(procPath(pid, "limits"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				if f[0] == "unlimited" {
+					return math.MaxInt64, nil
+				}
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: no open files limit in %s", procPath(pid, "limits"))
+}
+
+// goRuntime is a Go process's memory and goroutines, as a spawned
+// provider serves them (serve --pprof): after a garbage collection, the
+// heap's live objects and the goroutines' stacks.
+type goRuntime struct {
+	HeapAlloc  int64
+	StackInuse int64
+	Goroutines int
+}
+
+// readGoRuntime reads a spawned provider's runtime figures from its
+// profiles: the heap profile's text form ends with runtime.MemStats
+// ("# HeapAlloc = N", "# Stack = INUSE / SYS"; gc=1 collects first), and
+// the goroutine profile's starts with "goroutine profile: total N".
+func readGoRuntime(ctx context.Context, pprofURL string) (goRuntime, error) {
+	var g goRuntime
+	get := func(path string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", pprofURL+path, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("bench: %s%s: %s", pprofURL, path, resp.Status)
+		}
+		return string(data), err
+	}
+	heap, err := get("/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return g, err
+	}
+	for _, line := range strings.Split(heap, "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			g.HeapAlloc, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			inuse, _, _ := strings.Cut(v, " /")
+			g.StackInuse, _ = strconv.ParseInt(strings.TrimSpace(inuse), 10, 64)
+		}
+	}
+	gr, err := get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return g, err
+	}
+	first, _, _ := strings.Cut(gr, "\n")
+	if v, ok := strings.CutPrefix(first, "goroutine profile: total "); ok {
+		g.Goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
+	}
+	if g.HeapAlloc == 0 || g.Goroutines == 0 {
+		return g, fmt.Errorf("bench: unreadable runtime figures at %s", pprofURL)
+	}
+	return g, nil
+}
+
+// saveProfile writes one of a spawned provider's profiles (name: heap,
+// goroutine...) to path, in pprof's format.
+func saveProfile(ctx context.Context, pprofURL, name, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", pprofURL+"/debug/pprof/"+name+"?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: %s profile: %s", name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

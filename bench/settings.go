@@ -34,7 +34,7 @@ const (
 	MaxPairs    = 5000
 	MaxMembers  = 1000
 	MaxJoins    = 1000
-	MaxConns    = 20000
+	MaxConns    = 100_000
 	MaxRate     = 100000
 	MaxWindow   = 1000
 	MaxMessages = 10_000_000
@@ -80,6 +80,13 @@ type Settings struct {
 	Drain    time.Duration
 	// Targets are running providers to use instead of starting them here.
 	Targets []Target
+	// Spawn starts the providers as `switchboard serve` processes (Binary,
+	// default this program), partners of one another, instead of in this
+	// process: their CPU and memory are then theirs alone.
+	Spawn  bool
+	Binary string
+	// logDir is where spawned providers' logs go (set by Run).
+	logDir string
 	// Dir keeps the providers' data and the devices' state (default: a
 	// temporary directory, removed after the run).
 	Dir string
@@ -203,10 +210,21 @@ func (s *Settings) Validate() error {
 			return bad("target %s: pid must be positive", t.URL)
 		}
 	}
+	if s.Spawn && len(s.Targets) > 0 {
+		return bad("spawn starts the providers; targets are providers already running: choose one")
+	}
 	if len(s.Targets) > 0 && s.providers() > len(s.Targets) {
 		return bad("the %s workload needs %d providers; %d targets given", s.Workload, s.providers(), len(s.Targets))
 	}
 	return nil
+}
+
+// devices is how many devices a pairs or group run sets up.
+func (s *Settings) devices() int {
+	if s.Workload == WorkloadPairs {
+		return 2 * s.Pairs
+	}
+	return s.Members
 }
 
 // providers is how many providers the workload spreads over.

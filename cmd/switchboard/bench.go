@@ -25,11 +25,24 @@ func init() {
 const benchUsage = `usage: switchboard bench WORKLOAD [flags]
        switchboard bench --check FILE
 
-Starts providers in this process (or uses running ones, --target), creates
-the users and devices the workload needs, drives it, and prints a table:
-messages a second delivered, end-to-end latency percentiles, errors, and
-the providers' CPU and memory. Loopback only; bounded by --duration and
---messages; stops by itself. Progress goes to stderr.
+Starts providers in this process (--spawn: as 'switchboard serve'
+processes; or uses running ones, --target), creates the users and devices
+the workload needs, drives it, and prints a table: messages a second
+delivered, end-to-end latency percentiles, errors, and the providers' CPU
+and memory. Loopback only; bounded by --duration and --messages; stops by
+itself. Progress goes to stderr.
+
+Where the providers run:
+  (default) in this process, beside the devices: quick, but the CPU and
+          memory figures are of both together
+  --spawn  as 'switchboard serve' child processes of this program (1 for
+          pairs, 2 for --cross, 3 for group and join), each with its own
+          data directory and configuration file, partners of one another
+          through their trust files, rate limits off and a 64 MiB body
+          limit as in this process; fresh ones for each run; stopped when
+          the bench ends. The figures are the providers' processes' alone:
+          the figures to quote
+  --target running providers (with --data, --pid to measure them)
 
 Workloads:
   pairs   --pairs N devices chatting 1:1, both sides sending, on one
@@ -68,7 +81,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nExamples:\n  switchboard bench pairs --pairs 50 --rate 500 --duration 30s --json out.json --charts charts/\n  switchboard bench pairs --cross --window 8 --payload relay\n  switchboard bench group --members 50 --rate 20\n  switchboard bench idle --conns 2000 --duration 10s\n  switchboard bench pairs --target http://127.0.0.1:8080 --data switchboard-data --pid 12345\n\ndocs/performance.md has the details and the figures measured.")
+		fmt.Fprintln(stderr, "\nExamples:\n  switchboard bench pairs --pairs 50 --rate 500 --duration 30s --json out.json --charts charts/\n  switchboard bench pairs --cross --window 8 --payload relay\n  switchboard bench group --members 50 --rate 20\n  switchboard bench idle --conns 2000 --duration 10s\n  switchboard bench pairs --spawn --pairs 50 --rate 500 --payload relay\n  switchboard bench idle --spawn --conns 10000 --duration 10s\n  switchboard bench pairs --target http://127.0.0.1:8080 --data switchboard-data --pid 12345\n\ndocs/performance.md has the details and the figures measured.")
 	}
 	d := bench.Defaults("")
 	pairs := fs.Int("pairs", d.Pairs, "pairs: how many pairs of devices")
@@ -84,6 +97,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", d.Duration, "how long the load runs (idle: how long the streams are held)")
 	messages := fs.Int("messages", 0, "stop after this many messages in all (0: the duration alone)")
 	drainFor := fs.Duration("drain", d.Drain, "how long to wait for deliveries after the last send")
+	spawn := fs.Bool("spawn", false, "start the providers as 'switchboard serve' processes (their CPU and memory measured alone), not in this process")
 	targets := fs.String("target", "", "running providers' client API URLs, comma-separated (default: start them in this process)")
 	dataDirs := fs.String("data", "", "with --target: their data directories, comma-separated, where the bench adds its users as 'admin user add' does")
 	stores := fs.String("store", "", `with --target: their stores if not "sqlite" (postgres://...), comma-separated`)
@@ -94,7 +108,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	check := fs.String("check", "", "check a JSON report written by --json, and run nothing")
 	var prof profiles
 	fs.StringVar(&prof.cpu, "cpuprofile", "", "in-process runs: write a CPU profile of the measured phase (load and drain, not setup) to this file (go tool pprof)")
-	fs.StringVar(&prof.mem, "memprofile", "", "in-process runs: write an allocation profile (heap and allocations since the start, setup included) to this file")
+	fs.StringVar(&prof.mem, "memprofile", "", "in-process runs: write an allocation profile (heap and allocations since the start, setup included) to this file; with --spawn: the (first) provider's heap profile, and its goroutine profile to FILE.goroutine, with every stream open (idle) or at the end of the load (pairs, group)")
 	fs.StringVar(&prof.mutex, "mutexprofile", "", "in-process runs: write a mutex contention profile of the measured phase to this file")
 	fs.StringVar(&prof.block, "blockprofile", "", "in-process runs: write a blocking profile of the measured phase to this file (costs some speed)")
 	// The workload comes first; flags may follow it.
@@ -128,7 +142,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	s := bench.Defaults(workload)
 	s.Pairs, s.Cross, s.Members, s.Joins, s.Conns = *pairs, *cross, *members, *joins, *conns
 	s.Payloads, s.Size, s.Rate, s.Window, s.Submit = bench.ParsePayloads(*payload), *size, *rate, *window, *submit
-	s.Duration, s.Messages, s.Drain, s.Dir = *duration, *messages, *drainFor, *dir
+	s.Duration, s.Messages, s.Drain, s.Dir, s.Spawn = *duration, *messages, *drainFor, *dir, *spawn
 	var err error
 	if s.Targets, err = benchTargets(*targets, *dataDirs, *stores, *pids); err != nil {
 		fmt.Fprintln(stderr, "switchboard bench:", err)
@@ -139,8 +153,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	if prof.any() && len(s.Targets) > 0 {
-		fmt.Fprintln(stderr, "switchboard bench: the profiles are of this process; with --target, profile the providers themselves")
+	var serverProfiles string
+	if s.Spawn && s.Workload != bench.WorkloadJoin && prof.mem != "" && prof.cpu == "" && prof.mutex == "" && prof.block == "" {
+		if s.Workload != bench.WorkloadIdle && len(s.Payloads) != 1 {
+			fmt.Fprintln(stderr, "switchboard bench: --memprofile saves the provider's profiles of one run: choose --payload relay or e2ee")
+			return 2
+		}
+		serverProfiles, prof.mem = prof.mem, ""
+	}
+	if prof.any() && (len(s.Targets) > 0 || s.Spawn) {
+		fmt.Fprintln(stderr, "switchboard bench: the profiles are of this process; with --target or --spawn, profile the providers themselves (serve --pprof: --spawn starts them with it, at the address in their logs)")
 		return 2
 	}
 	if prof.any() && s.Workload != bench.WorkloadIdle && len(s.Payloads) != 1 {
@@ -150,7 +172,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := bench.Options{Progress: stderr}
+	opts := bench.Options{Progress: stderr, ServerProfiles: serverProfiles}
 	var profErr error
 	if prof.any() {
 		opts.Measured = func() func() {
@@ -197,7 +219,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "switchboard bench:", err)
+		// The bench's own errors name it already.
+		fmt.Fprintln(stderr, "switchboard bench:", strings.TrimPrefix(err.Error(), "bench: "))
 		return 1
 	}
 	return 0

@@ -83,6 +83,8 @@ func TestBenchCommandRefusesBadInput(t *testing.T) {
 		{[]string{"bench", "pairs", "--duration", "2h"}, 2, "duration"},
 		{[]string{"bench", "pairs", "--cpuprofile", filepath.Join(t.TempDir(), "cpu")}, 2, "profiles cover one run"},
 		{[]string{"bench", "pairs", "--payload", "relay", "--memprofile", "m", "--target", "http://127.0.0.1:8080", "--data", "d"}, 2, "profile the providers themselves"},
+		{[]string{"bench", "pairs", "--spawn", "--target", "http://127.0.0.1:8080", "--data", "d"}, 2, "choose one"},
+		{[]string{"bench", "pairs", "--spawn", "--payload", "relay", "--cpuprofile", "c"}, 2, "serve --pprof"},
 		{[]string{"bench", "--check", broken}, 1, "not a report"},
 		{[]string{"bench", "--check", filepath.Join(t.TempDir(), "none.json")}, 1, "no such file"},
 	} {
@@ -93,7 +95,7 @@ func TestBenchCommandRefusesBadInput(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"bench", "-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "saturation") {
+	if code := run([]string{"bench", "-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "saturation") || !strings.Contains(errOut.String(), "-spawn") {
 		t.Errorf("-h: exit %d\n%s", code, errOut.String())
 	}
 }

@@ -149,7 +149,7 @@ func TestFederationListener(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go reloadOnHangup(ctx, n.Trust, slog.New(slog.DiscardHandler))
+	reloadOnHangup(ctx, n.Trust, slog.New(slog.DiscardHandler))
 	for _, f := range []string{"federation-tls.pem", "federation-tls-key.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("the data directory lacks %s: %v", f, err)

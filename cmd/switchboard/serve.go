@@ -83,6 +83,9 @@ type serveConfig struct {
 	// replica sends to them. It must be the same on every replica, which
 	// the shared configuration file ensures.
 	BusLeaseTTLSeconds int `json:"bus_lease_ttl_seconds"`
+	// RateLimits change the rate limits' defaults or switch limits off
+	// (docs/ratelimits.md).
+	RateLimits rateLimitsConfig `json:"rate_limits"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -109,6 +112,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
+	}
+	if err := c.RateLimits.check(); err != nil {
+		return err
 	}
 	if err := c.checkBus(c.replica); err != nil {
 		return err
@@ -354,6 +360,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
 		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
+	cfg.RateLimits.apply(&pcfg)
 	if cfg.RetentionDays > 0 {
 		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
 	}
@@ -389,7 +396,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if n.Trust != nil {
-		go reloadOnHangup(ctx, n.Trust, log)
+		reloadOnHangup(ctx, n.Trust, log)
 		fmt.Fprintf(stdout, "Switchboard federation for %s serving https://%s as %s\n", cfg.Domain, n.FederationAddr, cfg.federationURL())
 	}
 	if n.Bus != nil {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/node"
+	"github.com/switchboard-chat/switchboard/provider"
 )
 
 // TestServeCheck runs `switchboard serve --check` as an operator would,
@@ -58,6 +61,7 @@ func TestServeCheck(t *testing.T) {
 		{"--config", file("ttl.json", `{"bus": "nats://127.0.0.1:4222", "bus_lease_ttl_seconds": 5}`)},
 		{"--config", file("fed.json", `{"domain": "green.example", "federation_listen": "127.0.0.1:9443", "trust_file": "`+trust+`"}`),
 			"--federation-listen", "127.0.0.1:0"}, // a second replica on the same host
+		{"--config", file("limits.json", `{"rate_limits": {"user": {"every_ms": 10, "burst": 600}, "room": {"off": true}, "partner": {"burst": 5000}}}`)},
 	}
 	for _, args := range valid {
 		var out, errOut bytes.Buffer
@@ -97,6 +101,10 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--config", file("ttl-negative.json", `{"bus": "nats://127.0.0.1:4222", "bus_lease_ttl_seconds": -1}`)}, "must not be negative"},
 		{[]string{"--federation-listen", "127.0.0.1"}, "federation_listen"},
 		{[]string{"--federation-listen", "127.0.0.1:0"}, "needs trust_file"},
+		{[]string{"--config", file("limit-negative.json", `{"rate_limits": {"user": {"burst": -1}}}`)}, "rate_limits.user: every_ms and burst must not be negative"},
+		{[]string{"--config", file("limit-off-and.json", `{"rate_limits": {"room": {"off": true, "burst": 5}}}`)}, "rate_limits.room: off takes no"},
+		{[]string{"--config", file("limit-unknown.json", `{"rate_limits": {"users": {"off": true}}}`)}, `unknown field "users"`},
+		{[]string{"--config", file("limit-field.json", `{"rate_limits": {"user": {"per_second": 5}}}`)}, `unknown field "per_second"`},
 	}
 	for _, c := range invalid {
 		var out, errOut bytes.Buffer
@@ -163,6 +171,32 @@ func TestReplicaNames(t *testing.T) {
 	if host, err := os.Hostname(); err == nil && validReplicaName(host) {
 		if n := cfg.busName(); !strings.HasPrefix(n, host+"-") {
 			t.Errorf("without --replica the name is %q, not the host name %q's", n, host)
+		}
+	}
+}
+
+// TestServeRateLimits: the configuration file's rate_limits reach the
+// provider as its limits: a missing limit or field keeps the default, "off"
+// switches a limit off (docs/ratelimits.md).
+func TestServeRateLimits(t *testing.T) {
+	var cfg serveConfig
+	dec := json.NewDecoder(strings.NewReader(`{"rate_limits": {"user": {"every_ms": 10, "burst": 600}, "room": {"off": true}, "partner": {"burst": 5000}}}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	var p provider.Config
+	cfg.RateLimits.apply(&p)
+	want := map[string][2]provider.RateLimit{
+		"user":              {p.UserMessageLimit, {Every: 10 * time.Millisecond, Burst: 600}},
+		"room":              {p.RoomLimit, {Every: -1, Burst: -1}},
+		"partner":           {p.PartnerLimit, {Burst: 5000}}, // every: the default
+		"discovery_user":    {p.UserDiscoveryLimit, {}},
+		"discovery_partner": {p.PartnerDiscoveryLimit, {}},
+	}
+	for name, got := range want {
+		if got[0] != got[1] {
+			t.Errorf("%s: %+v, want %+v", name, got[0], got[1])
 		}
 	}
 }
