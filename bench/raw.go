@@ -328,6 +328,10 @@ func (r *rawSession) stream(ctx context.Context, connected func(), onFrame func(
 	if r.overStream {
 		sends = &rawSends{conn: conn, waiting: map[string]chan sendAnswer{}}
 		r.sends.Store(sends)
+		// Sends go over the stream: a device then holds this connection
+		// and no other (the keep-alive one left from signing in would
+		// count in the provider's memory per device).
+		r.tr.CloseIdleConnections()
 		defer func() {
 			r.sends.CompareAndSwap(sends, nil)
 			sends.close()
