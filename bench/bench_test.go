@@ -136,15 +136,25 @@ func TestPairsSubmittingOverHTTP(t *testing.T) {
 	}
 }
 
+// The group's devices keep their state in memory (as large rooms are
+// measured: docs/performance.md), and nothing of it is left after.
 func TestGroupOverThreeProviders(t *testing.T) {
 	s := tiny(bench.WorkloadGroup)
 	s.Messages = 12
+	s.DeviceStorage = bench.StorageMemory
+	before, _ := filepath.Glob("/dev/shm/switchboard-bench-devices-*")
 	rep := runTiny(t, s)
 	for _, r := range rep.Runs {
 		checkDelivered(t, r, s.Members-1)
 		if len(r.Providers) != 3 || r.Devices != s.Members {
 			t.Errorf("%s: providers %v, %d devices", r.Name(), r.Providers, r.Devices)
 		}
+	}
+	if rep.Settings.DeviceStorage != bench.StorageMemory {
+		t.Errorf("the report says the devices' state was on %q", rep.Settings.DeviceStorage)
+	}
+	if after, _ := filepath.Glob("/dev/shm/switchboard-bench-devices-*"); len(after) > len(before) {
+		t.Errorf("the devices' state was left in /dev/shm: %v", after)
 	}
 }
 

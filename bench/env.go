@@ -21,11 +21,14 @@ import (
 
 // env is the providers of one run and the devices made on them.
 type env struct {
-	dir   string
-	run   string // this run's prefix for handles and client IDs
-	provs []*prov
-	local *node.Local // nil with targets
-	kids  []*child    // the providers spawned as processes (--spawn)
+	dir string
+	// devDir holds the SDK devices' state directories; memDir is it when
+	// in memory, removed at close.
+	devDir, memDir string
+	run            string // this run's prefix for handles and client IDs
+	provs          []*prov
+	local          *node.Local // nil with targets
+	kids           []*child    // the providers spawned as processes (--spawn)
 
 	mu      sync.Mutex
 	devices []*device
@@ -55,8 +58,21 @@ var benchDomains = []string{"green.example", "blue.example", "red.example"}
 
 // startEnv starts n providers in this process or as `serve` processes
 // (spawn), or opens the targets.
-func startEnv(ctx context.Context, s *Settings, n int, dir string) (*env, error) {
-	e := &env{dir: dir, run: runID()}
+func startEnv(ctx context.Context, s *Settings, n int, dir string) (_ *env, err error) {
+	e := &env{dir: dir, run: runID(), devDir: filepath.Join(dir, "devices")}
+	if s.DeviceStorage == StorageMemory {
+		d, err := os.MkdirTemp("/dev/shm", "switchboard-bench-devices-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: --device-storage memory needs /dev/shm: %w", err)
+		}
+		e.devDir = d
+		e.memDir = d
+		defer func() {
+			if err != nil {
+				os.RemoveAll(d)
+			}
+		}()
+	}
 	if s.Spawn {
 		return e, e.spawn(ctx, s, n)
 	}
@@ -162,6 +178,9 @@ func (e *env) close() {
 		}
 	}
 	stopChildren(e.kids)
+	if e.memDir != "" {
+		os.RemoveAll(e.memDir)
+	}
 }
 
 // runID is a short random prefix that keeps the handles of one run apart
@@ -222,7 +241,7 @@ func (e *env) newSDKDevice(ctx context.Context, p *prov, name string, reachable 
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(e.dir, "devices", handle)
+	dir := filepath.Join(e.devDir, handle)
 	c, err := client.Register(ctx, p.url, code, "bench", dir, client.Options{
 		// Each device is claimed once or twice in a run: a small batch
 		// keeps setting up hundreds of devices short.

@@ -29,29 +29,31 @@ type Report struct {
 // SettingsJSON is Settings as the report gives them, durations in
 // seconds.
 type SettingsJSON struct {
-	Workload  string   `json:"workload"`
-	Pairs     int      `json:"pairs,omitempty"`
-	Cross     bool     `json:"cross,omitempty"`
-	Members   int      `json:"members,omitempty"`
-	Joins     int      `json:"joins,omitempty"`
-	Conns     int      `json:"conns,omitempty"`
-	Payloads  []string `json:"payloads,omitempty"`
-	Size      int      `json:"size_bytes,omitempty"`
-	Mode      string   `json:"mode,omitempty"`
-	Rate      float64  `json:"rate_per_second,omitempty"`
-	Window    int      `json:"window,omitempty"`
-	Submit    string   `json:"submit,omitempty"`
-	Duration  float64  `json:"duration_seconds"`
-	Messages  int      `json:"messages,omitempty"`
-	Drain     float64  `json:"drain_seconds"`
-	InProcess bool     `json:"in_process"`
-	Spawned   bool     `json:"spawned,omitempty"`
-	Targets   []Target `json:"targets,omitempty"`
+	Workload string   `json:"workload"`
+	Pairs    int      `json:"pairs,omitempty"`
+	Cross    bool     `json:"cross,omitempty"`
+	Members  int      `json:"members,omitempty"`
+	Joins    int      `json:"joins,omitempty"`
+	Conns    int      `json:"conns,omitempty"`
+	Payloads []string `json:"payloads,omitempty"`
+	Size     int      `json:"size_bytes,omitempty"`
+	Mode     string   `json:"mode,omitempty"`
+	Rate     float64  `json:"rate_per_second,omitempty"`
+	Window   int      `json:"window,omitempty"`
+	Submit   string   `json:"submit,omitempty"`
+	// DeviceStorage is where the SDK devices kept their state.
+	DeviceStorage string   `json:"device_storage,omitempty"`
+	Duration      float64  `json:"duration_seconds"`
+	Messages      int      `json:"messages,omitempty"`
+	Drain         float64  `json:"drain_seconds"`
+	InProcess     bool     `json:"in_process"`
+	Spawned       bool     `json:"spawned,omitempty"`
+	Targets       []Target `json:"targets,omitempty"`
 }
 
 func settingsJSON(s *Settings) SettingsJSON {
 	j := SettingsJSON{Workload: s.Workload, Duration: s.Duration.Seconds(), Drain: s.Drain.Seconds(),
-		InProcess: len(s.Targets) == 0 && !s.Spawn, Spawned: s.Spawn, Targets: s.Targets}
+		InProcess: len(s.Targets) == 0 && !s.Spawn, Spawned: s.Spawn, Targets: s.Targets, DeviceStorage: s.DeviceStorage}
 	switch s.Workload {
 	case WorkloadPairs:
 		j.Pairs, j.Cross = s.Pairs, s.Cross

@@ -24,6 +24,10 @@ const (
 	// POSTs. (The SDK, for e2ee, sends over its stream while it has one.)
 	SubmitStream = "stream"
 	SubmitHTTP   = "http"
+
+	// Where the SDK devices keep their state (Settings.DeviceStorage).
+	StorageDisk   = "disk"
+	StorageMemory = "memory"
 )
 
 // Bounds on the settings: a run is bounded in count and time whatever it
@@ -72,6 +76,14 @@ type Settings struct {
 	Window int
 	// Submit is how relay devices send: SubmitStream or SubmitHTTP.
 	Submit string
+	// DeviceStorage is where the SDK devices keep their state:
+	// StorageDisk (under Dir) or StorageMemory (a directory in /dev/shm).
+	// The devices stand for people's phones, each with a disk of its own;
+	// on disk here, hundreds of them share one disk, and their fsyncs
+	// queue up behind one another and the providers'. In memory, only the
+	// providers write to the disk, and each device's saves cost what
+	// encoding them costs.
+	DeviceStorage string
 	// Duration bounds the load (idle: how long the streams are held);
 	// Messages, if set, bounds the messages sent in all. Drain is how long
 	// deliveries are waited for after the last send.
@@ -118,8 +130,10 @@ func Defaults(workload string) Settings {
 		Size:     256,
 		Rate:     100,
 		Submit:   SubmitStream,
-		Duration: 10 * time.Second,
-		Drain:    10 * time.Second,
+
+		DeviceStorage: StorageDisk,
+		Duration:      10 * time.Second,
+		Drain:         10 * time.Second,
 	}
 }
 
@@ -170,6 +184,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.Drain < 0 || s.Drain > MaxDrain {
 		return bad("drain must be 0 to %s", MaxDrain)
+	}
+	if s.DeviceStorage != StorageDisk && s.DeviceStorage != StorageMemory {
+		return bad("device-storage must be disk or memory")
 	}
 	if s.Workload == WorkloadPairs || s.Workload == WorkloadGroup {
 		if len(s.Payloads) == 0 {

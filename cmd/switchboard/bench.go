@@ -93,6 +93,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	size := fs.Int("size", d.Size, "payload bytes: relay ciphertext, e2ee body (at least 16)")
 	rate := fs.Float64("rate", d.Rate, "open loop: messages a second, over all senders")
 	window := fs.Int("window", 0, "saturation: unacknowledged sends per sender (instead of --rate)")
+	deviceStorage := fs.String("device-storage", d.DeviceStorage, "where the SDK devices keep their state: disk (under --dir) or memory (/dev/shm; the devices stand for phones, each with its own disk, while here they would share one, fsyncs queued behind one another and the providers')")
 	submit := fs.String("submit", d.Submit, "relay: how devices send, stream (send frames on their WebSocket) or http (a POST each)")
 	duration := fs.Duration("duration", d.Duration, "how long the load runs (idle: how long the streams are held)")
 	messages := fs.Int("messages", 0, "stop after this many messages in all (0: the duration alone)")
@@ -143,6 +144,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	s.Pairs, s.Cross, s.Members, s.Joins, s.Conns = *pairs, *cross, *members, *joins, *conns
 	s.Payloads, s.Size, s.Rate, s.Window, s.Submit = bench.ParsePayloads(*payload), *size, *rate, *window, *submit
 	s.Duration, s.Messages, s.Drain, s.Dir, s.Spawn = *duration, *messages, *drainFor, *dir, *spawn
+	s.DeviceStorage = *deviceStorage
 	var err error
 	if s.Targets, err = benchTargets(*targets, *dataDirs, *stores, *pids); err != nil {
 		fmt.Fprintln(stderr, "switchboard bench:", err)
