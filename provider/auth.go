@@ -243,22 +243,75 @@ func (s *Server) authed(name string, h handlerFunc) http.Handler {
 		if !ok || tok == "" {
 			return errUnauthenticated("missing bearer token")
 		}
-		d, err := s.store.SessionDevice(r.Context(), hashSecret([]byte(tok)), s.now())
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
-			return errUnauthenticated("unknown or expired token")
-		} else if err != nil {
-			return err
-		}
-		u, err := s.store.UserByID(r.Context(), d.UserID)
+		c, err := s.signedIn(r.Context(), tok, userCachedRoutes[name])
 		if err != nil {
 			return err
 		}
-		if u.Suspended {
-			return errSuspended(u.Handle)
-		}
-		r = r.WithContext(context.WithValue(r.Context(), deviceKey, &caller{device: d, user: u}))
+		r = r.WithContext(context.WithValue(r.Context(), deviceKey, c))
 		return h(w, r)
 	})
+}
+
+// userCachedRoutes are the routes, the busiest, that may take the user
+// from the session cache: they use only its ID and handle, which never
+// change. The others read the user afresh, since its settings feed what
+// they answer or issue (discoverability, the phone in a credential).
+var userCachedRoutes = map[string]bool{
+	"submit": true, "stream": true, "inbox": true, "ack": true,
+	"room": true, "room_log": true, "room_tree": true,
+	"claim_key_packages": true, "upload_key_packages": true, "key_package_count": true,
+	"upload_attachment": true, "download_attachment": true,
+}
+
+// signedIn finds the device and user of a bearer token: from the session
+// cache (sessioncache.go) when it holds them fresh, else from the store.
+// With cachedUser false the session may come from the cache but the user
+// is read from the store.
+func (s *Server) signedIn(ctx context.Context, tok string, cachedUser bool) (*caller, error) {
+	key := sha256.Sum256([]byte(tok))
+	now := s.now()
+	c, gen := s.sessions.get(key, now)
+	if c != nil && cachedUser {
+		return c, nil
+	}
+	var d store.Device
+	var expires time.Time
+	if c != nil {
+		d = c.device
+	} else {
+		sess, dev, err := s.store.LiveSession(ctx, key[:], now)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+			return nil, errUnauthenticated("unknown or expired token")
+		} else if err != nil {
+			return nil, err
+		}
+		d, expires = dev, sess.Expires
+	}
+	u, err := s.store.UserByID(ctx, d.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Suspended {
+		return nil, errSuspended(u.Handle)
+	}
+	fresh := &caller{device: d, user: u}
+	if c == nil {
+		s.sessions.put(key, fresh, now, expires, gen)
+	}
+	return fresh, nil
+}
+
+// onNotice takes a device notice from the bus. Whatever it says, the
+// device's cached sessions go first: a sign-out must end the session here
+// before (or as) its streams close, and the other notices are rare. A
+// consent notice (consentcache.go) is the hub's and goes no further.
+func (s *Server) onNotice(device int64, data []byte) {
+	s.sessions.forgetDevice(device)
+	if isConsentNotice(data) {
+		s.consents.forgetAll() // for the hub's cache, not the streams
+		return
+	}
+	s.onTell(device, data)
 }
 
 func callerOf(r *http.Request) *caller { return r.Context().Value(deviceKey).(*caller) }

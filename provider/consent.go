@@ -83,7 +83,7 @@ func (s *Server) consentRecipients(ctx context.Context, roomID string, kind stor
 	if kind == store.KindApplication {
 		blocker = senderURI
 	}
-	refusing, err := s.store.Refusing(ctx, roomID, blocker, users)
+	refusing, err := s.refusing(ctx, roomID, blocker, users)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +208,7 @@ func (s *Server) acceptRequest(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, o)
 	}
 	err = s.store.AcceptRequest(context.WithoutCancel(r.Context()), u.ID, peer.String(), room, s.now(), out)
+	s.consentChanged(callerOf(r).device.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errNotFound("no pending request from %s for room %q", peer, room)
 	} else if err != nil {
@@ -247,6 +248,7 @@ func (s *Server) declineRequest(w http.ResponseWriter, r *http.Request) error {
 	}
 	u := callerOf(r).user
 	err = s.store.DeclineRequest(context.WithoutCancel(r.Context()), u.ID, peer.String(), room)
+	s.consentChanged(callerOf(r).device.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errNotFound("no pending request from %s for room %q", peer, room)
 	} else if err != nil {
@@ -283,7 +285,9 @@ func (s *Server) setContact(w http.ResponseWriter, r *http.Request) error {
 	if peer == s.userURI(u.Handle) {
 		return errBadRequest("one cannot accept or block oneself")
 	}
-	if err := s.store.SetContact(context.WithoutCancel(r.Context()), u.ID, peer.String(), req.State, s.now()); err != nil {
+	err = s.store.SetContact(context.WithoutCancel(r.Context()), u.ID, peer.String(), req.State, s.now())
+	s.consentChanged(callerOf(r).device.ID)
+	if err != nil {
 		return err
 	}
 	state := req.State

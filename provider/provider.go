@@ -39,6 +39,12 @@ type Config struct {
 	// SessionTTL and ChallengeTTL bound sign-in tokens and challenges.
 	SessionTTL   time.Duration
 	ChallengeTTL time.Duration
+	// SessionCacheTTL is how long a signed-in session read from the store
+	// is trusted without reading it again (docs/api.md): the bound on
+	// how late an operator's suspension, or a sign-out whose notice the
+	// bus lost, takes effect. The hub's consent answers are cached as
+	// long (docs/consent.md). Negative: no caches.
+	SessionCacheTTL time.Duration
 	// EnrollmentTTL bounds enrollment codes.
 	EnrollmentTTL time.Duration
 	// QueueRetention is how long undelivered messages wait for a device
@@ -83,6 +89,7 @@ func DefaultConfig() Config {
 		KeyPackageLowWatermark: 10,
 		SessionTTL:             30 * 24 * time.Hour,
 		ChallengeTTL:           2 * time.Minute,
+		SessionCacheTTL:        time.Second,
 		EnrollmentTTL:          7 * 24 * time.Hour,
 		QueueRetention:         30 * 24 * time.Hour,
 		CredentialTTL:          365 * 24 * time.Hour,
@@ -112,6 +119,9 @@ func (c *Config) fill() {
 	}
 	if c.ChallengeTTL <= 0 {
 		c.ChallengeTTL = d.ChallengeTTL
+	}
+	if c.SessionCacheTTL == 0 {
+		c.SessionCacheTTL = d.SessionCacheTTL
 	}
 	if c.EnrollmentTTL <= 0 {
 		c.EnrollmentTTL = d.EnrollmentTTL
@@ -150,8 +160,12 @@ type Server struct {
 	now      func() time.Time
 
 	challenges *challenges
-	hub        *hub
-	streams    *streams
+	// sessions caches signed-in sessions, consents the hub's consent
+	// answers (nil: no cache).
+	sessions *sessionCache
+	consents *consentCache
+	hub      *hub
+	streams  *streams
 	// bus wakes streams here and on the other replicas (bus.Local when
 	// the provider is one process).
 	bus bus.Bus
@@ -224,10 +238,17 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
+	if cfg.SessionCacheTTL > 0 {
+		s.sessions = newSessionCache(cfg.SessionCacheTTL)
+		s.consents = newConsentCache(cfg.SessionCacheTTL)
+	}
 	s.bus.OnDevices(s.streams.notifyAll)
 	s.bus.OnRoom(func(room string) { s.seqs.reached(room, 0) })
-	s.bus.OnTell(s.onTell)
+	s.bus.OnTell(s.onNotice)
 	s.bus.OnResync(func() {
+		// A sign-out's or a consent change's notice may be among the lost.
+		s.sessions.forgetAll()
+		s.consents.forgetAll()
 		s.streams.wakeAll()
 		s.seqs.reachedAll()
 	})

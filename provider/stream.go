@@ -344,20 +344,17 @@ func (c *conn) submit(f streamFrame) {
 	}()
 }
 
-// streamRecheck is how long a stream's sends go on with the device and
-// user it read last: an operator's suspension, made from another process,
-// stops a stream's sends within it, as it stops a POST's.
-const streamRecheck = time.Second
-
 // sender returns the device and user a send is made as. An idle stream
-// keeps only their IDs; a sending one reads them at most every
-// streamRecheck.
+// keeps only their IDs; a sending one reads them again once they are
+// older than the session cache's bound (SessionCacheTTL): an operator's
+// suspension, made from another process, stops a stream's sends as soon
+// as it stops a POST's.
 func (c *conn) sender(ctx context.Context) (*caller, error) {
 	now := time.Now()
 	c.mu.Lock()
 	who, checked := c.who, c.checked
 	c.mu.Unlock()
-	if who != nil && now.Sub(checked) < streamRecheck {
+	if who != nil && now.Sub(checked) < c.s.cfg.SessionCacheTTL {
 		return who, nil
 	}
 	d, err := c.s.store.DeviceByID(ctx, c.device)

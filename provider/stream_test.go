@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,5 +283,42 @@ func TestStreamFrameOverTheBodyLimit(t *testing.T) {
 	_, _, err := st.ws.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("a frame over the limit: %v", err)
+	}
+}
+
+// The operator suspends a user from another process (only the store
+// changes): the user's stream, already open, stops taking its sends
+// within the session cache's bound, as a POST would.
+func TestSuspendedUserCannotSendOverAnOpenStream(t *testing.T) {
+	ctx := testContext(t)
+	p := newProvider(t, provider.Config{SessionCacheTTL: 50 * time.Millisecond})
+	alice := p.newRawDevice("alice", "phone")
+	g, room := alice.createRoom()
+	st := alice.openStream(ctx, t)
+	encrypt := func(text string) []byte {
+		m, err := g.Encrypt([]byte(text), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mls.Marshal(m)
+	}
+	st.send("before", room, "client-before", encrypt("before"))
+	if a := st.answer("before"); a.Type != "sent" {
+		t.Fatalf("a send before the suspension: %+v", a)
+	}
+	u, err := p.st.UserByHandle(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.st.SetSuspended(ctx, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the bound
+	st.send("after", room, "client-after", encrypt("after"))
+	if a := st.answer("after"); a.Type != "send_error" || a.Code != "suspended" {
+		t.Fatalf("a send after the suspension: %+v", a)
+	}
+	if db := p.dump(); !strings.Contains(db, "client-before") || strings.Contains(db, "client-after") {
+		t.Fatalf("the store should hold the message sent before the suspension and not the one after:\n%s", db)
 	}
 }

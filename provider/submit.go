@@ -330,14 +330,12 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 		start := time.Now()
 		view := &roomState{loaded: true, room: rs.room, group: rs.group, members: rs.members}
 		unlock()
-		if attempt == 1 {
-			// A retry of an accepted message gets the first answer,
-			// whatever the room did since, and does not reach the store
-			// as a duplicate, which would fail the ones queued behind it.
-			if first, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
-				return first, err
-			}
-		}
+		// A retry of an accepted message is not looked for here: a read
+		// per message for the rare retry. One that fails its checks gets
+		// the first answer below; one that passes them is found by the
+		// store as a duplicate, answered with the first answer too, and
+		// the room's messages queued behind it, refused as its Seq stays
+		// unused, are checked again (rs.stale).
 		sub := s.submissionOf(view, o)
 		err := s.checkApplication(ctx, view, o, &sub)
 		var remote map[string][]identity.URI
@@ -445,11 +443,10 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 		// A duplicate, accepted by an earlier attempt: rs.stale has the
 		// room's end read again (and the rest, if it moved on).
 		rs.mu.Unlock()
-		dup := acceptance{seq: res.Seq, epoch: epoch, duplicate: true}
-		if m, err := s.store.MessageByClientID(ctx, roomID, o.clientID); err == nil {
-			dup.accepted, dup.frank = m.Accepted, m.Frank
+		if first, ok, err := s.firstAnswer(ctx, roomID, o.clientID); err != nil || ok {
+			return first, err
 		}
-		return dup, nil
+		return acceptance{seq: res.Seq, epoch: epoch, duplicate: true}, nil
 	}
 }
 

@@ -417,6 +417,9 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	// SessionDevice returns the device of a live session.
 	SessionDevice(ctx context.Context, tokenHash []byte, now time.Time) (Device, error)
+	// LiveSession is SessionDevice with the session, whose Expires a
+	// cache of signed-in sessions must honour.
+	LiveSession(ctx context.Context, tokenHash []byte, now time.Time) (Session, Device, error)
 	// DeleteSession ends a session; an unknown one is ErrNotFound.
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 

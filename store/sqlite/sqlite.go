@@ -205,6 +205,12 @@ func (c *conns) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
 	return c.w.do(ctx, fn)
 }
 
+// WriteLazy is Write for a change that may wait a few milliseconds to
+// share a later change's COMMIT (sqlstore.LazyWriter).
+func (c *conns) WriteLazy(ctx context.Context, fn func(sqlstore.Conn) error) error {
+	return c.w.doLazy(ctx, fn)
+}
+
 // WriteQueued hands fn to the writer without waiting: the writer runs
 // writes in the order they were queued (sqlstore.QueuedWriter).
 func (c *conns) WriteQueued(ctx context.Context, fn func(sqlstore.Conn) error) (func() error, error) {

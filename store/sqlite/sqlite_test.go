@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,6 +79,7 @@ func benchSubmit(b *testing.B, submitters int, opts ...Option) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
 	for i := range submitters {
 		wg.Go(func() {
 			room := fmt.Sprint("!room", i)
@@ -100,6 +102,7 @@ func benchSubmit(b *testing.B, submitters int, opts ...Option) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	// The average group size, setup included (a few groups of one).
 	b.ReportMetric(float64(s.conns.w.batched.Load())/float64(s.conns.w.batches.Load()), "msgs/commit")
 }
@@ -128,6 +131,7 @@ func benchSubmitQueued(b *testing.B, window int) {
 	}()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
 	for n := 1; n <= b.N; n++ {
 		w, err := s.SubmitQueued(ctx, store.Submission{
 			RoomID: "!room0", ClientID: fmt.Sprint(n), SenderDevice: recipients[0], Seq: int64(n),
@@ -142,6 +146,7 @@ func benchSubmitQueued(b *testing.B, window int) {
 	<-done
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	b.ReportMetric(float64(s.conns.w.batched.Load())/float64(s.conns.w.batches.Load()), "msgs/commit")
 }
 
@@ -465,7 +470,9 @@ func TestWriterPreparesEachStatementOnce(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		submit(i)
 	}
-	if n := len(s.conns.w.stmts); n != prepared || n < 8 {
+	// At least BEGIN, the room's head, the message, the outbox entry and
+	// COMMIT.
+	if n := len(s.conns.w.stmts); n != prepared || n < 5 {
 		t.Errorf("the writer holds %d prepared statements after 101 Submits, %d after the first", n, prepared)
 	}
 
@@ -485,4 +492,12 @@ func TestWriterPreparesEachStatementOnce(t *testing.T) {
 		t.Errorf("the writer holds %d prepared statements, want the bound %d", n, maxStmts)
 	}
 	submit(101) // the hot statements are still there
+}
+
+// processCPU is the CPU time the process has used, user and system: on a
+// shared machine it varies less with the load than the time per op does.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
@@ -61,7 +62,18 @@ type op struct {
 	ctx context.Context
 	fn  func(sqlstore.Conn) error
 	err chan error // buffered: the writer never blocks on a caller
+	// lazy ops (acknowledgements) may wait up to lazyWait for company:
+	// see run.
+	lazy bool
 }
+
+// lazyWait is how long a group of lazy ops alone waits for another op to
+// share its COMMIT. A device acknowledges what it received, so at a low
+// rate each message would cost two COMMITs and two fsyncs, the message's
+// and its acknowledgement's; waiting puts the acknowledgement in the next
+// message's group. Nobody waits on an acknowledgement but the stream that
+// reads the next one.
+const lazyWait = 5 * time.Millisecond
 
 func newWriter(conn *sql.Conn, maxBatch, queueLen int) *writer {
 	w := &writer{
@@ -98,7 +110,17 @@ func (w *writer) stmt(q string) (*sql.Stmt, error) {
 // first, do returns ctx's error; the change may still be committed, which
 // is why every retried write in the store is idempotent or unique-keyed.
 func (w *writer) do(ctx context.Context, fn func(sqlstore.Conn) error) error {
-	wait, err := w.queue(ctx, fn)
+	wait, err := w.send(ctx, fn, false)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// doLazy is do for a change that can wait a little for another one to
+// commit with (lazyWait).
+func (w *writer) doLazy(ctx context.Context, fn func(sqlstore.Conn) error) error {
+	wait, err := w.send(ctx, fn, true)
 	if err != nil {
 		return err
 	}
@@ -110,10 +132,14 @@ func (w *writer) do(ctx context.Context, fn func(sqlstore.Conn) error) error {
 // runs ops in the order they were queued, so a caller that queues several
 // in turn knows they run, and commit, in that order.
 func (w *writer) queue(ctx context.Context, fn func(sqlstore.Conn) error) (wait func() error, err error) {
+	return w.send(ctx, fn, false)
+}
+
+func (w *writer) send(ctx context.Context, fn func(sqlstore.Conn) error, lazy bool) (wait func() error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1), lazy: lazy}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -155,19 +181,36 @@ func (w *writer) close() error {
 func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*op, 0, w.maxBatch)
+	timer := time.NewTimer(lazyWait)
+	timer.Stop()
 	for first := range w.ops {
 		batch = append(batch[:0], first)
-	gather:
-		for len(batch) < w.maxBatch {
-			select {
-			case o, ok := <-w.ops:
-				if !ok {
-					break gather
+		w.gather(&batch)
+		lazy := true
+		for _, o := range batch {
+			lazy = lazy && o.lazy
+		}
+		if lazy {
+			// Only acknowledgements: wait for an op that must be
+			// committed now, and take it (and what follows) along.
+			timer.Reset(lazyWait)
+		wait:
+			for len(batch) < w.maxBatch {
+				select {
+				case o, ok := <-w.ops:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, o)
+					if !o.lazy {
+						w.gather(&batch)
+						break wait
+					}
+				case <-timer.C:
+					break wait
 				}
-				batch = append(batch, o)
-			default:
-				break gather
 			}
+			timer.Stop()
 		}
 		w.commit(batch)
 		w.batches.Add(1)
@@ -176,7 +219,25 @@ func (w *writer) run() {
 	}
 }
 
+// gather adds the ops waiting now to the batch, up to maxBatch.
+func (w *writer) gather(batch *[]*op) {
+	for len(*batch) < w.maxBatch {
+		select {
+		case o, ok := <-w.ops:
+			if !ok {
+				return
+			}
+			*batch = append(*batch, o)
+		default:
+			return
+		}
+	}
+}
+
 // commit runs one group as one transaction and answers every op in it.
+// (Running a group without savepoints, and again with them only when an
+// op fails, or an op alone without one, showed no gain in BenchmarkSubmit
+// that the shared machine could tell: see docs/performance.md.)
 func (w *writer) commit(batch []*op) {
 	c := writeConn{w}
 	errs := make([]error, len(batch))

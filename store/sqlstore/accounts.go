@@ -193,11 +193,18 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 }
 
 // SessionDevice returns the device of a live session: an unknown token is
-// store.ErrNotFound, one whose expiry is not after now store.ErrExpired.
+// store.ErrNotFound, an expired one store.ErrExpired.
 func (s *Store) SessionDevice(ctx context.Context, tokenHash []byte, now time.Time) (store.Device, error) {
+	_, d, err := s.LiveSession(ctx, tokenHash, now)
+	return d, err
+}
+
+// LiveSession is SessionDevice with the session itself, whose expiry a
+// cache of sessions must honour.
+func (s *Store) LiveSession(ctx context.Context, tokenHash []byte, now time.Time) (store.Session, store.Device, error) {
 	t, err := s.read(ctx)
 	if err != nil {
-		return store.Device{}, err
+		return store.Session{}, store.Device{}, err
 	}
 	var expires, created int64
 	var d store.Device
@@ -207,13 +214,13 @@ func (s *Store) SessionDevice(ctx context.Context, tokenHash []byte, now time.Ti
 		WHERE s.token_hash = ?`, nonNil(tokenHash)).
 		Scan(&expires, &d.ID, &d.UserID, &d.Name, &d.AuthKey, &created)
 	if err != nil {
-		return store.Device{}, err
+		return store.Session{}, store.Device{}, err
 	}
 	if !now.Before(fromNano(expires)) {
-		return store.Device{}, store.ErrExpired
+		return store.Session{}, store.Device{}, store.ErrExpired
 	}
 	d.Created = fromNano(created)
-	return d, nil
+	return store.Session{TokenHash: tokenHash, DeviceID: d.ID, Expires: fromNano(expires)}, d, nil
 }
 
 // DeleteSession removes a session; an unknown one is store.ErrNotFound.

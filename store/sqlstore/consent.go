@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
@@ -280,21 +279,20 @@ func (s *Store) Refusing(ctx context.Context, roomID, sender string, users []int
 	if err != nil {
 		return nil, err
 	}
-	in := "?" + strings.Repeat(", ?", len(users)-1)
-	args := make([]any, 0, 2*len(users)+2)
-	args = append(args, roomID)
-	for _, u := range users {
-		args = append(args, u)
+	// Asked for every message: one statement text per dialect and case,
+	// the users as one JSON argument (Dialect.idList).
+	ids := jsonIDs(users)
+	var q result
+	if sender == "" {
+		q = t.rows(`SELECT user_id FROM message_requests WHERE room_id = ? AND state = 'declined'
+			AND user_id IN (`+t.d.idList+`) ORDER BY 1`, roomID, ids)
+	} else {
+		q = t.rows(`SELECT user_id FROM message_requests WHERE room_id = ? AND state = 'declined'
+			AND user_id IN (`+t.d.idList+`)
+			UNION SELECT user_id FROM contacts WHERE peer = ? AND state = 'blocked'
+			AND user_id IN (`+t.d.idList+`) ORDER BY 1`, roomID, ids, sender, ids)
 	}
-	q := `SELECT user_id FROM message_requests WHERE room_id = ? AND state = 'declined' AND user_id IN (` + in + `)`
-	if sender != "" {
-		q += ` UNION SELECT user_id FROM contacts WHERE peer = ? AND state = 'blocked' AND user_id IN (` + in + `)`
-		args = append(args, sender)
-		for _, u := range users {
-			args = append(args, u)
-		}
-	}
-	out, err := collect(t.rows(q+` ORDER BY 1`, args...), func(r Rows) (int64, error) {
+	out, err := collect(q, func(r Rows) (int64, error) {
 		var id int64
 		return id, r.Scan(&id)
 	})

@@ -33,6 +33,11 @@ type Dialect struct {
 	// see sqliteEnqueue and postgresEnqueue.
 	enqueue func(t tx, msgID int64, devices []int64) error
 
+	// idList is a subquery giving the integers of a JSON array passed as
+	// its one parameter: a statement over a list of IDs keeps one text,
+	// prepared once, and takes one argument however long the list.
+	idList string
+
 	// outboxLock, if not empty, is a statement taking a lock on one
 	// destination (its one argument) until the transaction ends; see
 	// insertOutbound.
@@ -52,6 +57,7 @@ var SQLite = &Dialect{
 	name:            "sqlite",
 	keyPackageOrder: "rowid",
 	enqueue:         sqliteEnqueue,
+	idList:          `SELECT value FROM json_each(?)`,
 	ddl:             func(neutral string) string { return neutral },
 }
 
@@ -65,6 +71,7 @@ var Postgres = &Dialect{
 	rowLocks:        true,
 	keyPackageOrder: "added",
 	enqueue:         postgresEnqueue,
+	idList:          `SELECT jsonb_array_elements_text(?::jsonb)::bigint`,
 	// The first key, "SBOX", keeps these locks apart from any other
 	// advisory lock on the database.
 	outboxLock: `SELECT pg_advisory_xact_lock(1396854616, hashtext(?))`,
@@ -120,6 +127,19 @@ func numberPlaceholders(q string) string {
 	return b.String()
 }
 
+// jsonIDs encodes IDs as a JSON array, for Dialect.idList.
+func jsonIDs(ids []int64) string {
+	list := make([]byte, 0, 8*len(ids)+2)
+	list = append(list, '[')
+	for i, id := range ids {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, id, 10)
+	}
+	return string(append(list, ']'))
+}
+
 // sqliteEnqueue takes len(devices) cursors from the store-wide counter at
 // once and writes one queue entry per device. Because one writer commits
 // in order, a cursor never becomes visible before a smaller one; the
@@ -140,19 +160,10 @@ func sqliteEnqueue(t tx, msgID int64, devices []int64) error {
 			devices[0], top, msgID)
 		return err
 	}
-	list := make([]byte, 0, 8*len(devices)+2)
-	list = append(list, '[')
-	for i, dev := range devices {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendInt(list, dev, 10)
-	}
-	list = append(list, ']')
 	// json_each numbers the array's elements from 0 (key), in order.
 	_, err := t.exec(`INSERT INTO device_queue (device_id, cursor, message_id)
 		SELECT j.value, ? + j.key, ? FROM json_each(?) AS j`,
-		top-int64(len(devices))+1, msgID, string(list))
+		top-int64(len(devices))+1, msgID, jsonIDs(devices))
 	return err
 }
 

@@ -35,7 +35,9 @@ func (s *Store) Deliveries(ctx context.Context, deviceID int64, after int64, lim
 // cursor. Acknowledging again, or past the end, is not an error; an
 // unknown device is store.ErrNotFound.
 func (s *Store) Ack(ctx context.Context, deviceID int64, cursor int64) error {
-	err := s.write(ctx, func(t tx) error {
+	// An acknowledgement is waited for by nobody but the stream reading
+	// the next one: it may share the next message's COMMIT.
+	err := s.writeLazy(ctx, func(t tx) error {
 		n, err := t.exec(`DELETE FROM device_queue WHERE device_id = ? AND cursor <= ?`, deviceID, cursor)
 		if err != nil || n > 0 {
 			return err

@@ -206,22 +206,33 @@ func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.Submi
 		if err != nil {
 			return err
 		}
-		err = t.queryRow(`SELECT seq FROM room_messages WHERE room_id = ? AND client_id = ?`,
-			sub.RoomID, sub.ClientID).Scan(&res.Seq)
-		if err == nil {
-			res.Duplicate = true
-			return nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return err
+		// A duplicate is answered as such whatever else is wrong with it.
+		// A message that changes nothing but the log is looked for only
+		// when something is (a Seq taken), or when its insert finds the
+		// client ID taken: a statement fewer for the single writer on
+		// every message. A handshake, which changes the room before its
+		// insert, is looked for first.
+		lookedFor := isHandshake(sub.Kind) || sub.Members != nil || sub.Welcome != nil
+		if lookedFor {
+			if dup, err := duplicateOf(t, sub, res); err != nil || dup {
+				return err
+			}
 		}
 		res.Seq = last + 1
 		if sub.Seq != 0 {
+			var conflict error
 			if sub.Seq <= last {
-				return fmt.Errorf("seq %d is not after the log's last %d: %w", sub.Seq, last, store.ErrConflict)
+				conflict = fmt.Errorf("seq %d is not after the log's last %d: %w", sub.Seq, last, store.ErrConflict)
+			} else if contiguous && sub.Seq != last+1 {
+				conflict = fmt.Errorf("seq %d does not follow the log's last %d: %w", sub.Seq, last, store.ErrConflict)
 			}
-			if contiguous && sub.Seq != last+1 {
-				return fmt.Errorf("seq %d does not follow the log's last %d: %w", sub.Seq, last, store.ErrConflict)
+			if conflict != nil {
+				if !lookedFor {
+					if dup, err := duplicateOf(t, sub, res); err != nil || dup {
+						return err
+					}
+				}
+				return conflict
 			}
 			res.Seq = sub.Seq
 		}
@@ -244,7 +255,13 @@ func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.Submi
 		}
 		m := store.Message{RoomID: sub.RoomID, Seq: res.Seq, ClientID: sub.ClientID, SenderDevice: sub.SenderDevice,
 			Sender: sub.Sender, Kind: sub.Kind, Epoch: sub.Epoch, Payload: sub.Payload, Frank: sub.Frank, Accepted: sub.Accepted}
-		if err := s.appendMessage(t, m, recipients); err != nil {
+		if err := s.appendMessage(t, m, recipients); errors.Is(err, errClientIDTaken) && !lookedFor {
+			dup, err := duplicateOf(t, sub, res)
+			if err == nil && !dup {
+				err = fmt.Errorf("client ID %q taken and not found: %w", sub.ClientID, store.ErrConflict)
+			}
+			return err
+		} else if err != nil {
 			return err
 		}
 		if w := sub.Welcome; w != nil {
@@ -262,17 +279,42 @@ func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.Submi
 // dialect hands out.
 func (s *Store) appendMessage(t tx, m store.Message, recipients []int64) error {
 	var msgID int64
-	if err := t.queryRow(`INSERT INTO room_messages
+	// A client ID taken inserts nothing (and returns no row) rather than
+	// failing the statement, which in PostgreSQL would end the
+	// transaction.
+	err := t.queryRow(`INSERT INTO room_messages
 		(room_id, seq, client_id, sender_device, sender, kind, epoch, payload, created, frank, accepted)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (room_id, client_id) DO NOTHING RETURNING id`,
 		m.RoomID, m.Seq, m.ClientID, m.SenderDevice, m.Sender, string(m.Kind),
-		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now()), nullBytes(m.Frank), m.Accepted).Scan(&msgID); err != nil {
+		epochIn(m.Epoch), nonNil(m.Payload), unixNano(s.now()), nullBytes(m.Frank), m.Accepted).Scan(&msgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errClientIDTaken
+	} else if err != nil {
 		return err
 	}
 	if len(recipients) == 0 {
 		return nil
 	}
 	return t.d.enqueue(t, msgID, recipients)
+}
+
+// errClientIDTaken is appendMessage's answer when the room's log holds a
+// message with the same client ID.
+var errClientIDTaken = fmt.Errorf("the room's log holds this client ID: %w", store.ErrExists)
+
+// duplicateOf looks for the submission's client ID in the room's log:
+// found, it fills in res as a duplicate's answer.
+func duplicateOf(t tx, sub store.Submission, res *store.SubmitResult) (bool, error) {
+	var seq int64
+	err := t.queryRow(`SELECT seq FROM room_messages WHERE room_id = ? AND client_id = ?`, sub.RoomID, sub.ClientID).Scan(&seq)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	*res = store.SubmitResult{Seq: seq, Duplicate: true}
+	return true, nil
 }
 
 // dedupe drops repeated device IDs, keeping the first of each.

@@ -43,6 +43,14 @@ type QueuedWriter interface {
 	WriteQueued(ctx context.Context, fn func(Conn) error) (wait func() error, err error)
 }
 
+// LazyWriter is a DB that can hold a small write back for a few
+// milliseconds so that it shares the COMMIT of the next one (SQLite's
+// single writer, where a COMMIT is an fsync): for acknowledgements, which
+// nobody is waiting for.
+type LazyWriter interface {
+	WriteLazy(ctx context.Context, fn func(Conn) error) error
+}
+
 // Conn runs statements written in the backend's own placeholders (the
 // shared code rebinds them first) on the context it was made with.
 type Conn interface {
@@ -120,6 +128,14 @@ func (t tx) locking(q string) string {
 // write runs fn as one transaction of the DB.
 func (s *Store) write(ctx context.Context, fn func(t tx) error) error {
 	return s.db.Write(ctx, func(c Conn) error { return fn(tx{c, s.d}) })
+}
+
+// writeLazy is write for a change that may wait to share a COMMIT.
+func (s *Store) writeLazy(ctx context.Context, fn func(t tx) error) error {
+	if l, ok := s.db.(LazyWriter); ok {
+		return l.WriteLazy(ctx, func(c Conn) error { return fn(tx{c, s.d}) })
+	}
+	return s.write(ctx, fn)
 }
 
 // read returns a tx for reads outside a transaction.

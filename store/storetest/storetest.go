@@ -428,6 +428,13 @@ func sessions(t *testing.T, e *env) {
 	}
 	_, err = e.s.SessionDevice(e.ctx, token, expires.Add(time.Minute))
 	is(t, err, store.ErrExpired, "session after its expiry")
+	sess, got, err := e.s.LiveSession(e.ctx, token, expires.Add(-time.Minute))
+	e.ok(err)
+	if got.ID != d.ID || sess.DeviceID != d.ID || !sess.Expires.Equal(expires) {
+		t.Errorf("LiveSession = %+v, %+v; want device %d, expiry %v", sess, got, d.ID, expires)
+	}
+	_, _, err = e.s.LiveSession(e.ctx, token, expires)
+	is(t, err, store.ErrExpired, "LiveSession at its expiry")
 	_, err = e.s.SessionDevice(e.ctx, random(32), time.Now())
 	is(t, err, store.ErrNotFound, "unknown session")
 
