@@ -569,6 +569,10 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 		for {
 			_, data, err := conn.Read(ctx)
 			if err != nil {
+				// Sends waiting for an answer learn at once that none
+				// will come: one of them may hold the client's lock,
+				// which the loop below needs before it can return.
+				ss.close()
 				in.end(err)
 				return
 			}
@@ -595,6 +599,7 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 				case <-in.taken:
 				case <-ss.started:
 				case <-ctx.Done():
+					ss.close()
 					in.end(ctx.Err())
 					return
 				}

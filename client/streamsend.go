@@ -233,7 +233,9 @@ func (in *inbound) take(n int) (batch []frame, done bool, err error) {
 			break
 		}
 	}
-	if len(in.frames) > 0 {
+	if len(in.frames) > 0 || in.done {
+		// More to take, or the end to report: the reader's own signal
+		// may have been the one this take answered.
 		signal(in.more)
 	}
 	if len(batch) > 0 {

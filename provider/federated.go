@@ -246,13 +246,29 @@ func (s *Server) remoteSender(r *http.Request, rs *roomState) (member, string, e
 	if !validClientID(key) {
 		return member{}, "", errBadRequest("%s must be 8 to 64 characters of A-Z a-z 0-9 . _ -", HeaderClientID)
 	}
-	for _, m := range rs.members {
-		if m.uri == dev {
-			return m, peer + ":" + key, nil
+	find := func() (member, bool) {
+		for _, m := range rs.members {
+			if m.uri == dev {
+				return m, true
+			}
 		}
+		return member{}, false
 	}
-	// Not a member: answer as for a room the partner cannot see.
-	return member{}, "", errNotFound("no room %s with device %s in it", rs.room.ID, dev)
+	m, ok := find()
+	if !ok {
+		// Another replica may have added the device since this one read
+		// the room (as memberRoomOf looks again for a local device): a
+		// partner's device that was just welcomed sends at once.
+		if err := s.hub.refresh(r.Context(), rs); err != nil {
+			return member{}, "", err
+		}
+		m, ok = find()
+	}
+	if !ok {
+		// Not a member: answer as for a room the partner cannot see.
+		return member{}, "", errNotFound("no room %s with device %s in it", rs.room.ID, dev)
+	}
+	return m, peer + ":" + key, nil
 }
 
 // fedUpdate is the hub's update endpoint: a commit or proposal of a
