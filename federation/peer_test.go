@@ -245,6 +245,11 @@ func TestPeerPostReachesPartner(t *testing.T) {
 		if e.kind == "peers" && e.dials.Load() != 1 {
 			t.Errorf("%d connections for two requests, want 1 (keep-alive)", e.dials.Load())
 		}
+		// Over TLS, partners speak HTTP/2: requests at once share one
+		// connection.
+		if e.kind == "peers" && seen[0].ProtoMajor != 2 {
+			t.Errorf("the partner was reached over %s, want HTTP/2", seen[0].Proto)
+		}
 
 		// The caller may label the body itself.
 		e.serve(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("Content-Type")) })
