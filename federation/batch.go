@@ -263,8 +263,10 @@ func (b *Batcher) refused(dest string, err error) {
 // handled alone: after every entry before it and before any after it.
 type BatchLane func(path string) (lane string, ok bool)
 
-// maxBatchParallel bounds the entries of one batch handled at once.
-const maxBatchParallel = 16
+// maxBatchParallel bounds the entries of one batch handled at once: all
+// of a full batch, so that their store writes can share one commit (16 at
+// a time made a batch of 128 wait for eight commits in turn).
+const maxBatchParallel = DefaultBatchEntries
 
 // maxEntryAnswer bounds the body kept of one entry's answer: the batch's
 // endpoints answer with no body or a short JSON error.
@@ -281,7 +283,7 @@ const maxEntryAnswer = 16 << 10
 // left out, and the sender's repeat is applied once by its delivery ID.
 //
 // lane, if not nil, lets entries of different lanes be handled side by
-// side (up to 16 at once), so that their store writes can share commits.
+// side (a whole batch at once), so that their store writes can share commits.
 // Nil handles every entry alone, in turn. A panic in h is a 500 answer to
 // that entry.
 func RunBatch(r *http.Request, req *BatchRequest, base string, h http.Handler, lane BatchLane) *BatchResponse {
