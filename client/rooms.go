@@ -249,7 +249,14 @@ func (c *Client) commitLocked(ctx context.Context, id RoomID, build func(*roomEn
 			return fmt.Errorf("client: commit: %w", err)
 		}
 		p := &pendingPost{ClientID: newClientID(), Message: mls.Marshal(res.Commit)}
-		p.GroupInfo, p.RatchetTree = mls.Marshal(res.GroupInfo), mls.Marshal(res.RatchetTree)
+		if r.st.Hub != "" && r.st.Hub != c.dev.Domain {
+			// Only a room hosted elsewhere needs them (the update request
+			// to its hub carries them). Our own provider is the hub and
+			// follows the tree itself: leaving them out keeps a commit
+			// that adds members to one copy of the tree, the Welcome's,
+			// where it would otherwise carry three (docs/api.md).
+			p.GroupInfo, p.RatchetTree = mls.Marshal(res.GroupInfo), mls.Marshal(res.RatchetTree)
+		}
 		if res.Welcome != nil {
 			p.Welcome = mls.Marshal(res.Welcome)
 		}

@@ -55,7 +55,8 @@ func validClientID(id string) bool {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	c := callerOf(r)
 	var req submitRequest
-	if err := s.readJSON(r, &req); err != nil {
+	n, err := s.readJSONWithin(r, &req, s.cfg.MaxCommitBytes)
+	if err != nil {
 		return err
 	}
 	if !validClientID(req.ClientID) {
@@ -64,6 +65,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	msg, err := mls.ParseMLSMessage(req.Message)
 	if err != nil {
 		return errInvalidMessage(err)
+	}
+	if n > s.cfg.MaxBodyBytes && !isCommit(msg) {
+		return errTooLarge(s.cfg.MaxBodyBytes)
 	}
 	rs, unlock, err := s.memberRoom(r)
 	if err != nil {
@@ -90,6 +94,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	frankFields(out, res.frank, res.accepted)
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// isCommit reports whether msg is a commit, the one message that may be
+// as large as MaxCommitBytes (with its Welcome, the room's whole tree).
+func isCommit(msg *mls.MLSMessage) bool {
+	return msg.Public != nil && msg.Public.Content.ContentType == mls.ContentCommit
 }
 
 // offer is a message offered to a room this provider hosts, by a local
