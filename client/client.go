@@ -126,6 +126,9 @@ type Client struct {
 type roomEntry struct {
 	st *roomState
 	g  *mls.Group // nil once removed
+	// tree is the hash of the tree file on disk ("" for none yet): a save
+	// writes the tree only when the group's differs.
+	tree string
 }
 
 // Register makes a new device for the account that enrollmentCode belongs
@@ -311,9 +314,9 @@ func (c *Client) loadState() error {
 		return err
 	}
 	for id, st := range rooms {
-		r := &roomEntry{st: st}
+		r := &roomEntry{st: st, tree: st.Tree}
 		if !st.Removed {
-			if r.g, err = mls.RestoreGroup(st.Group, c.groupConfig()); err != nil {
+			if r.g, err = c.restoreGroup(st); err != nil {
 				return fmt.Errorf("client: room %s: %w", id, err)
 			}
 		}

@@ -141,9 +141,9 @@ func (c *Client) reloadRoomLocked(id RoomID) {
 		delete(c.rooms, id)
 		return
 	}
-	r := &roomEntry{st: st}
+	r := &roomEntry{st: st, tree: st.Tree}
 	if !st.Removed {
-		if r.g, err = mls.RestoreGroup(st.Group, c.groupConfig()); err != nil {
+		if r.g, err = c.restoreGroup(st); err != nil {
 			c.log.Error("room state unreadable", "room", id, "err", err)
 			delete(c.rooms, id)
 			return
