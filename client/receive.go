@@ -206,7 +206,13 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 		b.fail(r.st.Room, seq, err)
 		return nil
 	}
-	before := c.usersOf(r.g)
+	// Who is in the room is needed only to report what a commit changed;
+	// finding it costs a look-up per member, which in a large room every
+	// application message would otherwise pay.
+	var before map[string]bool
+	if isCommitMessage(msg) {
+		before = c.usersOf(r.g)
+	}
 	recv, err := r.g.ProcessMessage(msg)
 	if err != nil {
 		if errors.Is(err, mls.ErrWrongEpoch) && messageEpoch(msg) < r.st.JoinedEpoch {
@@ -273,6 +279,18 @@ func messageEpoch(m *mls.MLSMessage) uint64 {
 		return m.Private.Epoch
 	}
 	return 0
+}
+
+// isCommitMessage reports whether msg carries a commit, in the clear or
+// encrypted (the content type is outside the encryption either way).
+func isCommitMessage(msg *mls.MLSMessage) bool {
+	switch {
+	case msg.Public != nil:
+		return msg.Public.Content.ContentType == mls.ContentCommit
+	case msg.Private != nil:
+		return msg.Private.ContentType == mls.ContentCommit
+	}
+	return false
 }
 
 // applyWelcomeLocked joins a room with a Welcome for one of this device's

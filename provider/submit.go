@@ -207,7 +207,7 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 		sub.PrevVersion, sub.NewState, sub.NewEpoch = rs.room.Version, next.MarshalState(), next.Epoch()
 		if u.ContentType == mls.ContentCommit {
 			sub.Kind = store.KindCommit
-			nextMembers, err = s.membersOf(ctx, next)
+			nextMembers, err = s.membersAfter(ctx, next, rs)
 			if err != nil {
 				return acceptance{}, err
 			}
