@@ -42,10 +42,6 @@ type prov struct {
 	pid      int // 0: this process
 }
 
-// benchMaxBody is the request body limit of the providers the bench
-// starts.
-const benchMaxBody = 64 << 20
-
 // benchDomains name the providers started in this process.
 var benchDomains = []string{"green.example", "blue.example", "red.example"}
 
@@ -60,13 +56,8 @@ func startEnv(s *Settings, n int, dir string) (*env, error) {
 				// their refusals count as errors).
 				off := provider.RateLimit{Every: -1, Burst: -1}
 				cfg.Provider.UserMessageLimit, cfg.Provider.RoomLimit, cfg.Provider.PartnerLimit = off, off, off
-				// A commit that adds members carries the new epoch's
-				// ratchet tree three times (the Welcome's GroupInfo, the
-				// hub's GroupInfo and tree), and the tree holds every
-				// member's credential: past about 200 members it exceeds
-				// the default 1 MiB body limit (docs/performance.md). The
-				// bench's providers allow rooms of MaxMembers and more.
-				cfg.Provider.MaxBodyBytes = benchMaxBody
+				// The body limits are the defaults: a commit that adds
+				// members to a large room fits max_commit_bytes.
 			},
 		})
 		if err != nil {
