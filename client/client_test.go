@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -725,5 +727,43 @@ func TestRoomGrowsPastTheBodyLimit(t *testing.T) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Code != "too_large" {
 		t.Fatalf("a %d-byte message with a %d-byte body limit: %v, want too_large", limit, limit, err)
+	}
+}
+
+// The cursor file is written at most once a second, so after a crash it
+// may be behind what the device processed: the provider then delivers
+// those entries again, and the rooms' last seqs skip them. Here bob's
+// cursor file is set back to the start, as a crash could leave it.
+func TestCursorBehindAfterACrash(t *testing.T) {
+	e := newEnv(t)
+	alice := e.register("alice", "phone")
+	bob := e.register("bob", "phone")
+	room, _ := alice.CreateRoom(e.ctx)
+	if err := alice.Invite(e.ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(e.ctx)
+	alice.send(e.ctx, room, "one")
+	alice.send(e.ctx, room, "two")
+	bob.sync(e.ctx)
+
+	bob.Close()
+	<-bob.done
+	if err := os.WriteFile(filepath.Join(bob.dir, "cursor.json"), []byte(`{"version":1,"cursor":0}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Open(e.ctx, e.p.URL(), bob.dir, client.Options{KeyPackageBatch: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &device{Client: c, t: t, dir: bob.dir, events: bob.snapshot()}
+	again.record()
+	t.Cleanup(func() { again.Close() })
+
+	alice.send(e.ctx, room, "three")
+	again.sync(e.ctx)
+	expectMessages(t, again, room, []string{"alice: one", "alice: two", "alice: three"})
+	if f := again.failures(); len(f) > 0 {
+		t.Errorf("entries delivered again were refused: %v", f)
 	}
 }

@@ -96,6 +96,9 @@ func toSet(list []string) map[string]bool {
 	return s
 }
 
+// cursorSaveInterval is how often, at most, the cursor file is written.
+const cursorSaveInterval = time.Second
+
 // flushLocked saves what the batch changed. If saving fails, the rooms
 // concerned are reloaded from disk, so that memory never runs ahead of
 // what is saved, and the batch's events are dropped: the provider will
@@ -111,7 +114,19 @@ func (c *Client) flushLocked(b *batch) error {
 		err = c.saveKeyPackagesLocked()
 	}
 	if err == nil && b.cursor > c.cursor {
-		if err = c.store.saveCursor(b.cursor); err == nil {
+		// The cursor file is only where a restarted stream begins: the
+		// rooms' last seqs, saved above, are the record of what was
+		// processed and skip anything delivered again. So it is written
+		// at most once per cursorSaveInterval (and at Close), not after
+		// every batch, where it cost a second synced file write per
+		// message received; a crash makes the provider deliver at most
+		// that interval's entries again.
+		if now := time.Now(); now.Sub(c.cursorSaved) >= cursorSaveInterval {
+			if err = c.store.saveCursor(b.cursor); err == nil {
+				c.cursorOnDisk, c.cursorSaved = b.cursor, now
+			}
+		}
+		if err == nil {
 			c.cursor = b.cursor
 		}
 	}
