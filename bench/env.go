@@ -49,10 +49,6 @@ type prov struct {
 	pprofURL string
 }
 
-// benchMaxBody is the request body limit of the providers the bench
-// starts.
-const benchMaxBody = 64 << 20
-
 // benchDomains name the providers started in this process.
 var benchDomains = []string{"green.example", "blue.example", "red.example"}
 
@@ -84,13 +80,8 @@ func startEnv(ctx context.Context, s *Settings, n int, dir string) (_ *env, err 
 				// their refusals count as errors).
 				off := provider.RateLimit{Every: -1, Burst: -1}
 				cfg.Provider.UserMessageLimit, cfg.Provider.RoomLimit, cfg.Provider.PartnerLimit = off, off, off
-				// A commit that adds members carries the new epoch's
-				// ratchet tree three times (the Welcome's GroupInfo, the
-				// hub's GroupInfo and tree), and the tree holds every
-				// member's credential: past about 200 members it exceeds
-				// the default 1 MiB body limit (docs/performance.md). The
-				// bench's providers allow rooms of MaxMembers and more.
-				cfg.Provider.MaxBodyBytes = benchMaxBody
+				// The body limits are the defaults: a commit that adds
+				// members to a large room fits max_commit_bytes.
 			},
 		})
 		if err != nil {

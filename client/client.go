@@ -110,6 +110,10 @@ type Client struct {
 	kps    map[string]*keyPackageState
 	rooms  map[RoomID]*roomEntry
 	cursor int64
+	// cursorOnDisk is the cursor file's value and cursorSaved when it was
+	// written: the file may lag behind cursor (flushLocked).
+	cursorOnDisk int64
+	cursorSaved  time.Time
 	// knownDevices is the user's device list as last reconciled with the
 	// rooms (sorted names).
 	knownDevices []string
@@ -128,6 +132,9 @@ type Client struct {
 type roomEntry struct {
 	st *roomState
 	g  *mls.Group // nil once removed
+	// tree is the hash of the tree file on disk ("" for none yet): a save
+	// writes the tree only when the group's differs.
+	tree string
 }
 
 // Register makes a new device for the account that enrollmentCode belongs
@@ -308,14 +315,15 @@ func (c *Client) loadState() error {
 	if c.cursor, err = c.store.loadCursor(); err != nil {
 		return err
 	}
+	c.cursorOnDisk = c.cursor
 	rooms, err := c.store.loadRooms()
 	if err != nil {
 		return err
 	}
 	for id, st := range rooms {
-		r := &roomEntry{st: st}
+		r := &roomEntry{st: st, tree: st.Tree}
 		if !st.Removed {
-			if r.g, err = mls.RestoreGroup(st.Group, c.groupConfig()); err != nil {
+			if r.g, err = c.restoreGroup(st); err != nil {
 				return fmt.Errorf("client: room %s: %w", id, err)
 			}
 		}
@@ -454,6 +462,13 @@ func (c *Client) Close() error {
 	// started finishes and hands its events over first.
 	c.mu.Lock()
 	already := c.closed.Swap(true)
+	if !already && c.cursor > c.cursorOnDisk {
+		// The cursor file may lag behind (flushLocked); a restart
+		// should begin where this device stopped.
+		if err := c.store.saveCursor(c.cursor); err != nil {
+			c.log.Warn("saving the cursor", "err", err)
+		}
+	}
 	c.mu.Unlock()
 	if already {
 		return nil

@@ -1,9 +1,13 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -658,5 +662,108 @@ func TestInviteSeveralUsersInOneCommit(t *testing.T) {
 	dave.sync(e.ctx)
 	if dave.has(joined(room)) {
 		t.Error("dave joined although his invitation failed")
+	}
+}
+
+// A room grows by commits that carry its whole tree in their Welcome, so a
+// commit outgrows the body limit long before other messages do. The
+// provider takes a commit up to its larger commit limit, and the SDK sends
+// the tree once: to a room its own provider hosts, neither the GroupInfo
+// nor a second copy of the tree. Here the body limit is lowered to 32 KiB
+// so that a room of 31 outgrows it (the default 1 MiB is about 250
+// members' trees with three copies).
+func TestRoomGrowsPastTheBodyLimit(t *testing.T) {
+	const limit = 32 << 10
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e := &env{t: t, ctx: ctx, p: newTestProvider(t, func(c *provider.Config) { c.MaxBodyBytes = limit })}
+	alice := e.register("alice", "phone")
+	room, err := alice.CreateRoom(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guests []*device
+	var handles []string
+	for i := range 30 {
+		h := fmt.Sprintf("guest%02d", i)
+		guests = append(guests, e.register(h, "phone"))
+		handles = append(handles, h)
+	}
+	e.p.recordPosts()
+	if err := alice.InviteAll(e.ctx, room, handles[:15]); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.InviteAll(e.ctx, room, handles[15:]); err != nil {
+		t.Fatalf("inviting 15 more into a room of 16 with a %d-byte body limit: %v", limit, err)
+	}
+	posts := e.p.submits()
+	last := posts[len(posts)-1]
+	if len(last) <= limit {
+		t.Fatalf("the commit was %d bytes: the test needs one over the %d-byte limit", len(last), limit)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(last, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"group_info", "ratchet_tree"} {
+		if _, ok := fields[f]; ok {
+			t.Errorf("a commit to a room hosted by the device's own provider carries %s (%d bytes)", f, len(fields[f]))
+		}
+	}
+	t.Logf("the commit adding 15 to a room of 16: %d bytes, its Welcome %d", len(last), len(fields["welcome"]))
+	if _, ok := fields["welcome"]; !ok {
+		t.Error("the commit that adds members has no Welcome")
+	}
+
+	newest := guests[len(guests)-1]
+	newest.sync(e.ctx)
+	eventually(t, "the last guest to join", func() bool { return newest.has(joined(room)) })
+	newest.send(e.ctx, room, "thirty-one of us")
+	alice.sync(e.ctx)
+	expectMessages(t, alice, room, []string{"guest29: thirty-one of us"})
+
+	// Every other message is still held to the body limit.
+	_, err = alice.Send(e.ctx, room, bytes.Repeat([]byte("a"), limit))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != "too_large" {
+		t.Fatalf("a %d-byte message with a %d-byte body limit: %v, want too_large", limit, limit, err)
+	}
+}
+
+// The cursor file is written at most once a second, so after a crash it
+// may be behind what the device processed: the provider then delivers
+// those entries again, and the rooms' last seqs skip them. Here bob's
+// cursor file is set back to the start, as a crash could leave it.
+func TestCursorBehindAfterACrash(t *testing.T) {
+	e := newEnv(t)
+	alice := e.register("alice", "phone")
+	bob := e.register("bob", "phone")
+	room, _ := alice.CreateRoom(e.ctx)
+	if err := alice.Invite(e.ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.sync(e.ctx)
+	alice.send(e.ctx, room, "one")
+	alice.send(e.ctx, room, "two")
+	bob.sync(e.ctx)
+
+	bob.Close()
+	<-bob.done
+	if err := os.WriteFile(filepath.Join(bob.dir, "cursor.json"), []byte(`{"version":1,"cursor":0}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Open(e.ctx, e.p.URL(), bob.dir, client.Options{KeyPackageBatch: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &device{Client: c, t: t, dir: bob.dir, events: bob.snapshot()}
+	again.record()
+	t.Cleanup(func() { again.Close() })
+
+	alice.send(e.ctx, room, "three")
+	again.sync(e.ctx)
+	expectMessages(t, again, room, []string{"alice: one", "alice: two", "alice: three"})
+	if f := again.failures(); len(f) > 0 {
+		t.Errorf("entries delivered again were refused: %v", f)
 	}
 }

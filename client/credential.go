@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,8 +43,12 @@ func (m member) address(localDomain string) string {
 }
 
 // verifier checks credentials with package identity and remembers the
-// answers: the same few certificates are seen on every message of a room,
-// and verifying a chain costs far more than decrypting a message.
+// answers: a room's credentials are looked at whenever the device lists
+// who is in it, and in a room of 1,000 that is 1,000 look-ups. They are
+// found by the leaf's signature key (unique in a group, and short to hash),
+// then compared with the credential whole; a full check costs an X.509
+// parse and signature check (identity.Verifier remembers those too, but
+// finding them there means hashing every certificate).
 type verifier struct {
 	domain string
 	suite  *mls.Suite
@@ -50,10 +56,11 @@ type verifier struct {
 	now    func() time.Time
 
 	mu    sync.Mutex
-	cache map[string]verified
+	cache map[string]verified // by signature key
 }
 
 type verified struct {
+	cred    mls.Credential
 	m       member
 	err     error
 	expires time.Time
@@ -97,27 +104,25 @@ func (v *verifier) leafMember(leaf *mls.LeafNode) (member, error) {
 // check verifies an X.509 credential for the given MLS signature key and
 // returns the member it names.
 func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
-	key := string(mls.Marshal(cred)) + "\x00" + string(sigKey)
 	now := v.now()
 	v.mu.Lock()
-	r, ok := v.cache[key]
+	r, ok := v.cache[string(sigKey)]
 	iv := v.v
 	v.mu.Unlock()
-	if ok && now.Before(r.expires) {
+	if ok && now.Before(r.expires) && sameCredential(&r.cred, cred) {
 		return r.m, r.err
 	}
 	d, err := iv.Verify(v.suite, *cred, sigKey, now)
-	r = verified{err: err, expires: now.Add(time.Minute)}
+	// A failure is remembered for a minute (a partner's CA may be added
+	// meanwhile, which also clears the cache); a success until the
+	// certificate expires.
+	r = verified{cred: *cred, err: err, expires: now.Add(time.Minute)}
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrCredential, err)
 		r.err = err
 	} else {
 		r.m = member{Domain: d.URI.Domain, User: d.URI.User, Device: d.URI.Device, Phone: d.Phone, Issued: d.Certificate.NotBefore}
-		// An answer is reused for a minute at most (and a success not past
-		// the certificate's expiry), so that expiry is noticed.
-		if d.NotAfter.Before(r.expires) {
-			r.expires = d.NotAfter
-		}
+		r.expires = d.NotAfter
 	}
 	v.mu.Lock()
 	if len(v.cache) > 4096 {
@@ -125,7 +130,14 @@ func (v *verifier) check(cred *mls.Credential, sigKey []byte) (member, error) {
 		// flood of new ones should cost time, not memory.
 		clear(v.cache)
 	}
-	v.cache[key] = r
+	v.cache[string(sigKey)] = r
 	v.mu.Unlock()
 	return r.m, err
+}
+
+// sameCredential reports whether two credentials are the same, byte for
+// byte.
+func sameCredential(a, b *mls.Credential) bool {
+	return a.Type == b.Type && bytes.Equal(a.Identity, b.Identity) &&
+		slices.EqualFunc(a.Certificates, b.Certificates, bytes.Equal)
 }

@@ -2,12 +2,15 @@ package client_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +33,9 @@ type testProvider struct {
 	server *provider.Server
 
 	mu        sync.Mutex
-	loseReply int // submit responses still to lose
+	loseReply int      // submit responses still to lose
+	posts     [][]byte // bodies of submits, while recordPosts is set
+	record    bool
 }
 
 // newTestProvider starts the provider; tune, if given, changes its
@@ -77,6 +82,11 @@ func (p *testProvider) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if lose {
 			p.loseReply--
 		}
+		if p.record {
+			body, _ := io.ReadAll(r.Body)
+			p.posts = append(p.posts, body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		p.mu.Unlock()
 		if lose {
 			rec := httptest.NewRecorder()
@@ -86,6 +96,20 @@ func (p *testProvider) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.server.Handler().ServeHTTP(w, r)
+}
+
+// recordPosts keeps the bodies of the submits from now on; submits
+// returns them.
+func (p *testProvider) recordPosts() {
+	p.mu.Lock()
+	p.record = true
+	p.mu.Unlock()
+}
+
+func (p *testProvider) submits() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.posts)
 }
 
 func (p *testProvider) URL() string { return p.url }

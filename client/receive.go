@@ -96,6 +96,9 @@ func toSet(list []string) map[string]bool {
 	return s
 }
 
+// cursorSaveInterval is how often, at most, the cursor file is written.
+const cursorSaveInterval = time.Second
+
 // flushLocked saves what the batch changed. If saving fails, the rooms
 // concerned are reloaded from disk, so that memory never runs ahead of
 // what is saved, and the batch's events are dropped: the provider will
@@ -111,7 +114,19 @@ func (c *Client) flushLocked(b *batch) error {
 		err = c.saveKeyPackagesLocked()
 	}
 	if err == nil && b.cursor > c.cursor {
-		if err = c.store.saveCursor(b.cursor); err == nil {
+		// The cursor file is only where a restarted stream begins: the
+		// rooms' last seqs, saved above, are the record of what was
+		// processed and skip anything delivered again. So it is written
+		// at most once per cursorSaveInterval (and at Close), not after
+		// every batch, where it cost a second synced file write per
+		// message received; a crash makes the provider deliver at most
+		// that interval's entries again.
+		if now := time.Now(); now.Sub(c.cursorSaved) >= cursorSaveInterval {
+			if err = c.store.saveCursor(b.cursor); err == nil {
+				c.cursorOnDisk, c.cursorSaved = b.cursor, now
+			}
+		}
+		if err == nil {
 			c.cursor = b.cursor
 		}
 	}
@@ -141,9 +156,9 @@ func (c *Client) reloadRoomLocked(id RoomID) {
 		delete(c.rooms, id)
 		return
 	}
-	r := &roomEntry{st: st}
+	r := &roomEntry{st: st, tree: st.Tree}
 	if !st.Removed {
-		if r.g, err = mls.RestoreGroup(st.Group, c.groupConfig()); err != nil {
+		if r.g, err = c.restoreGroup(st); err != nil {
 			c.log.Error("room state unreadable", "room", id, "err", err)
 			delete(c.rooms, id)
 			return
@@ -206,7 +221,13 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 		b.fail(r.st.Room, seq, err)
 		return nil
 	}
-	before := c.usersOf(r.g)
+	// Who is in the room is needed only to report what a commit changed;
+	// finding it costs a look-up per member, which in a large room every
+	// application message would otherwise pay.
+	var before map[string]bool
+	if isCommitMessage(msg) {
+		before = c.usersOf(r.g)
+	}
 	recv, err := r.g.ProcessMessage(msg)
 	if err != nil {
 		if errors.Is(err, mls.ErrWrongEpoch) && messageEpoch(msg) < r.st.JoinedEpoch {
@@ -273,6 +294,18 @@ func messageEpoch(m *mls.MLSMessage) uint64 {
 		return m.Private.Epoch
 	}
 	return 0
+}
+
+// isCommitMessage reports whether msg carries a commit, in the clear or
+// encrypted (the content type is outside the encryption either way).
+func isCommitMessage(msg *mls.MLSMessage) bool {
+	switch {
+	case msg.Public != nil:
+		return msg.Public.Content.ContentType == mls.ContentCommit
+	case msg.Private != nil:
+		return msg.Private.ContentType == mls.ContentCommit
+	}
+	return false
 }
 
 // applyWelcomeLocked joins a room with a Welcome for one of this device's

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -249,7 +250,14 @@ func (c *Client) commitLocked(ctx context.Context, id RoomID, build func(*roomEn
 			return fmt.Errorf("client: commit: %w", err)
 		}
 		p := &pendingPost{ClientID: newClientID(), Message: mls.Marshal(res.Commit)}
-		p.GroupInfo, p.RatchetTree = mls.Marshal(res.GroupInfo), mls.Marshal(res.RatchetTree)
+		if r.st.Hub != "" && r.st.Hub != c.dev.Domain {
+			// Only a room hosted elsewhere needs them (the update request
+			// to its hub carries them). Our own provider is the hub and
+			// follows the tree itself: leaving them out keeps a commit
+			// that adds members to one copy of the tree, the Welcome's,
+			// where it would otherwise carry three (docs/api.md).
+			p.GroupInfo, p.RatchetTree = mls.Marshal(res.GroupInfo), mls.Marshal(res.RatchetTree)
+		}
 		if res.Welcome != nil {
 			p.Welcome = mls.Marshal(res.Welcome)
 		}
@@ -520,14 +528,45 @@ func sortedUsers(set map[string]bool) []string {
 	return out
 }
 
-// saveRoomLocked writes a room's group state and record.
+// saveRoomLocked writes a room's group state and record: the tree first
+// if a commit changed it, then the room file, which names the tree (see
+// state.go for why this order is crash-safe).
 func (c *Client) saveRoomLocked(r *roomEntry) error {
+	var hash string
 	if r.g != nil && !r.st.Removed {
-		data, err := r.g.MarshalState()
+		hash = hex.EncodeToString(r.g.TreeHash())
+		if hash != r.tree {
+			if err := c.store.saveTree(r.st.Room, hash, r.g.MarshalTree()); err != nil {
+				return err
+			}
+		}
+		data, err := r.g.MarshalStateApart()
 		if err != nil {
 			return fmt.Errorf("client: room %s: %w", r.st.Room, err)
 		}
-		r.st.Group = data
+		r.st.Group, r.st.Tree = data, hash
+	} else {
+		r.st.Tree = ""
 	}
-	return c.store.saveRoom(r.st)
+	if err := c.store.saveRoom(r.st); err != nil {
+		return err
+	}
+	if hash != r.tree {
+		c.store.removeTrees(r.st.Room, hash)
+		r.tree = hash
+	}
+	return nil
+}
+
+// restoreGroup reads a room's MLS group from its saved state, in either
+// layout (state.go).
+func (c *Client) restoreGroup(st *roomState) (*mls.Group, error) {
+	if st.Tree == "" {
+		return mls.RestoreGroup(st.Group, c.groupConfig())
+	}
+	tree, err := c.store.loadTree(st.Room, st.Tree)
+	if err != nil {
+		return nil, err
+	}
+	return mls.RestoreGroupApart(st.Group, tree, c.groupConfig())
 }

@@ -19,11 +19,41 @@ import (
 //	keypackages.json     private halves of uploaded KeyPackages
 //	cursor.json          the device queue's last acknowledged cursor
 //	rooms/ROOM.json      one per room: MLS group state and last hub seq
+//	rooms/ROOM.HASH.tree the room's ratchet tree, named by its tree hash
 //
 // A room file and the cursor are separate files, so they are written in a
 // fixed order: room files first, the cursor after. A crash in between
 // makes the provider deliver entries again, and the room's last seq makes
 // the client skip them: the room file is the record of what was processed.
+//
+// The ratchet tree is stored apart from the rest of the group state. It is
+// most of a large room's state (every member's credential and keys: about
+// 1 MB in a room of 1,000) and changes only at commits, while the rest (the
+// epoch's secrets, the ratchets' positions) changes with every message sent
+// or received and is small. So a send or a batch of application messages
+// rewrites only the room file, and a tree file is written only when a
+// commit changed the tree. Why this is as crash-safe as one file:
+//
+//   - The room file is the one commit point. It names its tree by hash
+//     (and the MLS state's GroupContext holds the same hash, which restoring
+//     checks), so a room file can never be read with another tree.
+//   - A tree file is written (synced, renamed, directory synced) before any
+//     room file names it, and removed only after a room file naming
+//     another tree is durable. A crash in between leaves the old room file
+//     with its old tree, both on disk: the device restarts where it was
+//     before the batch, as with one file, and the provider delivers the
+//     batch again. A tree file no room file names is left-over and removed
+//     on load.
+//   - Every secret, and every ratchet position, is in the room file only,
+//     which is written and synced before a message encrypted with it
+//     leaves (sendLocked), exactly as before: no crash can make the device
+//     use a key twice. The tree holds only public keys and credentials.
+//   - Trees are content-addressed, so writing one that is already there
+//     is skipped: same name, same bytes.
+//
+// Room files of the first layout hold the whole MLS state with its tree
+// (no "tree" field); they load as they are and are written in the new
+// layout on the next save.
 
 // stateVersion is the version of every file's layout. A file of another
 // version is refused rather than guessed at.
@@ -105,8 +135,12 @@ type roomState struct {
 	// Removed is set once a commit removed this device; Group is then
 	// dropped, since its secrets are of no further use.
 	Removed bool `json:"removed,omitempty"`
-	// Group is mls.Group.MarshalState.
+	// Group is mls.Group.MarshalStateApart when Tree is set (the tree is
+	// in rooms/ROOM.TREE.tree), mls.Group.MarshalState when it is not
+	// (room files of the first layout).
 	Group []byte `json:"group,omitempty"`
+	// Tree is the hex tree hash of the room's tree file.
+	Tree string `json:"tree,omitempty"`
 	// Pending is a commit this device sent whose result it has not yet
 	// seen (the group state holds it as its pending commit), so that after
 	// a crash it can ask again with the same client_id.
@@ -312,9 +346,68 @@ func (s *store) saveRoom(r *roomState) error {
 	return writeJSON(s.roomsDir(), string(r.Room)+".json", r)
 }
 
+// treeFileName is the name of a room's tree file, from the hex tree hash.
+func treeFileName(id RoomID, hash string) string { return string(id) + "." + hash + treeSuffix }
+
+const treeSuffix = ".tree"
+
+// validTreeHash reports whether h is a hex tree hash that can name a file.
+func validTreeHash(h string) bool {
+	if len(h) == 0 || len(h) > 128 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// saveTree stores a room's tree under its hash, unless it is there already.
+func (s *store) saveTree(id RoomID, hash string, tree []byte) error {
+	if !validRoomID(id) || !validTreeHash(hash) {
+		return fmt.Errorf("client: tree %q of room %q cannot be stored", hash, id)
+	}
+	path := filepath.Join(s.roomsDir(), treeFileName(id, hash))
+	if _, err := os.Stat(path); err == nil {
+		// Renamed into place only once complete, and named by its hash.
+		return nil
+	}
+	if err := writeFileAtomic(path, tree); err != nil {
+		return fmt.Errorf("client: write tree of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *store) loadTree(id RoomID, hash string) ([]byte, error) {
+	if !validTreeHash(hash) {
+		return nil, fmt.Errorf("client: rooms/%s.json names tree %q", id, hash)
+	}
+	data, err := os.ReadFile(filepath.Join(s.roomsDir(), treeFileName(id, hash)))
+	if err != nil {
+		return nil, fmt.Errorf("client: tree of room %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// removeTrees removes a room's tree files other than keep's ("" for all).
+// It is tidying: a file it misses is removed on the next load.
+func (s *store) removeTrees(id RoomID, keep string) {
+	entries, _ := os.ReadDir(s.roomsDir())
+	prefix := string(id) + "."
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, prefix) && strings.HasSuffix(name, treeSuffix) && name != treeFileName(id, keep) {
+			os.Remove(filepath.Join(s.roomsDir(), name))
+		}
+	}
+}
+
 // loadRooms reads every room file. Leftover temporary files of an
 // interrupted write are removed: they were never renamed into place, so
-// nothing refers to them.
+// nothing refers to them. So are tree files no room file names (a crash
+// after a new tree was written and before the room file naming it).
 func (s *store) loadRooms() (map[RoomID]*roomState, error) {
 	entries, err := os.ReadDir(s.roomsDir())
 	if err != nil {
@@ -324,10 +417,15 @@ func (s *store) loadRooms() (map[RoomID]*roomState, error) {
 		return nil, fmt.Errorf("client: rooms: %w", err)
 	}
 	rooms := map[RoomID]*roomState{}
+	var trees []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") {
 			os.Remove(filepath.Join(s.roomsDir(), name))
+			continue
+		}
+		if strings.HasSuffix(name, treeSuffix) {
+			trees = append(trees, name)
 			continue
 		}
 		if e.IsDir() || !strings.HasSuffix(name, ".json") {
@@ -338,6 +436,12 @@ func (s *store) loadRooms() (map[RoomID]*roomState, error) {
 			return nil, err
 		}
 		rooms[r.Room] = r
+	}
+	for _, name := range trees {
+		id, _, _ := strings.Cut(name, ".")
+		if r := rooms[RoomID(id)]; r == nil || r.Tree == "" || name != treeFileName(r.Room, r.Tree) {
+			os.Remove(filepath.Join(s.roomsDir(), name))
+		}
 	}
 	return rooms, nil
 }

@@ -3,10 +3,13 @@ package client
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -185,5 +188,227 @@ func TestKeyPackageStateRoundTrip(t *testing.T) {
 	}
 	if b, _ := priv.InitKey.Bytes(); !bytes.Equal(b, kp.InitKey) {
 		t.Fatal("init key changed")
+	}
+}
+
+// stateGroups makes a room of n members over MLS alone (basic
+// credentials): alice's group and bob's, the others only in the tree.
+func stateGroups(t *testing.T, n int) (alice, bob *mls.Group) {
+	t.Helper()
+	s, _ := mls.SuiteFor(mls.X25519AES128GCMSHA256Ed25519)
+	member := func(name string) (mls.Identity, *mls.KeyPackagePrivate) {
+		sig, err := s.GenerateSignatureKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := mls.Identity{Signer: sig, Credential: mls.Credential{Type: mls.CredentialBasic, Identity: []byte(name)}}
+		kp, err := mls.NewKeyPackage(s, sig, id.Credential, mls.KeyPackageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id, kp
+	}
+	aliceID, _ := member("alice")
+	alice, err := mls.CreateGroup(s, []byte("room-1"), aliceID, nil, mls.GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bobKP := member("bob")
+	props := []*mls.Proposal{{Type: mls.ProposalAdd, Add: bobKP.KeyPackage}}
+	for i := 2; i < n; i++ {
+		_, kp := member(fmt.Sprint("member", i))
+		props = append(props, &mls.Proposal{Type: mls.ProposalAdd, Add: kp.KeyPackage})
+	}
+	res, err := alice.Commit(mls.CommitOptions{Proposals: props, InlineTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if bob, err = mls.JoinFromWelcome(res.Welcome.Welcome, bobKP, nil, mls.GroupConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
+// roomFiles lists the files of the rooms directory.
+func roomFiles(t *testing.T, st *store) []string {
+	t.Helper()
+	entries, err := os.ReadDir(st.roomsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A device in a room of 30 saves its tree apart from its secrets: sending
+// and receiving messages rewrite only the small room file, a commit writes
+// a new tree, and a restart at any point, including between the tree's
+// write and the room file's, finds a consistent state that never uses a
+// key twice.
+func TestStateTreeStoredApart(t *testing.T) {
+	alice, bob := stateGroups(t, 30)
+	st := &store{dir: t.TempDir()}
+	if err := st.init(); err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{store: *st}
+	r := &roomEntry{st: &roomState{Room: "room-1"}, g: bob}
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+	if files := roomFiles(t, st); len(files) != 2 {
+		t.Fatalf("room files %v: want the room and its tree", files)
+	}
+	treePath := filepath.Join(st.roomsDir(), treeFileName("room-1", r.tree))
+	treeBefore, err := os.Stat(treePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomInfo, err := os.Stat(filepath.Join(st.roomsDir(), "room-1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("room of 30: room file %d bytes, tree file %d", roomInfo.Size(), treeBefore.Size())
+	if roomInfo.Size() >= treeBefore.Size() {
+		t.Errorf("room file %d bytes, tree %d: the secrets should be the small part", roomInfo.Size(), treeBefore.Size())
+	}
+
+	// bob receives a message and sends one: the tree file is not rewritten.
+	m, _ := alice.Encrypt([]byte("hi"), nil)
+	if _, err := bob.ProcessMessage(m); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bob.Encrypt([]byte("first"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(treePath); err != nil || !os.SameFile(treeBefore, after) {
+		t.Fatalf("a send rewrote the tree file (%v)", err)
+	}
+
+	// The device restarts after its send: its ratchet goes on from there,
+	// so the next message uses the next key (alice reads both).
+	restart := func() *roomEntry {
+		t.Helper()
+		rooms, err := st.loadRooms()
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded := rooms["room-1"]
+		g, err := c.restoreGroup(loaded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &roomEntry{st: loaded, g: g, tree: loaded.Tree}
+	}
+	r = restart()
+	second, err := r.g.Encrypt([]byte("second"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []*mls.MLSMessage{first, second} {
+		if _, err := alice.ProcessMessage(msg); err != nil {
+			t.Fatalf("alice reads bob's messages across his restart: %v", err)
+		}
+	}
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+
+	// A commit changes the tree. The device crashes after writing the new
+	// tree and before the room file: it restarts in the old epoch with the
+	// old tree, the new tree is removed as left-over, and the commit,
+	// delivered again, is processed again.
+	res, err := alice.Commit(mls.CommitOptions{ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	oldEpoch := r.g.Epoch()
+	if _, err := r.g.ProcessMessage(res.Commit); err != nil {
+		t.Fatal(err)
+	}
+	newHash := hex.EncodeToString(r.g.TreeHash())
+	if err := st.saveTree("room-1", newHash, r.g.MarshalTree()); err != nil {
+		t.Fatal(err)
+	}
+	r = restart()
+	if r.g.Epoch() != oldEpoch || len(roomFiles(t, st)) != 2 {
+		t.Fatalf("after a crash between tree and room file: epoch %d (want %d), files %v", r.g.Epoch(), oldEpoch, roomFiles(t, st))
+	}
+	if _, err := r.g.ProcessMessage(res.Commit); err != nil {
+		t.Fatalf("the commit delivered again: %v", err)
+	}
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+	if files := roomFiles(t, st); len(files) != 2 || r.tree != newHash || !slices.Contains(files, treeFileName("room-1", newHash)) {
+		t.Fatalf("after the commit: files %v, tree %s", files, r.tree)
+	}
+	r = restart()
+	m, _ = alice.Encrypt([]byte("new epoch"), nil)
+	if _, err := r.g.ProcessMessage(m); err != nil {
+		t.Fatalf("bob after the commit and a restart: %v", err)
+	}
+
+	// A room that leaves removes its tree.
+	r.st.Removed, r.g = true, nil
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+	if files := roomFiles(t, st); len(files) != 1 {
+		t.Fatalf("files of a room left: %v", files)
+	}
+}
+
+// A room file of the first layout (the whole MLS state, tree included)
+// loads, and the next save writes the new layout.
+func TestStateRoomFileOfFirstLayoutLoads(t *testing.T) {
+	alice, bob := stateGroups(t, 5)
+	st := &store{dir: t.TempDir()}
+	if err := st.init(); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := bob.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.saveRoom(&roomState{Room: "room-1", LastSeq: 7, Group: whole}); err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{store: *st}
+	rooms, err := st.loadRooms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := c.restoreGroup(rooms["room-1"])
+	if err != nil {
+		t.Fatalf("a room file of the first layout: %v", err)
+	}
+	r := &roomEntry{st: rooms["room-1"], g: g}
+	if err := c.saveRoomLocked(r); err != nil {
+		t.Fatal(err)
+	}
+	rooms, err = st.loadRooms()
+	if err != nil || rooms["room-1"].Tree == "" || rooms["room-1"].LastSeq != 7 {
+		t.Fatalf("after a save: %+v, %v", rooms["room-1"], err)
+	}
+	if g, err = c.restoreGroup(rooms["room-1"]); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := alice.Encrypt([]byte("still here"), nil)
+	if _, err := g.ProcessMessage(m); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -448,3 +448,59 @@ func TestNewVerifierRefuses(t *testing.T) {
 }
 
 func edKey(raw []byte) ed25519.PublicKey { return ed25519.PublicKey(raw) }
+
+// A Verifier remembers a credential that verified, for the same signature
+// key and within the certificates' validity only: another key, a tampered
+// certificate or a time past expiry is checked in full again.
+func TestVerifiedCredentialRemembered(t *testing.T) {
+	green := newCA(t, "green.example")
+	v := verifier(t, green)
+	s := suite(t, mls.X25519AES128GCMSHA256Ed25519)
+	key := signer(t, s)
+	cred := issue(t, green, s, key.PublicKey(), "alice", "phone")
+	first, err := v.Verify(s, cred, key.PublicKey(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.Verify(s, cred, key.PublicKey(), time.Now())
+	if err != nil || again.URI != first.URI || again.Certificate != first.Certificate {
+		t.Fatalf("verified again: %+v, %v; want the remembered %+v", again, err, first)
+	}
+	_, err = v.Verify(s, cred, signer(t, s).PublicKey(), time.Now())
+	wantErr(t, err, identity.ErrKeyMismatch, "certificate key does not match the MLS signature key")
+
+	tampered := cred
+	tampered.Certificates = [][]byte{append([]byte(nil), cred.Certificates[0]...)}
+	tampered.Certificates[0][len(tampered.Certificates[0])-1] ^= 1 // the signature's last byte
+	if _, err := v.Verify(s, tampered, key.PublicKey(), time.Now()); err == nil {
+		t.Error("a certificate with a changed signature verified")
+	}
+	_, err = v.Verify(s, cred, key.PublicKey(), first.NotAfter.Add(time.Second))
+	wantErr(t, err, identity.ErrExpired, "expired at")
+}
+
+// BenchmarkVerify measures one credential check: in full (a Verifier that
+// has not seen the credential: parse, names, key, chain) and remembered.
+func BenchmarkVerify(b *testing.B) {
+	green := newCA(b, "green.example")
+	s := suite(b, mls.X25519AES128GCMSHA256Ed25519)
+	key := signer(b, s)
+	cred := issue(b, green, s, key.PublicKey(), "alice", "phone")
+	anchors := map[string]*x509.Certificate{"green.example": green.Certificate()}
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			v, _ := identity.NewVerifier(anchors)
+			if _, err := v.Verify(s, cred, key.PublicKey(), time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		v := verifier(b, green)
+		for b.Loop() {
+			if _, err := v.Verify(s, cred, key.PublicKey(), time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,13 +2,16 @@ package identity
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/mls"
@@ -29,10 +32,32 @@ type Device struct {
 }
 
 // Verifier checks MLS credentials against the providers' CA certificates.
-// It is immutable once made and safe for concurrent use.
+// Its anchors are fixed once made, and it is safe for concurrent use. It
+// remembers the credentials it verified: a room's members are checked
+// again and again (by the hub at every commit, by every member on its
+// join and on each change), and a chain costs an X.509 parse and a
+// signature check, where remembering costs a hash.
 type Verifier struct {
 	anchors map[string]*anchor
+
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]verifiedCredential
 }
+
+// verifiedCredential is a credential that verified, and the time span in
+// which every certificate it was verified with (the leaf, the other
+// certificates of the credential, the anchor) is valid: within it the
+// same verification gives the same answer, since the chain's validity
+// depends on the time only through those spans.
+type verifiedCredential struct {
+	dev         Device
+	from, until time.Time
+}
+
+// maxVerified bounds the verified credentials a Verifier remembers; past
+// it they are forgotten at once (a flood of new credentials costs time,
+// not memory).
+const maxVerified = 1 << 16
 
 type anchor struct {
 	domain string
@@ -48,7 +73,7 @@ type anchor struct {
 // Every domain must be valid and every certificate a CA certificate allowed
 // to sign certificates. The map is copied.
 func NewVerifier(anchors map[string]*x509.Certificate) (*Verifier, error) {
-	v := &Verifier{anchors: make(map[string]*anchor, len(anchors))}
+	v := &Verifier{anchors: make(map[string]*anchor, len(anchors)), verified: map[[sha256.Size]byte]verifiedCredential{}}
 	for domain, cert := range anchors {
 		if reason := checkDomain(domain); reason != "" {
 			return nil, newError(ErrCA, nil, "trust anchor domain %s: %s", quote(domain), reason)
@@ -95,11 +120,82 @@ func (v *Verifier) Domains() []string { return slices.Sorted(maps.Keys(v.anchors
 //
 // Each failure is an *Error whose Kind says which check failed. To check a
 // message sent in the past (RFC 9420 §5.3.2), pass the time it was sent.
+//
+// A credential that verified is remembered with the span in which all its
+// certificates are valid, and verifies again at once at any time in it;
+// failures are not remembered. Devices returned for the same credential
+// share the parsed Certificate, which callers must not change.
 func (v *Verifier) Verify(s *mls.Suite, cred mls.Credential, signatureKey []byte, now time.Time) (Device, error) {
-	leaf, intermediates, err := parseChain(cred)
+	key := credentialKey(s, cred, signatureKey)
+	v.mu.Lock()
+	known, ok := v.verified[key]
+	v.mu.Unlock()
+	if ok && !now.Before(known.from) && !now.After(known.until) {
+		return known.dev, nil
+	}
+	dev, from, until, err := v.verify(s, cred, signatureKey, now)
 	if err != nil {
 		return Device{}, err
 	}
+	v.mu.Lock()
+	if len(v.verified) >= maxVerified {
+		clear(v.verified)
+	}
+	v.verified[key] = verifiedCredential{dev: dev, from: from, until: until}
+	v.mu.Unlock()
+	return dev, nil
+}
+
+// credentialKey names what Verify checks: the suite, the signature key and
+// the credential's certificates, each length-prefixed so that no two
+// inputs run together.
+func credentialKey(s *mls.Suite, cred mls.Credential, signatureKey []byte) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	binary.BigEndian.PutUint16(n[:2], uint16(s.ID))
+	h.Write(n[:2])
+	binary.BigEndian.PutUint16(n[:2], uint16(cred.Type))
+	h.Write(n[:2])
+	put(signatureKey)
+	put(cred.Identity)
+	for _, c := range cred.Certificates {
+		put(c)
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	return key
+}
+
+// verify is Verify without the memory; it also returns the span in which
+// every certificate involved is valid.
+func (v *Verifier) verify(s *mls.Suite, cred mls.Credential, signatureKey []byte, now time.Time) (dev Device, from, until time.Time, err error) {
+	leaf, intermediates, err := parseChain(cred)
+	if err != nil {
+		return Device{}, from, until, err
+	}
+	d, err := v.verifyParsed(s, leaf, intermediates, signatureKey, now)
+	if err != nil {
+		return Device{}, from, until, err
+	}
+	from, until = leaf.NotBefore, leaf.NotAfter
+	for _, c := range slices.Concat(intermediates, []*x509.Certificate{v.anchors[d.URI.Domain].cert}) {
+		if c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
+	return d, from, until, nil
+}
+
+// verifyParsed is the checks of Verify on a parsed chain.
+func (v *Verifier) verifyParsed(s *mls.Suite, leaf *x509.Certificate, intermediates []*x509.Certificate, signatureKey []byte, now time.Time) (Device, error) {
 	dev, phone, err := deviceNames(leaf)
 	if err != nil {
 		return Device{}, err

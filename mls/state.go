@@ -76,6 +76,13 @@ import (
 // and RestoreGroup keeps reading the old ones.
 const stateFormat = 1
 
+// stateFormatTreeApart is the same layout without the top-level
+// ratchet_tree, which MarshalStateApart returns on its own: the tree is
+// most of a large group's state and changes only at commits, while the
+// rest changes with every message. The GroupContext's tree hash names
+// the tree the state goes with.
+const stateFormatTreeApart = 2
+
 // stateChecksumSize is the length of the trailing SHA-256 checksum.
 const stateChecksumSize = sha256.Size
 
@@ -120,14 +127,42 @@ func stateErrf(part, format string, args ...any) error {
 // encrypted, and overwrite it after every operation on the group: an old
 // copy is a rollback (see the comment at the top of state.go).
 func (g *Group) MarshalState() ([]byte, error) {
+	return g.marshalState(true)
+}
+
+// MarshalStateApart is MarshalState without the ratchet tree, which
+// MarshalTree encodes on its own: a client that stores the tree apart
+// rewrites it only when it changes (TreeHash says when), at commits, while
+// the rest changes with every message. RestoreGroupApart takes the two
+// back. The tree holds no secrets; the state holds all of them, and the
+// rules of MarshalState apply to it.
+func (g *Group) MarshalStateApart() ([]byte, error) {
+	return g.marshalState(false)
+}
+
+// MarshalTree encodes the current epoch's ratchet tree as the
+// ratchet_tree extension does.
+func (g *Group) MarshalTree() []byte { return Marshal(g.tree.TreeNodes()) }
+
+// TreeHash is the hash of the current epoch's ratchet tree, from the
+// GroupContext.
+func (g *Group) TreeHash() []byte { return slices.Clone(g.ctx.TreeHash) }
+
+func (g *Group) marshalState(withTree bool) ([]byte, error) {
 	if g == nil || g.suite == nil || g.tree == nil || g.priv == nil || g.signer == nil || g.secrets == nil || g.keys == nil {
 		return nil, stateErrf("group", "incomplete group")
 	}
 	w := NewWriter(4096)
-	w.U8(stateFormat)
+	if withTree {
+		w.U8(stateFormat)
+	} else {
+		w.U8(stateFormatTreeApart)
+	}
 	w.U16(uint16(g.suite.ID))
 	g.ctx.MarshalMLS(w)
-	g.tree.TreeNodes().MarshalMLS(w)
+	if withTree {
+		g.tree.TreeNodes().MarshalMLS(w)
+	}
 	w.U32(uint32(g.self))
 	w.Opaque(g.signer.Bytes())
 	if err := marshalTreePrivate(w, g.priv); err != nil {
@@ -259,11 +294,27 @@ func marshalPendingCommit(w *Writer, p *pendingCommit) error {
 // them now could refuse a whole group because, say, a KeyPackage expired
 // while the client was offline.
 func RestoreGroup(data []byte, config GroupConfig) (*Group, error) {
-	body, err := openState(data, stateFormat)
+	return restoreGroup(data, stateFormat, nil, config)
+}
+
+// RestoreGroupApart is RestoreGroup for MarshalStateApart's two parts. The
+// tree must be the one whose hash the state's GroupContext holds; any
+// other is refused as the wrong tree.
+func RestoreGroupApart(state, tree []byte, config GroupConfig) (*Group, error) {
+	if tree == nil {
+		tree = []byte{}
+	}
+	return restoreGroup(state, stateFormatTreeApart, tree, config)
+}
+
+// restoreGroup reads a state of the given format; tree is the tree's
+// encoding for a state that was saved without it, nil for one with it.
+func restoreGroup(data []byte, format byte, tree []byte, config GroupConfig) (*Group, error) {
+	body, err := openState(data, format)
 	if err != nil {
 		return nil, err
 	}
-	d := &stateDecoder{r: NewReader(body)}
+	d := &stateDecoder{r: NewReader(body), apart: tree}
 	g := d.group(config)
 	if d.err != nil {
 		return nil, d.err
@@ -282,6 +333,9 @@ func RestoreGroup(data []byte, config GroupConfig) (*Group, error) {
 type stateDecoder struct {
 	r   *Reader
 	err error
+	// apart is the ratchet tree's encoding when the state was saved
+	// without it (nil: the tree is in the state).
+	apart []byte
 }
 
 // check records the reader's error, if any, as a failure of part.
@@ -322,7 +376,11 @@ func (d *stateDecoder) group(config GroupConfig) *Group {
 		d.fail(stateErrf("group context", "suite %v in a state of suite %v", g.ctx.CipherSuite, s.ID))
 		return nil
 	}
-	g.tree = d.tree(s, "ratchet tree", g.ctx.TreeHash)
+	if d.apart != nil {
+		g.tree = d.treeApart(s, g.ctx.TreeHash)
+	} else {
+		g.tree = d.tree(s, "ratchet tree", g.ctx.TreeHash)
+	}
 	g.self = LeafIndex(r.U32())
 	g.signer = d.signer(s, "signature key")
 	if d.err != nil || !d.check("own leaf") {
@@ -383,6 +441,23 @@ func (d *stateDecoder) tree(s *Suite, part string, treeHash []byte) *RatchetTree
 		d.fail(stateErrf(part, "tree hash %x does not match the group context's %x", h, treeHash))
 		return nil
 	}
+	return t
+}
+
+// treeApart reads the tree stored apart from the state, whole, and checks
+// it as tree does.
+func (d *stateDecoder) treeApart(s *Suite, treeHash []byte) *RatchetTree {
+	const part = "ratchet tree (stored apart)"
+	state := d.r
+	d.r = NewReader(d.apart)
+	t := d.tree(s, part, treeHash)
+	if d.err == nil {
+		if err := d.r.Finish(); err != nil {
+			d.fail(stateErr(part, err))
+			t = nil
+		}
+	}
+	d.r = state
 	return t
 }
 

@@ -46,3 +46,39 @@ func FuzzRestoreGroup(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRestoreGroupApart is FuzzRestoreGroup for a state saved with its
+// tree apart: mutations of both parts either restore, and save back to the
+// same two parts, or fail with ErrInvalidState.
+func FuzzRestoreGroupApart(f *testing.F) {
+	for _, saved := range stateSamples(f) {
+		g, err := RestoreGroup(saved, GroupConfig{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		state, err := g.MarshalStateApart()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(state[:len(state)-sha256.Size], g.MarshalTree())
+	}
+	f.Add([]byte{stateFormatTreeApart}, []byte{})
+	f.Fuzz(func(t *testing.T, body, tree []byte) {
+		sum := sha256.Sum256(body)
+		data := append(slices.Clip(body), sum[:]...)
+		g, err := RestoreGroupApart(data, tree, GroupConfig{})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidState) {
+				t.Fatalf("error not wrapping ErrInvalidState: %v", err)
+			}
+			return
+		}
+		state, err := g.MarshalStateApart()
+		if err != nil {
+			t.Fatalf("a restored group cannot be saved: %v", err)
+		}
+		if !bytes.Equal(state, data) || !bytes.Equal(g.MarshalTree(), tree) {
+			t.Fatalf("accepted state saves differently")
+		}
+	})
+}

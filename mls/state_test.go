@@ -592,3 +592,60 @@ func TestStateRestoreRefusesUnknownFormat(t *testing.T) {
 		t.Fatalf("got %v, want an unknown-format error", err)
 	}
 }
+
+// A client that keeps the tree apart from the rest of the state restores
+// the same group from the two parts, with or without a pending commit;
+// the tree of another epoch is refused, and neither format passes for
+// the other.
+func TestStateTreeApart(t *testing.T) {
+	s := stateSuite(t, X25519AES128GCMSHA256Ed25519)
+	alice, bob := stateAliceAndBob(t, s, GroupConfig{})
+	oldState, err := bob.g.MarshalStateApart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTree := bob.g.MarshalTree()
+	whole, err := bob.g.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(oldState)+len(oldTree) != len(whole) {
+		t.Errorf("state %d + tree %d bytes apart, %d together", len(oldState), len(oldTree), len(whole))
+	}
+	stateSend(t, alice.g, "before", bob.g)
+	stateCommit(t, alice.g, CommitOptions{ForcePath: true}, bob.g)
+
+	// Bob commits and restarts before he hears whether he won: the pending
+	// commit (with its own new tree) is in the state part.
+	if _, err := bob.g.Commit(CommitOptions{ForcePath: true}); err != nil {
+		t.Fatal(err)
+	}
+	state, err := bob.g.MarshalStateApart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := bob.g.MarshalTree()
+	g, err := RestoreGroupApart(state, tree, GroupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.HasPendingCommit() || !bytes.Equal(g.TreeHash(), bob.g.TreeHash()) {
+		t.Fatal("the restored group lost its pending commit or its tree")
+	}
+	g.ClearPendingCommit()
+	bob.g = g
+	stateSend(t, bob.g, "after", alice.g)
+	stateSend(t, alice.g, "and back", bob.g)
+
+	for name, try := range map[string]func() error{
+		"the tree of an earlier epoch": func() error { _, err := RestoreGroupApart(state, oldTree, GroupConfig{}); return err },
+		"no tree":                      func() error { _, err := RestoreGroupApart(state, nil, GroupConfig{}); return err },
+		"the tree with a byte more":    func() error { _, err := RestoreGroupApart(state, append(tree, 0), GroupConfig{}); return err },
+		"a whole state as a part":      func() error { _, err := RestoreGroupApart(whole, tree, GroupConfig{}); return err },
+		"a part as a whole state":      func() error { _, err := RestoreGroup(state, GroupConfig{}); return err },
+	} {
+		if err := try(); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("%s: %v, want ErrInvalidState", name, err)
+		}
+	}
+}

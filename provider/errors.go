@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -186,21 +187,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // readJSON decodes a JSON body into v, refusing other media types, bodies
 // over the limit, unknown fields and trailing data.
 func (s *Server) readJSON(r *http.Request, v any) error {
+	_, err := s.readJSONWithin(r, v, s.cfg.MaxBodyBytes)
+	return err
+}
+
+// readJSONWithin is readJSON with another limit; it returns how many bytes
+// of the body it read, for a caller that holds some messages to a lower
+// limit once it knows what they are.
+func (s *Server) readJSONWithin(r *http.Request, v any, limit int64) (int64, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && ct != "application/json; charset=utf-8" {
-		return errUnsupportedMedia()
+		return 0, errUnsupportedMedia()
 	}
-	body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
+	body := &countingReader{r: http.MaxBytesReader(nil, r.Body, limit)}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return errTooLarge(s.cfg.MaxBodyBytes)
+			return body.n, errTooLarge(limit)
 		}
-		return errBadRequest("malformed JSON body: %v", err)
+		return body.n, errBadRequest("malformed JSON body: %v", err)
 	}
 	if dec.More() {
-		return errBadRequest("trailing data after the JSON body")
+		return body.n, errBadRequest("trailing data after the JSON body")
 	}
-	return nil
+	return body.n, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

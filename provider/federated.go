@@ -278,8 +278,12 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req federation.UpdateRequest
-	if err := s.readWire(r, "UpdateRequest", &req); err != nil {
+	n, err := s.readWireWithin(r, "UpdateRequest", &req, s.cfg.MaxCommitBytes)
+	if err != nil {
 		return err
+	}
+	if n > s.cfg.MaxBodyBytes && !isCommit(&req.Bundle.ProposalOrCommit) {
+		return errTooLarge(s.cfg.MaxBodyBytes)
 	}
 	if len(req.Bundle.MoreProposals) > 0 {
 		return errBadRequest("send one proposal per update request")
@@ -567,7 +571,7 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("%s must be the sender's device URI", HeaderSender)
 	}
 	var body []byte
-	if body, err = s.readBody(r); err != nil {
+	if body, err = s.readBodyWithin(r, s.cfg.MaxCommitBytes); err != nil {
 		return err
 	}
 	msgs, err := federation.SplitFanout(body)
@@ -578,6 +582,9 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("a notify carries one message with its seq, not %d", len(msgs))
 	}
 	fm := msgs[0]
+	if int64(len(body)) > s.cfg.MaxBodyBytes && !isCommit(&fm.Message) && fm.Message.Welcome == nil {
+		return errTooLarge(s.cfg.MaxBodyBytes)
+	}
 	sub := store.Submission{RoomID: u.ID, ClientID: "hub:" + strconv.FormatInt(seq, 10), Seq: seq, Sender: sender.String(),
 		Epoch: epoch, Payload: mls.Marshal(&fm.Message), Accepted: int64(fm.Timestamp)}
 	if fm.Frank != nil {

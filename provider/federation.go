@@ -182,14 +182,21 @@ func errUntrustedCredential(format string, args ...any) *Error {
 // Content-Type is not checked: the draft registers none, and the path says
 // what the body is (docs/federation.md, "Content type").
 func (s *Server) readWire(r *http.Request, what string, v mls.Unmarshaler) error {
-	data, err := s.readBody(r)
+	_, err := s.readWireWithin(r, what, v, s.cfg.MaxBodyBytes)
+	return err
+}
+
+// readWireWithin is readWire with another limit; it returns the body's
+// size.
+func (s *Server) readWireWithin(r *http.Request, what string, v mls.Unmarshaler, limit int64) (int64, error) {
+	data, err := s.readBodyWithin(r, limit)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := mls.Unmarshal(data, v); err != nil {
-		return errBadRequest("malformed %s: %v", what, err)
+		return 0, errBadRequest("malformed %s: %v", what, err)
 	}
-	return nil
+	return int64(len(data)), nil
 }
 
 // keyMaterialReplayBucket is how long one signed keyMaterial request is
@@ -198,10 +205,15 @@ const keyMaterialReplayBucket = time.Minute
 
 // readBody reads a request body within MaxBodyBytes.
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	return s.readBodyWithin(r, s.cfg.MaxBodyBytes)
+}
+
+// readBodyWithin reads a request body within limit.
+func (s *Server) readBodyWithin(r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, errTooLarge(s.cfg.MaxBodyBytes)
+		return nil, errTooLarge(limit)
 	} else if err != nil {
 		return nil, errBadRequest("reading the body: %v", err)
 	}

@@ -1,11 +1,13 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,8 +46,27 @@ func (m member) domain() string { return m.uri.Domain }
 // provider's devices must verify and name an existing device; another
 // provider's that do not verify are kept, marked unverified (see member).
 func (s *Server) membersOf(ctx context.Context, g *mls.PublicGroup) (map[mls.LeafIndex]member, error) {
+	return s.membersAfter(ctx, g, nil)
+}
+
+// membersAfter is membersOf for the epoch a commit starts in a room whose
+// members of the epoch before are known (prev; nil: none). A leaf a
+// commit left as it was keeps its device of this provider without looking
+// it up in the store again (a room of 1,000 would otherwise cost 2,000
+// queries per commit, on the path of every join); its credential is still
+// verified, which identity.Verifier answers from memory unless it
+// expired.
+func (s *Server) membersAfter(ctx context.Context, g *mls.PublicGroup, prev *roomState) (map[mls.LeafIndex]member, error) {
 	out := map[mls.LeafIndex]member{}
 	for l, leaf := range g.Members() {
+		if prev != nil && prev.group != nil {
+			if m, ok := prev.members[l]; ok && m.local() && sameLeafIdentity(prev.group.Tree().Leaf(l), leaf) {
+				if _, err := s.verifier.Verify(g.Suite(), leaf.Credential, leaf.SignatureKey, s.now()); err == nil {
+					out[l] = m
+					continue
+				}
+			}
+		}
 		m, err := s.leafMember(ctx, g.Suite(), leaf)
 		if err != nil {
 			uri, perr := credentialDevice(leaf.Credential)
@@ -57,6 +78,17 @@ func (s *Server) membersOf(ctx context.Context, g *mls.PublicGroup) (map[mls.Lea
 		out[l] = m
 	}
 	return out, nil
+}
+
+// sameLeafIdentity reports whether two leaves carry the same credential
+// and signature key, which is what names their device.
+func sameLeafIdentity(a, b *mls.LeafNode) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Credential.Type == b.Credential.Type && bytes.Equal(a.SignatureKey, b.SignatureKey) &&
+		bytes.Equal(a.Credential.Identity, b.Credential.Identity) &&
+		slices.EqualFunc(a.Credential.Certificates, b.Credential.Certificates, bytes.Equal)
 }
 
 // leafMember checks a leaf node's credential and finds the device behind

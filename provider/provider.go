@@ -31,8 +31,15 @@ import (
 type Config struct {
 	// Domain names the provider in MIMI URIs (mimi://DOMAIN/...).
 	Domain string
-	// MaxBodyBytes bounds every request body.
+	// MaxBodyBytes bounds every request body, except a commit's.
 	MaxBodyBytes int64
+	// MaxCommitBytes bounds the body of a request that carries a commit or
+	// a Welcome: the client API's POST /v1/rooms/{id}/messages and the
+	// federation's update and notify. A commit that adds members carries
+	// a Welcome with the room's whole ratchet tree, about 1 KB a member
+	// (more as base64 in JSON), so its size grows with the room; every
+	// other message on those endpoints is still held to MaxBodyBytes.
+	MaxCommitBytes int64
 	// KeyPackageLowWatermark: below this many fresh KeyPackages a device
 	// is told to upload more.
 	KeyPackageLowWatermark int
@@ -86,6 +93,7 @@ func DefaultConfig() Config {
 	return Config{
 		Domain:                 "localhost",
 		MaxBodyBytes:           1 << 20,
+		MaxCommitBytes:         16 << 20,
 		KeyPackageLowWatermark: 10,
 		SessionTTL:             30 * 24 * time.Hour,
 		ChallengeTTL:           2 * time.Minute,
@@ -111,6 +119,10 @@ func (c *Config) fill() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
 	}
+	if c.MaxCommitBytes <= 0 {
+		c.MaxCommitBytes = d.MaxCommitBytes
+	}
+	c.MaxCommitBytes = max(c.MaxCommitBytes, c.MaxBodyBytes)
 	if c.KeyPackageLowWatermark <= 0 {
 		c.KeyPackageLowWatermark = d.KeyPackageLowWatermark
 	}

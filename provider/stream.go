@@ -247,8 +247,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return nil // Accept has answered the client
 	}
-	// A send frame carries what a POST body would.
-	ws.SetReadLimit(s.cfg.MaxBodyBytes)
+	// A send frame carries what a POST body would: a commit up to
+	// MaxCommitBytes, anything else up to MaxBodyBytes (submitTo).
+	ws.SetReadLimit(max(s.cfg.MaxBodyBytes, s.cfg.MaxCommitBytes))
 	// The stream outlives this handler: its context is not the request's.
 	ctx, cancel := context.WithCancel(context.Background())
 	cn := &conn{s: s, ws: ws, device: c.device.ID, user: c.user.ID, ctx: ctx, cancel: cancel, after: after,
@@ -337,7 +338,7 @@ func (c *conn) submit(f streamFrame) {
 			ctx := context.Background()
 			var who *caller
 			if who, err = c.sender(ctx); err == nil {
-				res, err = c.s.submitTo(ctx, who, f.Room, f.Req)
+				res, err = c.s.submitTo(ctx, who, f.Room, f.Req, f.Size)
 			}
 		}
 		c.s.answerSend(c.ws, c.device, f, res, err)
@@ -624,6 +625,7 @@ type streamFrame struct {
 	ID     string
 	Room   string
 	Req    submitRequest
+	Size   int64 // the frame's, in bytes
 	// Err is set for a send whose ID is usable but whose other fields are
 	// not: it is answered with send_error instead of closing the stream.
 	Err *Error
@@ -656,7 +658,7 @@ func parseStreamFrame(data []byte) (streamFrame, error) {
 		if json.Unmarshal(head.ID, &id) != nil || !validSendID(id) {
 			return streamFrame{}, errors.New("a send needs an id of 1 to 64 printable ASCII characters")
 		}
-		f := streamFrame{Type: "send", ID: id}
+		f := streamFrame{Type: "send", ID: id, Size: int64(len(data))}
 		var in struct {
 			Type string `json:"type"`
 			ID   string `json:"id"`

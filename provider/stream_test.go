@@ -271,18 +271,30 @@ func TestDrainAnswersStreamSendsInFlight(t *testing.T) {
 	}
 }
 
-// A frame over the provider's body limit closes the stream (1009), as a
-// POST body over it is refused.
+// A send frame is held to the limits of a POST body: a message that is
+// not a commit to max_body_bytes (send_error too_large, nothing stored),
+// any frame to max_commit_bytes (beyond it the stream closes, 1009).
 func TestStreamFrameOverTheBodyLimit(t *testing.T) {
 	ctx := testContext(t)
-	p := newProvider(t, provider.Config{MaxBodyBytes: 4096})
+	p := newProvider(t, provider.Config{MaxBodyBytes: 4096, MaxCommitBytes: 16384})
 	alice := p.newRawDevice("alice", "phone")
-	_, room := alice.createRoom()
+	g, room := alice.createRoom()
 	st := alice.openStream(ctx, t)
-	st.send("big", room, "cid-00000001", make([]byte, 8192))
-	_, _, err := st.ws.Read(ctx)
+	m, err := g.Encrypt(make([]byte, 6000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.send("large", room, "cid-00000001", mls.Marshal(m))
+	if a := st.answer("large"); a.Type != "send_error" || a.Code != "too_large" {
+		t.Fatalf("a message over max_body_bytes: %+v", a)
+	}
+	st.send("huge", room, "cid-00000002", make([]byte, 32768))
+	_, _, err = st.ws.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
-		t.Fatalf("a frame over the limit: %v", err)
+		t.Fatalf("a frame over max_commit_bytes: %v", err)
+	}
+	if db := p.dump(); strings.Contains(db, "cid-00000001") {
+		t.Fatalf("the message over the limit was stored:\n%s", db)
 	}
 }
 

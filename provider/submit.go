@@ -50,10 +50,11 @@ func validClientID(id string) bool {
 // (POST /v1/rooms/{id}/messages); submitTo does the work.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	var req submitRequest
-	if err := s.readJSON(r, &req); err != nil {
+	n, err := s.readJSONWithin(r, &req, s.cfg.MaxCommitBytes)
+	if err != nil {
 		return err
 	}
-	res, err := s.submitTo(r.Context(), callerOf(r), r.PathValue("id"), req)
+	res, err := s.submitTo(r.Context(), callerOf(r), r.PathValue("id"), req, n)
 	if err != nil {
 		return err
 	}
@@ -68,13 +69,20 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 // partner it is forwarded to that hub (forward). It returns only once the
 // message is durably stored and queued. The HTTP handler and the stream's
 // send frames both come here, so they make the very same checks.
-func (s *Server) submitTo(ctx context.Context, c *caller, roomID string, req submitRequest) (acceptance, error) {
+//
+// size is the request's (or the send frame's) size in bytes.
+func (s *Server) submitTo(ctx context.Context, c *caller, roomID string, req submitRequest, size int64) (acceptance, error) {
 	if !validClientID(req.ClientID) {
 		return acceptance{}, errBadRequest("client_id must be 8 to 64 characters of A-Z a-z 0-9 . _ -")
 	}
 	msg, err := mls.ParseMLSMessage(req.Message)
 	if err != nil {
 		return acceptance{}, errInvalidMessage(err)
+	}
+	// A commit (or a Welcome) carries the room's tree and may be as large
+	// as MaxCommitBytes; anything else stays within MaxBodyBytes.
+	if size > s.cfg.MaxBodyBytes && !isCommit(msg) {
+		return acceptance{}, errTooLarge(s.cfg.MaxBodyBytes)
 	}
 	rs, unlock, err := s.memberRoomOf(ctx, c, roomID)
 	if err != nil {
@@ -101,6 +109,12 @@ func (a acceptance) answer() map[string]any {
 	out := map[string]any{"seq": a.seq, "epoch": a.epoch, "duplicate": a.duplicate}
 	frankFields(out, a.frank, a.accepted)
 	return out
+}
+
+// isCommit reports whether msg is a commit, the one message that may be
+// as large as MaxCommitBytes (with its Welcome, the room's whole tree).
+func isCommit(msg *mls.MLSMessage) bool {
+	return msg.Public != nil && msg.Public.Content.ContentType == mls.ContentCommit
 }
 
 // offer is a message offered to a room this provider hosts, by a local
@@ -208,7 +222,7 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 		sub.PrevVersion, sub.NewState, sub.NewEpoch = rs.room.Version, next.MarshalState(), next.Epoch()
 		if u.ContentType == mls.ContentCommit {
 			sub.Kind = store.KindCommit
-			nextMembers, err = s.membersOf(ctx, next)
+			nextMembers, err = s.membersAfter(ctx, next, rs)
 			if err != nil {
 				return acceptance{}, err
 			}

@@ -38,8 +38,8 @@ Where the providers run:
   --spawn  as 'switchboard serve' child processes of this program (1 for
           pairs, 2 for --cross, 3 for group and join), each with its own
           data directory and configuration file, partners of one another
-          through their trust files, rate limits off and a 64 MiB body
-          limit as in this process; fresh ones for each run; stopped when
+          through their trust files, rate limits off and the default body
+          limits as in this process; fresh ones for each run; stopped when
           the bench ends. The figures are the providers' processes' alone:
           the figures to quote
   --target running providers (with --data, --pid to measure them)

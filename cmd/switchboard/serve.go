@@ -53,8 +53,11 @@ type serveConfig struct {
 	TLSKey        string `json:"tls_key"`
 	TLSSelfSigned bool   `json:"tls_self_signed"`
 	MaxBodyBytes  int64  `json:"max_body_bytes"`
-	LowWatermark  int    `json:"key_package_low_watermark"`
-	RetentionDays int    `json:"queue_retention_days"`
+	// MaxCommitBytes bounds a request carrying a commit and its Welcome,
+	// which grows with the room (provider.Config.MaxCommitBytes).
+	MaxCommitBytes int64 `json:"max_commit_bytes"`
+	LowWatermark   int   `json:"key_package_low_watermark"`
+	RetentionDays  int   `json:"queue_retention_days"`
 	// Attachments (docs/attachments.md): the largest upload, in bytes, and
 	// how many days uploads are kept.
 	MaxAttachmentBytes      int64 `json:"max_attachment_bytes"`
@@ -110,7 +113,7 @@ func (c *serveConfig) check() error {
 	if c.Store != "" && c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		return errors.New(`store must be "sqlite" or a postgres:// URL`)
 	}
-	if c.MaxBodyBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
+	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if err := c.RateLimits.check(); err != nil {
@@ -358,7 +361,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
 		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
 	cfg.RateLimits.apply(&pcfg)
 	if cfg.RetentionDays > 0 {
