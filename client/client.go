@@ -107,9 +107,12 @@ type Client struct {
 	cred     mls.Credential
 	verifier *verifier
 	// kps holds this device's KeyPackages by hex KeyPackageRef.
-	kps    map[string]*keyPackageState
-	rooms  map[RoomID]*roomEntry
-	cursor int64
+	kps map[string]*keyPackageState
+	// kpsUnsaved is set while keypackages.json still holds KeyPackages
+	// that were used (a save failed): the next flush writes it again.
+	kpsUnsaved bool
+	rooms      map[RoomID]*roomEntry
+	cursor     int64
 	// cursorOnDisk is the cursor file's value and cursorSaved when it was
 	// written: the file may lag behind cursor (flushLocked).
 	cursorOnDisk int64

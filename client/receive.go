@@ -54,10 +54,13 @@ type frame struct {
 // the right order (rooms, then KeyPackages, then the cursor), before
 // anything is acknowledged or shown to the application.
 type batch struct {
-	rooms  map[RoomID]*roomEntry
-	kps    bool
-	cursor int64
-	events []Event
+	rooms map[RoomID]*roomEntry
+	kps   bool
+	// usedKPs are the KeyPackages whose Welcomes joined rooms, by room:
+	// given back if the room cannot be saved.
+	usedKPs map[RoomID]*keyPackageState
+	cursor  int64
+	events  []Event
 }
 
 func newBatch() *batch { return &batch{rooms: map[RoomID]*roomEntry{}} }
@@ -99,19 +102,46 @@ func toSet(list []string) map[string]bool {
 // cursorSaveInterval is how often, at most, the cursor file is written.
 const cursorSaveInterval = time.Second
 
-// flushLocked saves what the batch changed. If saving fails, the rooms
-// concerned are reloaded from disk, so that memory never runs ahead of
-// what is saved, and the batch's events are dropped: the provider will
-// deliver those messages again.
+// flushLocked saves what the batch changed. Each room file is the commit
+// point of that room's part of the batch: once it is written, its last
+// seq counts the batch's messages of the room, which are then skipped
+// when delivered again, so their events must reach the application. A
+// room whose save fails is reloaded from disk, so that memory never runs
+// ahead of what is saved, and its events are dropped; the cursor then
+// stays where it was, nothing is acknowledged, and the provider delivers
+// the batch again. The other rooms are saved all the same: one room that
+// cannot be written must not hold the rest back.
 func (c *Client) flushLocked(b *batch) error {
 	var err error
-	for _, r := range b.rooms {
-		if err = c.saveRoomLocked(r); err != nil {
-			break
+	var failed map[RoomID]bool
+	for id, r := range b.rooms {
+		if serr := c.saveRoomLocked(r); serr != nil {
+			if failed == nil {
+				failed = map[RoomID]bool{}
+				err = serr
+			}
+			failed[id] = true
 		}
 	}
-	if err == nil && b.kps {
-		err = c.saveKeyPackagesLocked()
+	for id := range failed {
+		c.reloadRoomLocked(id)
+		if kp := b.usedKPs[id]; kp != nil {
+			// The room is not joined on disk: the KeyPackage must open
+			// its Welcome when it is delivered again.
+			c.kps[hex.EncodeToString(kp.Ref)] = kp
+		}
+	}
+	if b.kps || c.kpsUnsaved {
+		// Written even when a room failed: the KeyPackages used by the
+		// rooms that were saved are of no further use.
+		if kerr := c.saveKeyPackagesLocked(); kerr != nil {
+			c.kpsUnsaved = true
+			if err == nil {
+				err = kerr
+			}
+		} else {
+			c.kpsUnsaved = false
+		}
 	}
 	if err == nil && b.cursor > c.cursor {
 		// The cursor file is only where a restarted stream begins: the
@@ -133,18 +163,17 @@ func (c *Client) flushLocked(b *batch) error {
 	if err == nil {
 		return nil
 	}
-	b.events = nil
-	for id := range b.rooms {
-		c.reloadRoomLocked(id)
-	}
-	if b.kps {
-		if kps, lerr := c.store.loadKeyPackages(); lerr == nil {
-			clear(c.kps)
-			for i := range kps {
-				c.kps[hex.EncodeToString(kps[i].Ref)] = &kps[i]
-			}
+	// Only the events of rooms saved above are handed over. Any other
+	// (a refused Welcome to a room this device is not in) comes again
+	// with the batch.
+	kept := b.events[:0]
+	for _, e := range b.events {
+		if id := e.EventRoom(); b.rooms[id] != nil && !failed[id] {
+			kept = append(kept, e)
 		}
 	}
+	clear(b.events[len(kept):])
+	b.events = kept
 	return err
 }
 
@@ -362,6 +391,10 @@ func (c *Client) applyWelcomeLocked(m *wireMessage, b *batch) error {
 		// replayed Welcome cannot be opened again.
 		delete(c.kps, hex.EncodeToString(kp.Ref))
 		b.kps = true
+		if b.usedKPs == nil {
+			b.usedKPs = map[RoomID]*keyPackageState{}
+		}
+		b.usedKPs[m.Room] = kp
 	}
 	b.events = append(b.events, &RoomJoined{Room: m.Room})
 	return nil
