@@ -83,6 +83,10 @@ var (
 	ErrNotMember = errors.New("client: user is not in the room")
 	// ErrClosed reports use of a closed Client.
 	ErrClosed = errors.New("client: closed")
+	// ErrUnreadableMessage is the Err of a DeliveryFailed for a queue
+	// entry whose fields did not all read: the provider sent something
+	// this client does not understand.
+	ErrUnreadableMessage = errors.New("client: unreadable message from the provider")
 )
 
 // Client is one registered device. It is safe for concurrent use: one

@@ -37,6 +37,10 @@ type wireMessage struct {
 	// message that carries a franking tag (docs/abuse.md).
 	Frank             []byte `json:"frank"`
 	AcceptedTimestamp uint64 `json:"accepted_timestamp"`
+
+	// unreadable is why some of the message's fields did not read
+	// (decodeStreamFrame); nil for a message read whole.
+	unreadable error
 }
 
 // frame is one entry of the device's queue: a stream frame or an inbox
@@ -48,6 +52,34 @@ type frame struct {
 	CipherSuite uint16       `json:"cipher_suite"`
 	Available   int          `json:"available"`
 	Device      string       `json:"device"`
+}
+
+// decodeStreamFrame reads one frame of the stream: an answer to a send,
+// or a queue entry. A message whose fields do not all read (a provider of
+// another version, say) is still returned if its cursor, room and seq do,
+// marked unreadable: the device then reports it as a DeliveryFailed
+// instead of passing over it in silence, its cursor acknowledged with
+// the entries after it. Only a frame that cannot be placed is an error.
+func decodeStreamFrame(data []byte) (f frame, a *sendAnswer, err error) {
+	ferr := json.Unmarshal(data, &f)
+	if ferr != nil || f.Type == "sent" || f.Type == "send_error" {
+		// An answer to a send (whose message is a string: it does not
+		// read as a frame).
+		var ans sendAnswer
+		if json.Unmarshal(data, &ans) == nil && (ans.Type == "sent" || ans.Type == "send_error") {
+			return frame{}, &ans, nil
+		}
+	}
+	if ferr == nil {
+		return f, nil, nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(ferr, &te) && f.Cursor > 0 && f.Message != nil && validRoomID(f.Message.Room) && f.Message.Seq > 0 {
+		// json.Unmarshal filled in every field that did read.
+		f.Message.unreadable = ferr
+		return f, nil, nil
+	}
+	return frame{}, nil, ferr
 }
 
 // batch collects what processing changed, so that it is saved once, in
@@ -204,6 +236,10 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 	r := c.rooms[m.Room]
 	if r == nil || r.st.Removed {
 		if m.Kind == "welcome" {
+			if m.unreadable != nil {
+				b.fail(m.Room, m.Seq, fmt.Errorf("%w: %w", ErrUnreadableMessage, m.unreadable))
+				return nil
+			}
 			return c.applyWelcomeLocked(m, b)
 		}
 		// A room this device is not (or no longer) in: nothing to do.
@@ -235,6 +271,10 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 	b.dirty(r)
 	seq := m.Seq
 	r.st.LastSeq = seq
+	if m.unreadable != nil {
+		b.fail(r.st.Room, seq, fmt.Errorf("%w: %w", ErrUnreadableMessage, m.unreadable))
+		return nil
+	}
 	if m.Kind == "welcome" {
 		// A Welcome for other devices, or this device's own again.
 		return nil
@@ -642,16 +682,10 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 				in.end(err)
 				return
 			}
-			var f frame
-			ferr := json.Unmarshal(data, &f)
-			if ferr != nil || f.Type == "sent" || f.Type == "send_error" {
-				// An answer to a send (whose message is a string: it
-				// does not read as a frame).
-				var a sendAnswer
-				if json.Unmarshal(data, &a) == nil && (a.Type == "sent" || a.Type == "send_error") {
-					ss.answered(a)
-					continue
-				}
+			f, a, ferr := decodeStreamFrame(data)
+			if a != nil {
+				ss.answered(*a)
+				continue
 			}
 			if ferr != nil {
 				c.log.Warn("unreadable stream frame", "err", ferr)
