@@ -116,7 +116,10 @@ type Client struct {
 	// that were used (a save failed): the next flush writes it again.
 	kpsUnsaved bool
 	rooms      map[RoomID]*roomEntry
-	cursor     int64
+	// unloaded are rooms whose memory was discarded after a failed save
+	// and whose file could not be read back (reloadRoomLocked), with why.
+	unloaded map[RoomID]error
+	cursor   int64
 	// cursorOnDisk is the cursor file's value and cursorSaved when it was
 	// written: the file may lag behind cursor (flushLocked).
 	cursorOnDisk int64
@@ -537,6 +540,9 @@ func (c *Client) Epoch(room RoomID) (uint64, error) {
 }
 
 func (c *Client) roomLocked(id RoomID) (*roomEntry, error) {
+	if err := c.loadSetAsideLocked(id); err != nil {
+		return nil, err
+	}
 	r, ok := c.rooms[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownRoom, id)

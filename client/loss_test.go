@@ -11,9 +11,9 @@ import (
 
 // One room's state cannot be saved while a sync brings messages of several
 // rooms: the rooms that were saved must still show their messages (their
-// saved last seqs skip them when delivered again), and once the disk is
-// repaired and the app restarted, the broken room's message arrives too,
-// everything exactly once.
+// saved last seqs skip them when delivered again); the broken room is not
+// forgotten while its file cannot be read; and once the disk is repaired,
+// its message arrives too, everything exactly once.
 func TestOneRoomUnsavableLosesNoOtherRoomsMessages(t *testing.T) {
 	e := newEnv(t)
 	alice := e.register("alice", "phone")
@@ -57,17 +57,36 @@ func TestOneRoomUnsavableLosesNoOtherRoomsMessages(t *testing.T) {
 		expectMessages(t, bob, room, []string{fmt.Sprintf("alice: hello in room %d", i)})
 	}
 
-	// The disk is repaired and the app restarted.
+	// While the room can be neither saved nor read back, its messages are
+	// not passed over as those of a room bob is not in: syncing fails.
+	alice.send(e.ctx, rooms[0], "still there?")
+	if err := bob.Sync(e.ctx); err == nil {
+		t.Fatal("a second sync reported no error although a room cannot be read")
+	}
+
+	// The disk is repaired: the next sync brings the room's messages.
 	if err := os.RemoveAll(file); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(file, saved, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bob.sync(e.ctx)
+	want := func(i int) []string {
+		w := []string{fmt.Sprintf("alice: hello in room %d", i)}
+		if i == 0 {
+			w = append(w, "alice: still there?")
+		}
+		return w
+	}
+	for i, room := range rooms {
+		expectMessages(t, bob, room, want(i))
+	}
+	// And nothing comes twice after a restart.
 	bob = e.reopen(bob)
 	bob.sync(e.ctx)
 	for i, room := range rooms {
-		expectMessages(t, bob, room, []string{fmt.Sprintf("alice: hello in room %d", i)})
+		expectMessages(t, bob, room, want(i))
 	}
 	if f := bob.failures(); len(f) > 0 {
 		t.Errorf("messages delivered again were refused: %v", f)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -209,23 +210,47 @@ func (c *Client) flushLocked(b *batch) error {
 	return err
 }
 
-// reloadRoomLocked replaces a room's memory with what is on disk (or
-// forgets it if nothing is).
-func (c *Client) reloadRoomLocked(id RoomID) {
+// reloadRoomLocked replaces a room's memory with what is on disk, or
+// forgets the room if nothing is (a Welcome whose room was never saved:
+// it comes again). If the file is there but cannot be read now, the room
+// is set aside in c.unloaded rather than forgotten: forgetting it would
+// make the device pass over the room's messages as those of a room it is
+// not in, and acknowledge them.
+func (c *Client) reloadRoomLocked(id RoomID) error {
+	delete(c.rooms, id)
 	st, err := c.store.loadRoom(id)
-	if err != nil {
-		delete(c.rooms, id)
-		return
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(c.unloaded, id)
+		return nil
 	}
-	r := &roomEntry{st: st, tree: st.Tree}
-	if !st.Removed {
-		if r.g, err = c.restoreGroup(st); err != nil {
-			c.log.Error("room state unreadable", "room", id, "err", err)
-			delete(c.rooms, id)
-			return
+	var r *roomEntry
+	if err == nil {
+		r = &roomEntry{st: st, tree: st.Tree}
+		if !st.Removed {
+			r.g, err = c.restoreGroup(st)
 		}
 	}
+	if err != nil {
+		c.log.Error("room state unreadable", "room", id, "err", err)
+		if c.unloaded == nil {
+			c.unloaded = map[RoomID]error{}
+		}
+		c.unloaded[id] = err
+		return fmt.Errorf("client: room %s: state unreadable: %w", id, err)
+	}
+	delete(c.unloaded, id)
 	c.rooms[id] = r
+	return nil
+}
+
+// loadSetAsideLocked tries again to load a room set aside by
+// reloadRoomLocked. It returns an error while the room still cannot be
+// read, so that nothing of it is processed (and acknowledged) meanwhile.
+func (c *Client) loadSetAsideLocked(id RoomID) error {
+	if _, ok := c.unloaded[id]; !ok {
+		return nil
+	}
+	return c.reloadRoomLocked(id)
 }
 
 // applyLocked processes one message of a room's log. It returns an error
@@ -233,6 +258,9 @@ func (c *Client) reloadRoomLocked(id RoomID) {
 // pending commit's resolution); a message that is bad in itself becomes a
 // DeliveryFailed event and is passed over.
 func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) error {
+	if err := c.loadSetAsideLocked(m.Room); err != nil {
+		return err
+	}
 	r := c.rooms[m.Room]
 	if r == nil || r.st.Removed {
 		if m.Kind == "welcome" {
