@@ -83,6 +83,10 @@ var (
 	ErrNotMember = errors.New("client: user is not in the room")
 	// ErrClosed reports use of a closed Client.
 	ErrClosed = errors.New("client: closed")
+	// ErrUnreadableMessage is the Err of a DeliveryFailed for a queue
+	// entry whose fields did not all read: the provider sent something
+	// this client does not understand.
+	ErrUnreadableMessage = errors.New("client: unreadable message from the provider")
 )
 
 // Client is one registered device. It is safe for concurrent use: one
@@ -107,9 +111,15 @@ type Client struct {
 	cred     mls.Credential
 	verifier *verifier
 	// kps holds this device's KeyPackages by hex KeyPackageRef.
-	kps    map[string]*keyPackageState
-	rooms  map[RoomID]*roomEntry
-	cursor int64
+	kps map[string]*keyPackageState
+	// kpsUnsaved is set while keypackages.json still holds KeyPackages
+	// that were used (a save failed): the next flush writes it again.
+	kpsUnsaved bool
+	rooms      map[RoomID]*roomEntry
+	// unloaded are rooms whose memory was discarded after a failed save
+	// and whose file could not be read back (reloadRoomLocked), with why.
+	unloaded map[RoomID]error
+	cursor   int64
 	// cursorOnDisk is the cursor file's value and cursorSaved when it was
 	// written: the file may lag behind cursor (flushLocked).
 	cursorOnDisk int64
@@ -530,6 +540,9 @@ func (c *Client) Epoch(room RoomID) (uint64, error) {
 }
 
 func (c *Client) roomLocked(id RoomID) (*roomEntry, error) {
+	if err := c.loadSetAsideLocked(id); err != nil {
+		return nil, err
+	}
 	r, ok := c.rooms[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownRoom, id)

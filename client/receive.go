@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -37,6 +38,10 @@ type wireMessage struct {
 	// message that carries a franking tag (docs/abuse.md).
 	Frank             []byte `json:"frank"`
 	AcceptedTimestamp uint64 `json:"accepted_timestamp"`
+
+	// unreadable is why some of the message's fields did not read
+	// (decodeStreamFrame); nil for a message read whole.
+	unreadable error
 }
 
 // frame is one entry of the device's queue: a stream frame or an inbox
@@ -50,14 +55,45 @@ type frame struct {
 	Device      string       `json:"device"`
 }
 
+// decodeStreamFrame reads one frame of the stream: an answer to a send,
+// or a queue entry. A message whose fields do not all read (a provider of
+// another version, say) is still returned if its cursor, room and seq do,
+// marked unreadable: the device then reports it as a DeliveryFailed
+// instead of passing over it in silence, its cursor acknowledged with
+// the entries after it. Only a frame that cannot be placed is an error.
+func decodeStreamFrame(data []byte) (f frame, a *sendAnswer, err error) {
+	ferr := json.Unmarshal(data, &f)
+	if ferr != nil || f.Type == "sent" || f.Type == "send_error" {
+		// An answer to a send (whose message is a string: it does not
+		// read as a frame).
+		var ans sendAnswer
+		if json.Unmarshal(data, &ans) == nil && (ans.Type == "sent" || ans.Type == "send_error") {
+			return frame{}, &ans, nil
+		}
+	}
+	if ferr == nil {
+		return f, nil, nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(ferr, &te) && f.Cursor > 0 && f.Message != nil && validRoomID(f.Message.Room) && f.Message.Seq > 0 {
+		// json.Unmarshal filled in every field that did read.
+		f.Message.unreadable = ferr
+		return f, nil, nil
+	}
+	return frame{}, nil, ferr
+}
+
 // batch collects what processing changed, so that it is saved once, in
 // the right order (rooms, then KeyPackages, then the cursor), before
 // anything is acknowledged or shown to the application.
 type batch struct {
-	rooms  map[RoomID]*roomEntry
-	kps    bool
-	cursor int64
-	events []Event
+	rooms map[RoomID]*roomEntry
+	kps   bool
+	// usedKPs are the KeyPackages whose Welcomes joined rooms, by room:
+	// given back if the room cannot be saved.
+	usedKPs map[RoomID]*keyPackageState
+	cursor  int64
+	events  []Event
 }
 
 func newBatch() *batch { return &batch{rooms: map[RoomID]*roomEntry{}} }
@@ -99,19 +135,46 @@ func toSet(list []string) map[string]bool {
 // cursorSaveInterval is how often, at most, the cursor file is written.
 const cursorSaveInterval = time.Second
 
-// flushLocked saves what the batch changed. If saving fails, the rooms
-// concerned are reloaded from disk, so that memory never runs ahead of
-// what is saved, and the batch's events are dropped: the provider will
-// deliver those messages again.
+// flushLocked saves what the batch changed. Each room file is the commit
+// point of that room's part of the batch: once it is written, its last
+// seq counts the batch's messages of the room, which are then skipped
+// when delivered again, so their events must reach the application. A
+// room whose save fails is reloaded from disk, so that memory never runs
+// ahead of what is saved, and its events are dropped; the cursor then
+// stays where it was, nothing is acknowledged, and the provider delivers
+// the batch again. The other rooms are saved all the same: one room that
+// cannot be written must not hold the rest back.
 func (c *Client) flushLocked(b *batch) error {
 	var err error
-	for _, r := range b.rooms {
-		if err = c.saveRoomLocked(r); err != nil {
-			break
+	var failed map[RoomID]bool
+	for id, r := range b.rooms {
+		if serr := c.saveRoomLocked(r); serr != nil {
+			if failed == nil {
+				failed = map[RoomID]bool{}
+				err = serr
+			}
+			failed[id] = true
 		}
 	}
-	if err == nil && b.kps {
-		err = c.saveKeyPackagesLocked()
+	for id := range failed {
+		c.reloadRoomLocked(id)
+		if kp := b.usedKPs[id]; kp != nil {
+			// The room is not joined on disk: the KeyPackage must open
+			// its Welcome when it is delivered again.
+			c.kps[hex.EncodeToString(kp.Ref)] = kp
+		}
+	}
+	if b.kps || c.kpsUnsaved {
+		// Written even when a room failed: the KeyPackages used by the
+		// rooms that were saved are of no further use.
+		if kerr := c.saveKeyPackagesLocked(); kerr != nil {
+			c.kpsUnsaved = true
+			if err == nil {
+				err = kerr
+			}
+		} else {
+			c.kpsUnsaved = false
+		}
 	}
 	if err == nil && b.cursor > c.cursor {
 		// The cursor file is only where a restarted stream begins: the
@@ -133,38 +196,61 @@ func (c *Client) flushLocked(b *batch) error {
 	if err == nil {
 		return nil
 	}
-	b.events = nil
-	for id := range b.rooms {
-		c.reloadRoomLocked(id)
-	}
-	if b.kps {
-		if kps, lerr := c.store.loadKeyPackages(); lerr == nil {
-			clear(c.kps)
-			for i := range kps {
-				c.kps[hex.EncodeToString(kps[i].Ref)] = &kps[i]
-			}
+	// Only the events of rooms saved above are handed over. Any other
+	// (a refused Welcome to a room this device is not in) comes again
+	// with the batch.
+	kept := b.events[:0]
+	for _, e := range b.events {
+		if id := e.EventRoom(); b.rooms[id] != nil && !failed[id] {
+			kept = append(kept, e)
 		}
 	}
+	clear(b.events[len(kept):])
+	b.events = kept
 	return err
 }
 
-// reloadRoomLocked replaces a room's memory with what is on disk (or
-// forgets it if nothing is).
-func (c *Client) reloadRoomLocked(id RoomID) {
+// reloadRoomLocked replaces a room's memory with what is on disk, or
+// forgets the room if nothing is (a Welcome whose room was never saved:
+// it comes again). If the file is there but cannot be read now, the room
+// is set aside in c.unloaded rather than forgotten: forgetting it would
+// make the device pass over the room's messages as those of a room it is
+// not in, and acknowledge them.
+func (c *Client) reloadRoomLocked(id RoomID) error {
+	delete(c.rooms, id)
 	st, err := c.store.loadRoom(id)
-	if err != nil {
-		delete(c.rooms, id)
-		return
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(c.unloaded, id)
+		return nil
 	}
-	r := &roomEntry{st: st, tree: st.Tree}
-	if !st.Removed {
-		if r.g, err = c.restoreGroup(st); err != nil {
-			c.log.Error("room state unreadable", "room", id, "err", err)
-			delete(c.rooms, id)
-			return
+	var r *roomEntry
+	if err == nil {
+		r = &roomEntry{st: st, tree: st.Tree}
+		if !st.Removed {
+			r.g, err = c.restoreGroup(st)
 		}
 	}
+	if err != nil {
+		c.log.Error("room state unreadable", "room", id, "err", err)
+		if c.unloaded == nil {
+			c.unloaded = map[RoomID]error{}
+		}
+		c.unloaded[id] = err
+		return fmt.Errorf("client: room %s: state unreadable: %w", id, err)
+	}
+	delete(c.unloaded, id)
 	c.rooms[id] = r
+	return nil
+}
+
+// loadSetAsideLocked tries again to load a room set aside by
+// reloadRoomLocked. It returns an error while the room still cannot be
+// read, so that nothing of it is processed (and acknowledged) meanwhile.
+func (c *Client) loadSetAsideLocked(id RoomID) error {
+	if _, ok := c.unloaded[id]; !ok {
+		return nil
+	}
+	return c.reloadRoomLocked(id)
 }
 
 // applyLocked processes one message of a room's log. It returns an error
@@ -172,9 +258,16 @@ func (c *Client) reloadRoomLocked(id RoomID) {
 // pending commit's resolution); a message that is bad in itself becomes a
 // DeliveryFailed event and is passed over.
 func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) error {
+	if err := c.loadSetAsideLocked(m.Room); err != nil {
+		return err
+	}
 	r := c.rooms[m.Room]
 	if r == nil || r.st.Removed {
 		if m.Kind == "welcome" {
+			if m.unreadable != nil {
+				b.fail(m.Room, m.Seq, fmt.Errorf("%w: %w", ErrUnreadableMessage, m.unreadable))
+				return nil
+			}
 			return c.applyWelcomeLocked(m, b)
 		}
 		// A room this device is not (or no longer) in: nothing to do.
@@ -206,6 +299,10 @@ func (c *Client) applyLocked(ctx context.Context, m *wireMessage, b *batch) erro
 	b.dirty(r)
 	seq := m.Seq
 	r.st.LastSeq = seq
+	if m.unreadable != nil {
+		b.fail(r.st.Room, seq, fmt.Errorf("%w: %w", ErrUnreadableMessage, m.unreadable))
+		return nil
+	}
 	if m.Kind == "welcome" {
 		// A Welcome for other devices, or this device's own again.
 		return nil
@@ -362,6 +459,10 @@ func (c *Client) applyWelcomeLocked(m *wireMessage, b *batch) error {
 		// replayed Welcome cannot be opened again.
 		delete(c.kps, hex.EncodeToString(kp.Ref))
 		b.kps = true
+		if b.usedKPs == nil {
+			b.usedKPs = map[RoomID]*keyPackageState{}
+		}
+		b.usedKPs[m.Room] = kp
 	}
 	b.events = append(b.events, &RoomJoined{Room: m.Room})
 	return nil
@@ -609,16 +710,10 @@ func (c *Client) stream(ctx context.Context) (connected bool, err error) {
 				in.end(err)
 				return
 			}
-			var f frame
-			ferr := json.Unmarshal(data, &f)
-			if ferr != nil || f.Type == "sent" || f.Type == "send_error" {
-				// An answer to a send (whose message is a string: it
-				// does not read as a frame).
-				var a sendAnswer
-				if json.Unmarshal(data, &a) == nil && (a.Type == "sent" || a.Type == "send_error") {
-					ss.answered(a)
-					continue
-				}
+			f, a, ferr := decodeStreamFrame(data)
+			if a != nil {
+				ss.answered(*a)
+				continue
 			}
 			if ferr != nil {
 				c.log.Warn("unreadable stream frame", "err", ferr)
