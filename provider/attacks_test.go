@@ -1,11 +1,18 @@
 package provider_test
 
 import (
+	"bufio"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/provider"
@@ -218,4 +225,60 @@ func TestKeyPackageOfAWelcomeUsedAgain(t *testing.T) {
 	if after := victor.view(); after != before {
 		t.Errorf("the refused Welcome changed victor's view:\n%s", diff(before, after))
 	}
+}
+
+// TestSlowBodyIsCutOff: a client sends its headers, then its body a
+// byte at a time and stops. Once BodyTimeout has passed the provider
+// answers bad_request and closes the connection, instead of holding it
+// (and a goroutine) for as long as the client likes. A body that arrives
+// whole, however slowly, within the time is served as usual.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	p := newProvider(t, provider.Config{BodyTimeout: time.Second})
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(map[string]any{"auth_key": []byte(pub)})
+	before := p.dump()
+
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/auth/challenge HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", p.addr, len(body))
+	conn.Write(body[:3])
+	// Not a timed assertion: a bound so that a provider that never cuts
+	// the client off fails the test rather than hanging it.
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the provider did not answer the stalled body: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("the stalled body was answered %d, want 400", resp.StatusCode)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the answer the connection is still open (read: %v)", err)
+	}
+	if after := p.dump(); after != before {
+		t.Errorf("the stalled request changed the provider's state:\n%s", diff(before, after))
+	}
+
+	// A whole body, sent in pieces, is served.
+	conn2, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	fmt.Fprintf(conn2, "POST /v1/auth/challenge HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", p.addr, len(body))
+	for _, b := range body {
+		conn2.Write([]byte{b})
+	}
+	conn2.SetReadDeadline(time.Now().Add(time.Minute))
+	resp, err = http.ReadResponse(bufio.NewReader(conn2), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a whole body sent byte by byte: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

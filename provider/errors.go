@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -151,6 +152,7 @@ func (s *Server) serve(name string, h handlerFunc) http.Handler {
 			// registration and sign-in, which are not signed in.
 			err = errUnavailable("the provider is shutting down")
 		} else {
+			s.boundBody(w, r)
 			err = h(w, r)
 		}
 		if err == nil {
@@ -223,5 +225,40 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	return n, err
+}
+
+// boundBody gives a request with a body BodyTimeout to deliver all of it:
+// past that, reads fail and the connection is closed. The deadline is
+// lifted once the body has been read to its end, because net/http keeps
+// reading the connection in the background while the handler runs, and
+// a deadline passing then would cancel the request's context (a long
+// submit, say). A request without a body, such as the stream's upgrade
+// or a long poll, gets no deadline at all.
+func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) != nil {
+		return // not supported by this connection: nothing to lift later
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { rc.SetReadDeadline(time.Time{}) }}
+}
+
+// deadlineBody lifts the read deadline when its body has been read to
+// the end.
+type deadlineBody struct {
+	io.ReadCloser
+	lift   func()
+	lifted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.lifted {
+		b.lifted = true
+		b.lift()
+	}
 	return n, err
 }
