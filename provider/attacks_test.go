@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/provider"
 )
@@ -281,4 +282,52 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 		t.Fatalf("a whole body sent byte by byte: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestKeyPackageNotBoundToItsProviderIsNotAdded: mallory adds to her room
+// KeyPackages she made herself, with credentials that no trusted CA
+// issued: one naming a user of red.example, which is no partner, and one
+// naming victor of this very provider, from an impostor CA for
+// green.test. The hub verifies every added leaf's credential against
+// this provider's CA or the named partner's: forbidden, nothing stored,
+// and no Welcome reaches victor.
+func TestKeyPackageNotBoundToItsProviderIsNotAdded(t *testing.T) {
+	p := newProvider(t, provider.Config{})
+	mallory := p.newRawDevice("mallory", "phone")
+	victor := p.newRawDevice("victor", "phone")
+	group, room := mallory.createRoom()
+	for _, c := range []struct{ name, ca, handle string }{
+		{"a user of a provider that is no partner", "red.example", "carol"},
+		{"a user of this provider, from an impostor CA", domain, "victor"},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			ca, err := identity.NewCA(c.ca)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer, err := mallory.suite.GenerateSignatureKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred, err := ca.IssueDevice(mallory.suite, signer.PublicKey(), c.handle, "phone", time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kp, err := mls.NewKeyPackage(mallory.suite, signer, cred, mls.KeyPackageOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := group.Commit(mls.CommitOptions{Proposals: []*mls.Proposal{{Type: mls.ProposalAdd, Add: kp.KeyPackage}}, InlineTree: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			group.ClearPendingCommit()
+			body, _ := json.Marshal(map[string]any{"client_id": "add-unbound-" + c.handle, "message": mls.Marshal(res.Commit), "welcome": mls.Marshal(res.Welcome)})
+			before := p.dump() + mallory.view(room) + victor.view()
+			p.expectError(p.request("POST", "/v1/rooms/"+room+"/messages", mallory.token, "application/json", body), 403, "forbidden")
+			if after := p.dump() + mallory.view(room) + victor.view(); after != before {
+				t.Errorf("the refused commit changed the provider's state:\n%s", diff(before, after))
+			}
+		})
+	}
 }
