@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -75,6 +76,13 @@ func errUnsupportedMedia() *Error {
 
 func errNoKeyPackages(handle string, suite uint16) *Error {
 	return &Error{Code: "no_key_packages", Status: http.StatusConflict, Message: fmt.Sprintf("%s has no KeyPackage of cipher suite %d left", handle, suite)}
+}
+
+// errKeyPackageUsed: a commit adds a device with a KeyPackage that an
+// earlier Welcome already used.
+func errKeyPackageUsed(device identity.URI) *Error {
+	return &Error{Code: "key_package_used", Status: http.StatusConflict,
+		Message: fmt.Sprintf("the KeyPackage of %s was already used by another Welcome; claim a fresh one", device)}
 }
 
 // errSuspended refuses a user the operator suspended (docs/abuse.md).
