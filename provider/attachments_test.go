@@ -174,6 +174,20 @@ func TestAttachmentsAcrossProviders(t *testing.T) {
 			{"no url", atBlue, "GET", "/v1/attachments/download", bob, "", nil, 400, "bad_request"},
 			{"http", atBlue, "GET", downloadPath("http://fed.green.example/mimi/attachments/" + id), bob, "", nil, 400, "bad_request"},
 			{"query", atBlue, "GET", downloadPath(up.URL + "?x=1"), bob, "", nil, 400, "bad_request"},
+			// Only partners' attachment URLs are fetched, and only over
+			// the federation connection to the partner's configured
+			// endpoint: an internal address is never dialled.
+			{"loopback", atBlue, "GET", downloadPath("https://127.0.0.1/mimi/attachments/" + id), bob, "", nil, 404, "not_found"},
+			{"link-local metadata", atBlue, "GET", downloadPath("https://169.254.169.254/latest/meta-data/"), bob, "", nil, 404, "not_found"},
+			{"localhost with a port", atBlue, "GET", downloadPath("https://localhost:5432/"), bob, "", nil, 404, "not_found"},
+			{"credentials in the URL", atBlue, "GET", downloadPath("https://bob@fed.green.example/mimi/attachments/" + id), bob, "", nil, 400, "bad_request"},
+			// Path tricks: an ID is exactly what newAttachmentID makes,
+			// checked at the partner too, and attachments live in the
+			// database, not in files.
+			{"dot-dot at the partner", atBlue, "GET", downloadPath("https://fed.green.example/mimi/attachments/../keyMaterial/x"), bob, "", nil, 404, "not_found"},
+			{"escaped dot-dot at the partner", atBlue, "GET", downloadPath("https://fed.green.example/mimi/attachments/%2e%2e%2f" + id), bob, "", nil, 404, "not_found"},
+			{"an ID and more", atBlue, "GET", downloadPath(up.URL + "/../" + id), bob, "", nil, 404, "not_found"},
+			{"dot-dot here", atGreen, "GET", downloadPath("https://fed.green.example/mimi/attachments/../../etc/passwd"), alice, "", nil, 404, "not_found"},
 		} {
 			status, code, body := c.at(c.method, c.path, c.token, c.ct, c.body)
 			if status != c.status || code != c.code {

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
+	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -74,6 +76,13 @@ func errUnsupportedMedia() *Error {
 
 func errNoKeyPackages(handle string, suite uint16) *Error {
 	return &Error{Code: "no_key_packages", Status: http.StatusConflict, Message: fmt.Sprintf("%s has no KeyPackage of cipher suite %d left", handle, suite)}
+}
+
+// errKeyPackageUsed: a commit adds a device with a KeyPackage that an
+// earlier Welcome already used.
+func errKeyPackageUsed(device identity.URI) *Error {
+	return &Error{Code: "key_package_used", Status: http.StatusConflict,
+		Message: fmt.Sprintf("the KeyPackage of %s was already used by another Welcome; claim a fresh one", device)}
 }
 
 // errSuspended refuses a user the operator suspended (docs/abuse.md).
@@ -151,6 +160,7 @@ func (s *Server) serve(name string, h handlerFunc) http.Handler {
 			// registration and sign-in, which are not signed in.
 			err = errUnavailable("the provider is shutting down")
 		} else {
+			s.boundBody(w, r)
 			err = h(w, r)
 		}
 		if err == nil {
@@ -223,5 +233,40 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	return n, err
+}
+
+// boundBody gives a request with a body BodyTimeout to deliver all of it:
+// past that, reads fail and the connection is closed. The deadline is
+// lifted once the body has been read to its end, because net/http keeps
+// reading the connection in the background while the handler runs, and
+// a deadline passing then would cancel the request's context (a long
+// submit, say). A request without a body, such as the stream's upgrade
+// or a long poll, gets no deadline at all.
+func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) != nil {
+		return // not supported by this connection: nothing to lift later
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { rc.SetReadDeadline(time.Time{}) }}
+}
+
+// deadlineBody lifts the read deadline when its body has been read to
+// the end.
+type deadlineBody struct {
+	io.ReadCloser
+	lift   func()
+	lifted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.lifted {
+		b.lifted = true
+		b.lift()
+	}
 	return n, err
 }

@@ -71,6 +71,12 @@ type Config struct {
 	MaxAttachmentBytes int64
 	// AttachmentRetention is how long an uploaded attachment is kept.
 	AttachmentRetention time.Duration
+	// BodyTimeout bounds the time to receive a request's whole body, so
+	// that a client sending it byte by byte cannot hold a connection (and
+	// its goroutine) for good; the server's ReadHeaderTimeout bounds the
+	// headers the same way. Long enough for the largest attachment on a
+	// slow link.
+	BodyTimeout time.Duration
 	// The rate limits (docs/ratelimits.md), each a token bucket per key:
 	// messages a local user submits; messages offered to a room hosted
 	// here, from any source; federation POSTs of one partner; discovery
@@ -103,6 +109,7 @@ func DefaultConfig() Config {
 		CredentialTTL:          365 * 24 * time.Hour,
 		MaxAttachmentBytes:     25 << 20,
 		AttachmentRetention:    30 * 24 * time.Hour,
+		BodyTimeout:            2 * time.Minute,
 		UserMessageLimit:       defaultUserMessageLimit,
 		RoomLimit:              defaultRoomLimit,
 		PartnerLimit:           defaultPartnerLimit,
@@ -149,6 +156,9 @@ func (c *Config) fill() {
 	}
 	if c.AttachmentRetention <= 0 {
 		c.AttachmentRetention = d.AttachmentRetention
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = d.BodyTimeout
 	}
 	if c.FederationURL == "" {
 		c.FederationURL = "https://" + c.Domain

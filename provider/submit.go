@@ -246,7 +246,7 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 				if err != nil {
 					return acceptance{}, err
 				}
-				sub.Welcome = &store.Welcome{Payload: o.welcome, Recipients: local}
+				sub.Welcome = &store.Welcome{Payload: o.welcome, Recipients: local, KeyPackages: welcome.refs}
 			}
 		} else {
 			sub.Kind = store.KindProposal
@@ -607,6 +607,7 @@ func (s *Server) recipientsOf(ctx context.Context, devices []int64, members map[
 type welcomeRoute struct {
 	local  []int64
 	remote map[string][]identity.URI
+	refs   [][]byte // the local devices' KeyPackages, marked used with the Welcome
 }
 
 // routeWelcome addresses a commit's Welcome to the devices whose
@@ -651,7 +652,15 @@ func (s *Server) routeWelcome(ctx context.Context, raw []byte, suite *mls.Suite,
 		} else if err != nil {
 			return nil, err
 		}
+		// A KeyPackage is used once: one welcomed before would add a
+		// member who cannot read, without a fresh claim.
+		if used, err := s.store.KeyPackageWelcomed(ctx, sec.NewMember); err != nil {
+			return nil, err
+		} else if used {
+			return nil, errKeyPackageUsed(m.uri)
+		}
 		route.local = append(route.local, d)
+		route.refs = append(route.refs, sec.NewMember)
 	}
 	return route, nil
 }

@@ -256,6 +256,9 @@ type Submission struct {
 type Welcome struct {
 	Payload    []byte
 	Recipients []int64
+	// KeyPackages are the refs of this provider's KeyPackages the Welcome
+	// uses: marked welcomed with it, except a last-resort one.
+	KeyPackages [][]byte
 }
 
 // SubmitResult tells where a submission landed. Duplicate is set when the
@@ -435,6 +438,10 @@ type Store interface {
 	// KeyPackageDevice finds the device a handed-out (or still
 	// stored) KeyPackage belongs to, to route a Welcome.
 	KeyPackageDevice(ctx context.Context, ref []byte) (int64, error)
+	// KeyPackageWelcomed reports whether a stored Welcome already named
+	// the KeyPackage (Welcome.KeyPackages): a KeyPackage other than a
+	// last-resort one is used once (RFC 9420, section 16.8).
+	KeyPackageWelcomed(ctx context.Context, ref []byte) (bool, error)
 	// CountKeyPackages counts the fresh ones; last resort does not count.
 	CountKeyPackages(ctx context.Context, deviceID int64, suite uint16) (int, error)
 

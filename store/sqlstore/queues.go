@@ -158,6 +158,20 @@ func (s *Store) KeyPackageDevice(ctx context.Context, ref []byte) (int64, error)
 	return id, nil
 }
 
+// KeyPackageWelcomed reports whether a stored Welcome used the package
+// (claimed = 2, set with the Welcome in Submit).
+func (s *Store) KeyPackageWelcomed(ctx context.Context, ref []byte) (bool, error) {
+	t, err := s.read(ctx)
+	if err != nil {
+		return false, err
+	}
+	var claimed int64
+	if err := t.queryRow(`SELECT claimed FROM key_packages WHERE ref = ?`, nonNil(ref)).Scan(&claimed); err != nil {
+		return false, err
+	}
+	return claimed == 2, nil
+}
+
 // CountKeyPackages counts the device's fresh, unclaimed packages of the
 // suite; the last-resort one does not count.
 func (s *Store) CountKeyPackages(ctx context.Context, deviceID int64, suite uint16) (int, error) {

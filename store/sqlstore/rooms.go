@@ -269,6 +269,12 @@ func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.Submi
 			if err := s.appendMessage(t, m, dedupe(w.Recipients)); err != nil {
 				return err
 			}
+			for _, ref := range w.KeyPackages {
+				// claimed = 2: handed out and used by a Welcome.
+				if _, err := t.exec(`UPDATE key_packages SET claimed = 2 WHERE ref = ? AND last_resort = 0`, nonNil(ref)); err != nil {
+					return err
+				}
+			}
 		}
 		return s.insertOutbound(t, sub.Outbound)
 	}

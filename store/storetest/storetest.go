@@ -1345,9 +1345,23 @@ func submitWelcome(t *testing.T, e *env) {
 	alice, bob := e.user("alice"), e.user("bob")
 	a, b := e.device(alice.ID, "a"), e.device(bob.ID, "b")
 	e.room("!w", alice.ID)
+	fresh, last := kps(b.ID, 1, 2), lastResort(b.ID, 1)
+	e.ok(e.s.AddKeyPackages(e.ctx, append(fresh, last)))
 	c := commit("!w", "c1", a.ID, 0, 1)
-	c.Welcome = &store.Welcome{Payload: []byte("welcome for bob"), Recipients: []int64{b.ID}}
+	c.Welcome = &store.Welcome{Payload: []byte("welcome for bob"), Recipients: []int64{b.ID}, KeyPackages: [][]byte{fresh[0].Ref, last.Ref}}
 	res := e.submit(c)
+	// The fresh KeyPackage is used with the Welcome; the last-resort one
+	// may be used again.
+	for _, k := range []struct {
+		ref  []byte
+		want bool
+	}{{fresh[0].Ref, true}, {last.Ref, false}, {fresh[1].Ref, false}} {
+		if used, err := e.s.KeyPackageWelcomed(e.ctx, k.ref); err != nil || used != k.want {
+			t.Errorf("KeyPackageWelcomed(%x) = %v, %v; want %v", k.ref, used, err, k.want)
+		}
+	}
+	_, err := e.s.KeyPackageWelcomed(e.ctx, random(32))
+	is(t, err, store.ErrNotFound, "KeyPackageWelcomed of an unknown ref")
 	log := e.log("!w")
 	if len(log) != 2 || log[1].Seq != res.Seq+1 || log[1].Kind != store.KindWelcome || string(log[1].Payload) != "welcome for bob" || log[1].ClientID != "c1/welcome" {
 		t.Fatalf("log after a commit with a welcome = %+v", log)
@@ -1360,9 +1374,12 @@ func submitWelcome(t *testing.T, e *env) {
 	}
 	// A second commit for the same version loses, and its welcome with it.
 	lost := commit("!w", "c2", a.ID, 0, 1)
-	lost.Welcome = &store.Welcome{Payload: []byte("welcome that never was"), Recipients: []int64{b.ID}}
+	lost.Welcome = &store.Welcome{Payload: []byte("welcome that never was"), Recipients: []int64{b.ID}, KeyPackages: [][]byte{fresh[1].Ref}}
 	if _, err := e.s.Submit(e.ctx, lost); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale commit with welcome: %v, want ErrConflict", err)
+	}
+	if used, err := e.s.KeyPackageWelcomed(e.ctx, fresh[1].Ref); err != nil || used {
+		t.Errorf("the refused commit's KeyPackage is marked used: %v, %v", used, err)
 	}
 	if len(e.log("!w")) != 2 || len(e.deliveries(b.ID)) != 1 {
 		t.Errorf("a refused commit left its welcome behind")
