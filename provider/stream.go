@@ -76,6 +76,7 @@ type conn struct {
 	flushing bool    // a flush goroutine is running
 	again    bool    // woken while flushing: read the queue once more
 	ended    bool
+	opened   time.Time
 	who      *caller   // the sender, read for sends only (sender)
 	checked  time.Time // when who was read
 }
@@ -98,10 +99,32 @@ func (st *streams) add(device int64, c *conn) bool {
 	if st.open[device] == nil {
 		st.open[device] = map[*conn]struct{}{}
 	}
+	// A device has little use for more than one stream (a few while an
+	// old one is not yet known dead); past the bound its oldest ends, so
+	// that one signed-in device cannot hold the provider's memory with
+	// streams.
+	var live []*conn
+	for o := range st.open[device] {
+		if !o.isEnded() {
+			live = append(live, o)
+		}
+	}
+	if len(live) >= maxStreamsPerDevice {
+		oldest := live[0]
+		for _, o := range live[1:] {
+			if o.opened.Before(oldest.opened) {
+				oldest = o
+			}
+		}
+		oldest.end(websocket.StatusPolicyViolation, "too many streams for this device: the oldest is closed")
+	}
 	st.open[device][c] = struct{}{}
 	st.running.Add(1)
 	return true
 }
+
+// maxStreamsPerDevice bounds a device's open streams on one replica.
+const maxStreamsPerDevice = 8
 
 // remove is called as the stream ends, its sends answered.
 func (st *streams) remove(device int64, c *conn) {
@@ -253,7 +276,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	// The stream outlives this handler: its context is not the request's.
 	ctx, cancel := context.WithCancel(context.Background())
 	cn := &conn{s: s, ws: ws, device: c.device.ID, user: c.user.ID, ctx: ctx, cancel: cancel, after: after,
-		sends: newStreamSends(streamSendsInFlight)}
+		sends: newStreamSends(streamSendsInFlight), opened: time.Now()}
 	if !s.streams.add(cn.device, cn) {
 		cancel()
 		ws.Close(websocket.StatusGoingAway, "provider shutting down")
@@ -378,6 +401,13 @@ func (c *conn) sender(ctx context.Context) (*caller, error) {
 	c.who, c.checked = who, now
 	c.mu.Unlock()
 	return who, nil
+}
+
+// isEnded reports whether the stream is closing or closed.
+func (c *conn) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
 }
 
 // end closes the stream once, with a close frame saying why.

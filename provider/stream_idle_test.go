@@ -17,7 +17,10 @@ import (
 // one for writing, and none once it is closed.
 func TestIdleStreamsHoldOneGoroutineEach(t *testing.T) {
 	p := newProvider(t, provider.Config{})
-	alice := p.newRawDevice("alice", "phone")
+	var devices []*rawDevice
+	for _, name := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		devices = append(devices, p.newRawDevice(name, "phone"))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -29,9 +32,9 @@ func TestIdleStreamsHoldOneGoroutineEach(t *testing.T) {
 	before := settle()
 	const streams = 40
 	var conns []*websocket.Conn
-	for range streams {
+	for i := range streams {
 		ws, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/v1/stream?after=0", &websocket.DialOptions{
-			HTTPHeader: http.Header{"Authorization": {"Bearer " + alice.token}},
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + devices[i%len(devices)].token}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -56,4 +59,34 @@ func TestIdleStreamsHoldOneGoroutineEach(t *testing.T) {
 		return n == 0
 	})
 	eventually(t, "the streams' goroutines gone", func() bool { return settle() <= before+streams/4 })
+}
+
+// One device opening stream after stream (a bug, or an attack with a
+// stolen token) keeps at most a few: each new one past the bound closes
+// its oldest.
+func TestADeviceHoldsABoundedNumberOfStreams(t *testing.T) {
+	p := newProvider(t, provider.Config{})
+	alice := p.newRawDevice("alice", "phone")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var conns []*websocket.Conn
+	for range 20 {
+		ws, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/v1/stream?after=0", &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + alice.token}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		conns = append(conns, ws)
+	}
+	eventually(t, "alice's device down to 8 streams", func() bool {
+		n, _ := p.metric("switchboard_streams_open")
+		return n == 8
+	})
+	// The first was closed, saying why.
+	_, _, err := conns[0].Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("the oldest stream: %v", err)
+	}
 }
