@@ -1,0 +1,201 @@
+package chaos_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/proctest"
+)
+
+// The crashes: each comes at a random moment within killWindow of the
+// last restart (or of the start of the load), and the provider stays down
+// for a random time up to maxDown, short enough that the SDK's retries of
+// a send (about 1.5 s) often outlast it.
+const (
+	defaultKills = 3
+	minUp        = 500 * time.Millisecond
+	killWindow   = 2 * time.Second
+	maxDown      = 700 * time.Millisecond
+	// sendPause is each sender's pause after an answer: a steady load
+	// that leaves the two cores to the providers.
+	sendPause = 20 * time.Millisecond
+	// drainBound is how long the devices get, after the load, to receive
+	// every acknowledged message.
+	drainBound = 30 * time.Second
+)
+
+// TestProvidersKilledUnderLoad: Alice and Carol are on green.test, Bob and
+// Dave on blue.test. Green hosts two 1:1 rooms across the providers
+// (Alice and Bob, Carol and Dave) and a group of all four. Everyone sends
+// without pause, in turn to each of their rooms, while green and blue are
+// killed in turn with SIGKILL and started again. Devices reconnect by
+// themselves; a send cut off by a crash is retried by the SDK with its
+// client_id, or fails (its outcome unknown to the sender). Afterwards
+// every acknowledged message has reached every other member's device once,
+// at the seq its sender was told, and each device read each room in seq
+// order, so every device sees each room in the same order.
+func TestProvidersKilledUnderLoad(t *testing.T) {
+	kills := defaultKills
+	if v := os.Getenv("SWITCHBOARD_CHAOS_KILLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("SWITCHBOARD_CHAOS_KILLS=%q: want a count of kills", v)
+		}
+		kills = n
+	}
+	began := time.Now()
+	bin := proctest.BuildBinary(t)
+	t.Logf("built switchboard in %v", time.Since(began).Round(time.Millisecond))
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	writeJSON := func(name string, v any) string {
+		t.Helper()
+		data, _ := json.MarshalIndent(v, "", "  ")
+		if err := os.WriteFile(path(name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path(name)
+	}
+
+	// The users first: the first admin command makes each provider's
+	// data directory and CA, which the other's trust file names.
+	codes := map[string]string{}
+	for _, h := range []string{"alice", "carol"} {
+		codes[h+"@green.test"] = proctest.AddUser(t, bin, h, "--data", path("green"), "--domain", "green.test")
+	}
+	for _, h := range []string{"bob", "dave"} {
+		codes[h+"@blue.test"] = proctest.AddUser(t, bin, h, "--data", path("blue"), "--domain", "blue.test")
+	}
+	// Fixed ports, so that a restarted provider is where its devices and
+	// its partner look for it.
+	ports := map[string]string{}
+	for _, name := range []string{"green", "green-fed", "blue", "blue-fed"} {
+		ports[name] = freeAddr(t)
+	}
+	config := func(domain, self, partnerDomain, partner string) string {
+		ca, err := os.ReadFile(filepath.Join(path(partner), "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust := writeJSON(self+"-trust.json", map[string]any{"partners": []map[string]string{
+			{"domain": partnerDomain, "endpoint": "https://" + ports[partner+"-fed"], "ca_pem": string(ca)}}})
+		off := map[string]bool{"off": true}
+		return writeJSON(self+".json", map[string]any{
+			"domain": domain, "data_dir": path(self),
+			"listen": ports[self], "federation_listen": ports[self+"-fed"], "trust_file": trust,
+			// The test is about crashes, not about the rate limits.
+			"rate_limits": map[string]any{"user": off, "room": off, "partner": off},
+		})
+	}
+	configs := map[string]string{
+		"green": config("green.test", "green", "blue.test", "blue"),
+		"blue":  config("blue.test", "blue", "green.test", "green"),
+	}
+	procs := map[string]*proctest.Proc{}
+	for _, name := range []string{"green", "blue"} {
+		procs[name] = proctest.Serve(t, bin, dir, name, "--config", configs[name])
+	}
+	t.Logf("green and blue serving after %v", time.Since(began).Round(time.Millisecond))
+
+	ctx := context.Background()
+	alice := register(t, "alice@green.test", procs["green"].Client, codes)
+	carol := register(t, "carol@green.test", procs["green"].Client, codes)
+	bob := register(t, "bob@blue.test", procs["blue"].Client, codes)
+	dave := register(t, "dave@blue.test", procs["blue"].Client, codes)
+	everyone := []*device{alice, carol, bob, dave}
+
+	members := map[client.RoomID][]*device{}
+	room := func(host *device, invitees ...*device) client.RoomID {
+		t.Helper()
+		id, err := host.client.CreateRoom(ctx)
+		if err != nil {
+			t.Fatalf("%s creates a room: %v", host.name, err)
+		}
+		for _, d := range invitees {
+			if err := host.client.Invite(ctx, id, d.address(host)); err != nil {
+				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
+			}
+		}
+		epoch, err := host.client.Epoch(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range invitees {
+			d.joined(t, id, epoch)
+		}
+		members[id] = append([]*device{host}, invitees...)
+		return id
+	}
+	aliceBob := room(alice, bob)
+	carolDave := room(carol, dave)
+	group := room(alice, carol, bob, dave)
+	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
+
+	// The load, until the crashes are over.
+	sends := &sendLog{}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); senders.Wait() })
+	for d, rooms := range map[*device][]client.RoomID{
+		alice: {aliceBob, group}, bob: {aliceBob, group},
+		carol: {carolDave, group}, dave: {carolDave, group},
+	} {
+		senders.Go(func() { d.sendLoop(loadCtx, rooms, sends) })
+	}
+	loadBegan := time.Now()
+
+	// The crashes: green, blue, green... each at a random moment.
+	var downFor time.Duration
+	for k := range kills {
+		name := []string{"green", "blue"}[k%2]
+		time.Sleep(minUp + rand.N(killWindow))
+		at, before := time.Since(loadBegan), sends.acked()
+		procs[name].Kill()
+		killed := time.Now()
+		time.Sleep(rand.N(maxDown))
+		procs[name] = proctest.Serve(t, bin, dir, name, "--config", configs[name])
+		down := time.Since(killed)
+		downFor += down
+		t.Logf("crash %d: %s killed %v into the load at %d acknowledged messages; serving again %v later",
+			k+1, name, at.Round(time.Millisecond), before, down.Round(time.Millisecond))
+	}
+	// A last stretch of load with both up.
+	time.Sleep(time.Second)
+	stopLoad()
+	senders.Wait()
+	loadTook := time.Since(loadBegan)
+
+	checked := verify(t, everyone, members, sends)
+	for _, s := range sends.all() {
+		if s.err != nil {
+			t.Logf("%s's %q in room %s failed: %v", s.from.name, s.text, s.room, s.err)
+		}
+	}
+	disconnects := 0
+	for _, d := range everyone {
+		disconnects += d.log.count("stream disconnected")
+	}
+	all := sends.all()
+	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown) in %v; %d deliveries checked; %d stream reconnections; %v in all",
+		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), loadTook.Round(time.Millisecond), checked, disconnects, time.Since(began).Round(time.Millisecond))
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
