@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,12 +69,15 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 
 	// The users first: the first admin command makes each provider's
 	// data directory and CA, which the other's trust file names.
+	// Alice and Bob have a second device each.
 	codes := map[string]string{}
-	for _, h := range []string{"alice", "carol"} {
-		codes[h+"@green.test"] = proctest.AddUser(t, bin, h, "--data", path("green"), "--domain", "green.test")
-	}
-	for _, h := range []string{"bob", "dave"} {
-		codes[h+"@blue.test"] = proctest.AddUser(t, bin, h, "--data", path("blue"), "--domain", "blue.test")
+	for _, u := range []string{"alice@green.test", "carol@green.test", "bob@blue.test", "dave@blue.test"} {
+		handle, domain, _ := strings.Cut(u, "@")
+		store := []string{"--data", path(strings.TrimSuffix(domain, ".test")), "--domain", domain}
+		codes[u+"/phone"] = proctest.AddUser(t, bin, handle, store...)
+		if handle == "alice" || handle == "bob" {
+			codes[u+"/laptop"] = proctest.EnrollDevice(t, bin, handle, store...)
+		}
 	}
 	// Fixed ports, so that a restarted provider is where its devices and
 	// its partner look for it.
@@ -107,11 +111,16 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	t.Logf("green and blue serving after %v", time.Since(began).Round(time.Millisecond))
 
 	ctx := context.Background()
-	alice := register(t, "alice@green.test", procs["green"].Client, codes)
-	carol := register(t, "carol@green.test", procs["green"].Client, codes)
-	bob := register(t, "bob@blue.test", procs["blue"].Client, codes)
-	dave := register(t, "dave@blue.test", procs["blue"].Client, codes)
-	everyone := []*device{alice, carol, bob, dave}
+	dev := func(user, name string) *device {
+		_, domain, _ := strings.Cut(user, "@")
+		return register(t, user, name, procs[strings.TrimSuffix(domain, ".test")].Client, codes[user+"/"+name])
+	}
+	alice, aliceLaptop := dev("alice@green.test", "phone"), dev("alice@green.test", "laptop")
+	carol := dev("carol@green.test", "phone")
+	bob, bobLaptop := dev("bob@blue.test", "phone"), dev("bob@blue.test", "laptop")
+	dave := dev("dave@blue.test", "phone")
+	everyone := []*device{alice, aliceLaptop, carol, bob, bobLaptop, dave}
+	laptop := map[*device]*device{alice: aliceLaptop, bob: bobLaptop}
 
 	members := map[client.RoomID][]*device{}
 	room := func(host *device, invitees ...*device) client.RoomID {
@@ -120,7 +129,12 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s creates a room: %v", host.name, err)
 		}
-		for _, d := range invitees {
+		// A new room holds only the device that made it: the host's
+		// user is invited too, for their other device.
+		for _, d := range append([]*device{host}, invitees...) {
+			if d == host && laptop[host] == nil {
+				continue
+			}
 			if err := host.client.Invite(ctx, id, d.address(host)); err != nil {
 				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
 			}
@@ -129,10 +143,16 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, d := range invitees {
+		// Each user's devices: the host's other one too.
+		for _, d := range append([]*device{host}, invitees...) {
+			members[id] = append(members[id], d)
+			if l := laptop[d]; l != nil {
+				members[id] = append(members[id], l)
+			}
+		}
+		for _, d := range members[id] {
 			d.joined(t, id, epoch)
 		}
-		members[id] = append([]*device{host}, invitees...)
 		return id
 	}
 	aliceBob := room(alice, bob)
@@ -148,6 +168,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	for d, rooms := range map[*device][]client.RoomID{
 		alice: {aliceBob, group}, bob: {aliceBob, group},
 		carol: {carolDave, group}, dave: {carolDave, group},
+		aliceLaptop: {aliceBob, group}, bobLaptop: {group},
 	} {
 		senders.Go(func() { d.sendLoop(loadCtx, rooms, sends) })
 	}

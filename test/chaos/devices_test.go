@@ -21,7 +21,8 @@ import (
 // device is a person's app on one device, its stream open (client.Run),
 // recording every message it receives.
 type device struct {
-	name   string // handle@domain
+	user   string // handle@domain
+	name   string // user/device, as the test's messages name it
 	client *client.Client
 	log    *countingLog
 
@@ -30,16 +31,17 @@ type device struct {
 	bad []string // DeliveryFailed events
 }
 
-func register(t *testing.T, name, url string, codes map[string]string) *device {
+func register(t *testing.T, user, deviceName, url, code string) *device {
 	t.Helper()
-	d := &device{name: name, log: &countingLog{}}
+	name := user + "/" + deviceName
+	d := &device{user: user, name: name, log: &countingLog{}}
 	var w io.Writer = d.log
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
 		w = io.MultiWriter(d.log, proctest.PrefixWriter{Name: name, W: os.Stderr})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Register(ctx, url, codes[name], "phone", t.TempDir(), client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))})
+	c, err := client.Register(ctx, url, code, deviceName, t.TempDir(), client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))})
 	if err != nil {
 		t.Fatalf("registering %s: %v", name, err)
 	}
@@ -70,11 +72,11 @@ func register(t *testing.T, name, url string, codes map[string]string) *device {
 
 // address is how host invites d: by handle on its own provider.
 func (d *device) address(host *device) string {
-	handle, domain, _ := strings.Cut(d.name, "@")
-	if _, hostDomain, _ := strings.Cut(host.name, "@"); hostDomain == domain {
+	handle, domain, _ := strings.Cut(d.user, "@")
+	if _, hostDomain, _ := strings.Cut(host.user, "@"); hostDomain == domain {
 		return handle
 	}
-	return d.name
+	return d.user
 }
 
 // joined waits until d has joined room and caught up with its commits to

@@ -52,12 +52,28 @@ func Admin(t *testing.T, bin string, args ...string) string {
 func AddUser(t *testing.T, bin, handle string, storeArgs ...string) string {
 	t.Helper()
 	out := Admin(t, bin, append([]string{"user", "add", handle}, storeArgs...)...)
-	m := regexp.MustCompile(`single use\):\s+(\S+)`).FindStringSubmatch(out)
+	m := enrollmentCode.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no enrollment code in the output of admin user add %s:\n%s", handle, out)
 	}
 	return m[1]
 }
+
+// EnrollDevice makes an enrollment code for another device of a user
+// with `switchboard admin user enroll` and returns it.
+func EnrollDevice(t *testing.T, bin, handle string, storeArgs ...string) string {
+	t.Helper()
+	out := Admin(t, bin, append([]string{"user", "enroll", handle}, storeArgs...)...)
+	m := enrollmentCode.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no enrollment code in the output of admin user enroll %s:\n%s", handle, out)
+	}
+	return m[1]
+}
+
+// enrollmentCode finds the code in what `admin user add` and `admin user
+// enroll` print.
+var enrollmentCode = regexp.MustCompile(`single use\):\s+(\S+)`)
 
 // Proc is one `switchboard serve` process, with the addresses it printed.
 type Proc struct {
