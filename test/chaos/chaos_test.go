@@ -19,13 +19,14 @@ import (
 
 // The crashes: each comes at a random moment within killWindow of the
 // last restart (or of the start of the load), and the provider stays down
-// for a random time up to maxDown, short enough that the SDK's retries of
-// a send (about 1.5 s) often outlast it.
+// for a random time up to maxDown: often shorter than the SDK's retries
+// of a send (about 1.5 s), which then succeed, sometimes longer, so that
+// sends fail with their outcome unknown to the sender (stored or not).
 const (
 	defaultKills = 3
 	minUp        = 500 * time.Millisecond
 	killWindow   = 2 * time.Second
-	maxDown      = 700 * time.Millisecond
+	maxDown      = 2500 * time.Millisecond
 	// sendPause is each sender's pause after an answer: a steady load
 	// that leaves the two cores to the providers.
 	sendPause = 20 * time.Millisecond
@@ -195,10 +196,12 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	senders.Wait()
 	loadTook := time.Since(loadBegan)
 
-	checked := verify(t, everyone, members, sends)
+	checked, storedUnacked := verify(t, everyone, members, sends)
+	shown := 0
 	for _, s := range sends.all() {
-		if s.err != nil {
-			t.Logf("%s's %q in room %s failed: %v", s.from.name, s.text, s.room, s.err)
+		if s.err != nil && shown < 5 {
+			t.Logf("for example, %s's %q in room %s failed: %v", s.from.name, s.text, s.room, s.err)
+			shown++
 		}
 	}
 	disconnects := 0
@@ -206,8 +209,8 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		disconnects += d.log.count("stream disconnected")
 	}
 	all := sends.all()
-	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown) in %v; %d deliveries checked; %d stream reconnections; %v in all",
-		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), loadTook.Round(time.Millisecond), checked, disconnects, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown, of which %d were stored all the same) in %v; %d deliveries checked; %d stream reconnections; %v in all",
+		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, disconnects, time.Since(began).Round(time.Millisecond))
 }
 
 // freeAddr returns a loopback address with a port free right now.

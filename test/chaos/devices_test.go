@@ -182,8 +182,9 @@ type key struct {
 // send whose answer a crash cut off may still have been stored), then
 // checks that each came once, at the seq its sender was told, and that
 // every device read each room in seq order at the same seqs as the
-// others. It returns the number of deliveries checked.
-func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device, log *sendLog) int {
+// others. It returns the number of deliveries checked and how many of
+// the sends that failed were stored all the same.
+func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device, log *sendLog) (checked, storedUnacked int) {
 	t.Helper()
 	sends := log.all()
 	sender := map[key]*sent{}
@@ -252,7 +253,6 @@ func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device
 	}
 	t.Logf("drained %v after the load ended", time.Since(began).Round(time.Millisecond))
 
-	checked := 0
 	seqOf := map[key]int64{}                       // where the first device to have it read a message
 	textAt := map[client.RoomID]map[int64]string{} // what a room holds at each seq
 	for _, d := range devices {
@@ -299,7 +299,12 @@ func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device
 			checked++
 		}
 	}
-	return checked
+	for k, s := range sender {
+		if _, ok := seqOf[k]; ok && s.err != nil {
+			storedUnacked++
+		}
+	}
+	return checked, storedUnacked
 }
 
 // countingLog is a device's log, kept to count what it says.
