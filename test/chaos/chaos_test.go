@@ -36,11 +36,11 @@ const (
 )
 
 // TestProvidersKilledUnderLoad: Alice and Carol are on green.test, Bob and
-// Dave on blue.test. Green hosts two 1:1 rooms across the providers
-// (Alice and Bob, Carol and Dave) and a group of all four. Everyone sends
-// without pause, in turn to each of their rooms, while green and blue are
-// killed in turn with SIGKILL and started again. Devices reconnect by
-// themselves; a send cut off by a crash is retried by the SDK with its
+// Dave on blue.test; Alice and Bob have a laptop too. Green hosts two 1:1
+// rooms across the providers (Alice and Bob, Carol and Dave) and a group
+// of all four; blue hosts another group of all four. Everyone sends, in
+// turn to each of their rooms, while green and blue are killed in turn
+// with SIGKILL and started again. Devices reconnect by themselves; a send cut off by a crash is retried by the SDK with its
 // client_id, or fails (its outcome unknown to the sender). Afterwards
 // every acknowledged message has reached every other member's device once,
 // at the seq its sender was told, and each device read each room in seq
@@ -159,6 +159,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	aliceBob := room(alice, bob)
 	carolDave := room(carol, dave)
 	group := room(alice, carol, bob, dave)
+	blueGroup := room(bob, dave, alice, carol)
 	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
 
 	// The load, until the crashes are over.
@@ -167,9 +168,9 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	var senders sync.WaitGroup
 	t.Cleanup(func() { stopLoad(); senders.Wait() })
 	for d, rooms := range map[*device][]client.RoomID{
-		alice: {aliceBob, group}, bob: {aliceBob, group},
-		carol: {carolDave, group}, dave: {carolDave, group},
-		aliceLaptop: {aliceBob, group}, bobLaptop: {group},
+		alice: {aliceBob, group, blueGroup}, bob: {aliceBob, group, blueGroup},
+		carol: {carolDave, group, blueGroup}, dave: {carolDave, group, blueGroup},
+		aliceLaptop: {aliceBob, group}, bobLaptop: {group, blueGroup},
 	} {
 		senders.Go(func() { d.sendLoop(loadCtx, rooms, sends) })
 	}
