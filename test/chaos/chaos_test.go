@@ -39,8 +39,8 @@ const (
 // Dave on blue.test; Alice and Bob have a laptop too. Green hosts two 1:1
 // rooms across the providers (Alice and Bob, Carol and Dave) and a group
 // of all four; blue hosts another group of all four. Everyone sends, in
-// turn to each of their rooms, while green and blue are killed in turn
-// with SIGKILL and started again. Devices reconnect by themselves; a send cut off by a crash is retried by the SDK with its
+// turn to each of their rooms, while green, blue, or both at once are
+// killed with SIGKILL and started again. Devices reconnect by themselves; a send cut off by a crash is retried by the SDK with its
 // client_id, or fails (its outcome unknown to the sender). Afterwards
 // every acknowledged message has reached every other member's device once,
 // at the seq its sender was told, and each device read each room in seq
@@ -176,20 +176,25 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	}
 	loadBegan := time.Now()
 
-	// The crashes: green, blue, green... each at a random moment.
+	// The crashes: green, then blue, then both at once (a power cut), and
+	// again; each at a random moment.
 	var downFor time.Duration
 	for k := range kills {
-		name := []string{"green", "blue"}[k%2]
+		names := [][]string{{"green"}, {"blue"}, {"green", "blue"}}[k%3]
 		time.Sleep(minUp + rand.N(killWindow))
 		at, before := time.Since(loadBegan), sends.acked()
-		procs[name].Kill()
+		for _, name := range names {
+			procs[name].Kill()
+		}
 		killed := time.Now()
 		time.Sleep(rand.N(maxDown))
-		procs[name] = proctest.Serve(t, bin, dir, name, "--config", configs[name])
+		for _, name := range names {
+			procs[name] = proctest.Serve(t, bin, dir, name, "--config", configs[name])
+		}
 		down := time.Since(killed)
 		downFor += down
 		t.Logf("crash %d: %s killed %v into the load at %d acknowledged messages; serving again %v later",
-			k+1, name, at.Round(time.Millisecond), before, down.Round(time.Millisecond))
+			k+1, strings.Join(names, " and "), at.Round(time.Millisecond), before, down.Round(time.Millisecond))
 	}
 	// A last stretch of load with both up.
 	time.Sleep(time.Second)

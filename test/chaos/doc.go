@@ -1,7 +1,7 @@
 // Package chaos tests that crashes lose and duplicate nothing: two
 // providers, green.test and blue.test, run as `switchboard serve`
 // processes and are partners over federation; people on both chat under
-// steady load in rooms green hosts while green and blue are, in turn,
+// steady load in rooms each hosts while green, blue, or both at once are
 // killed with SIGKILL at random moments and started again on the same
 // data directory and ports. Afterwards every message acknowledged to its
 // sender must be on every other member's device exactly once, at the
