@@ -40,7 +40,9 @@ const (
 // rooms across the providers (Alice and Bob, Carol and Dave) and a group
 // of all four; blue hosts another group of all four. Everyone sends, in
 // turn to each of their rooms, while green, blue, or both at once are
-// killed with SIGKILL and started again. Devices reconnect by themselves; a send cut off by a crash is retried by the SDK with its
+// killed with SIGKILL and started again, and at each crash someone's app
+// is closed from before it until after the restart. Devices reconnect by
+// themselves; a send cut off by a crash is retried by the SDK with its
 // client_id, or fails (its outcome unknown to the sender). Afterwards
 // every acknowledged message has reached every other member's device once,
 // at the seq its sender was told, and each device read each room in seq
@@ -172,7 +174,11 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		carol: {carolDave, group, blueGroup}, dave: {carolDave, group, blueGroup},
 		aliceLaptop: {aliceBob, group}, bobLaptop: {group, blueGroup},
 	} {
-		senders.Go(func() { d.sendLoop(loadCtx, rooms, sends) })
+		senders.Go(func() {
+			if err := d.sendLoop(loadCtx, rooms, sends); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	loadBegan := time.Now()
 
@@ -181,6 +187,10 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	var downFor time.Duration
 	for k := range kills {
 		names := [][]string{{"green"}, {"blue"}, {"green", "blue"}}[k%3]
+		// A device, chosen at random, has its app closed from before
+		// the crash until after the restart.
+		away := everyone[rand.N(len(everyone))]
+		away.away.Store(true)
 		time.Sleep(minUp + rand.N(killWindow))
 		at, before := time.Since(loadBegan), sends.acked()
 		for _, name := range names {
@@ -193,8 +203,10 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		}
 		down := time.Since(killed)
 		downFor += down
-		t.Logf("crash %d: %s killed %v into the load at %d acknowledged messages; serving again %v later",
-			k+1, strings.Join(names, " and "), at.Round(time.Millisecond), before, down.Round(time.Millisecond))
+		time.Sleep(rand.N(minUp))
+		away.away.Store(false)
+		t.Logf("crash %d: %s killed %v into the load at %d acknowledged messages; serving again %v later; %s's app closed meanwhile",
+			k+1, strings.Join(names, " and "), at.Round(time.Millisecond), before, down.Round(time.Millisecond), away.name)
 	}
 	// A last stretch of load with both up.
 	time.Sleep(time.Second)
@@ -210,13 +222,14 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 			shown++
 		}
 	}
-	disconnects := 0
+	disconnects, closed := 0, 0
 	for _, d := range everyone {
 		disconnects += d.log.count("stream disconnected")
+		closed += int(d.awayTimes.Load())
 	}
 	all := sends.all()
-	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown, of which %d were stored all the same) in %v; %d deliveries checked; %d stream reconnections; %v in all",
-		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, disconnects, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown, %d of them stored all the same) in %v; %d deliveries checked; %d stream reconnections; %d apps closed across a crash; %v in all",
+		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, disconnects, closed, time.Since(began).Round(time.Millisecond))
 }
 
 // freeAddr returns a loopback address with a port free right now.

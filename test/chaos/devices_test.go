@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,25 +24,28 @@ import (
 type device struct {
 	user   string // handle@domain
 	name   string // user/device, as the test's messages name it
+	url    string // its provider's client API
+	dir    string // the SDK's data directory
 	client *client.Client
 	log    *countingLog
+	// away asks the device's sender to close the app, and keep it closed
+	// until away is false again; awayTimes counts the times it did.
+	away      atomic.Bool
+	awayTimes atomic.Int32
 
-	mu  sync.Mutex
-	got []*client.Message
-	bad []string // DeliveryFailed events
+	mu   sync.Mutex
+	stop func() // ends Run, closes the client, waits for its last events
+	got  []*client.Message
+	bad  []string // DeliveryFailed events
 }
 
 func register(t *testing.T, user, deviceName, url, code string) *device {
 	t.Helper()
 	name := user + "/" + deviceName
-	d := &device{user: user, name: name, log: &countingLog{}}
-	var w io.Writer = d.log
-	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
-		w = io.MultiWriter(d.log, proctest.PrefixWriter{Name: name, W: os.Stderr})
-	}
+	d := &device{user: user, name: name, url: url, dir: t.TempDir(), log: &countingLog{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Register(ctx, url, code, deviceName, t.TempDir(), client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))})
+	c, err := client.Register(ctx, url, code, deviceName, d.dir, d.options())
 	if err != nil {
 		t.Fatalf("registering %s: %v", name, err)
 	}
@@ -49,11 +53,28 @@ func register(t *testing.T, user, deviceName, url, code string) *device {
 	if err := c.SetReachability(ctx, client.ReachAll, nil); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	d.run(c)
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+func (d *device) options() client.Options {
+	var w io.Writer = d.log
+	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
+		w = io.MultiWriter(d.log, proctest.PrefixWriter{Name: d.name, W: os.Stderr})
+	}
+	return client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))}
+}
+
+// run opens c's stream and collects what it brings.
+func (d *device) run(c *client.Client) {
 	d.client = c
-	runCtx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	ran, collected := make(chan struct{}), make(chan struct{})
-	go func() { defer close(ran); c.Run(runCtx) }()
+	go func() { defer close(ran); c.Run(ctx) }()
 	go func() {
+		// Until Close closes the channel: what the device saved as
+		// processed is delivered even after Run has stopped.
 		defer close(collected)
 		for e := range c.Events() {
 			d.mu.Lock()
@@ -66,8 +87,38 @@ func register(t *testing.T, user, deviceName, url, code string) *device {
 			d.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { stop(); <-ran; c.Close(); <-collected })
-	return d
+	d.mu.Lock()
+	d.stop = func() { cancel(); <-ran; c.Close(); <-collected }
+	d.mu.Unlock()
+}
+
+// goAway closes the app while away is set (and ctx lasts), then opens it
+// again from its data directory.
+func (d *device) goAway(ctx context.Context) error {
+	d.mu.Lock()
+	stop := d.stop
+	d.mu.Unlock()
+	stop()
+	d.awayTimes.Add(1)
+	for d.away.Load() && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Opened again even if the load has ended: it must catch up. The
+	// provider may be down at this moment: try until it answers.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		octx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := client.Open(octx, d.url, d.dir, d.options())
+		cancel()
+		if err == nil {
+			d.run(c)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: opening the app again: %w", d.name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // address is how host invites d: by handle on its own provider.
@@ -143,8 +194,14 @@ func (l *sendLog) acked() int {
 // pausing sendPause after each answer. A send is one client.Send, which
 // retries what a crash cut off as an app would; one that still fails is
 // recorded as such and the next message is a new one.
-func (d *device) sendLoop(ctx context.Context, rooms []client.RoomID, log *sendLog) {
+func (d *device) sendLoop(ctx context.Context, rooms []client.RoomID, log *sendLog) error {
 	for i := 0; ctx.Err() == nil; i++ {
+		if d.away.Load() {
+			if err := d.goAway(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		room := rooms[i%len(rooms)]
 		text := fmt.Sprintf("%s #%d", d.name, i)
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -153,7 +210,7 @@ func (d *device) sendLoop(ctx context.Context, rooms []client.RoomID, log *sendL
 		if ctx.Err() != nil && err != nil {
 			// The load ended during this send: its outcome is unknown.
 			log.add(sent{from: d, room: room, text: text, err: err})
-			return
+			return nil
 		}
 		s := sent{from: d, room: room, text: text, err: err}
 		if err == nil {
@@ -168,6 +225,7 @@ func (d *device) sendLoop(ctx context.Context, rooms []client.RoomID, log *sendL
 		case <-time.After(sendPause):
 		}
 	}
+	return nil
 }
 
 // key names a message: its room and its text, which holds its sender's
