@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -232,13 +233,19 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, disconnects, closed, time.Since(began).Round(time.Millisecond))
 }
 
-// freeAddr returns a loopback address with a port free right now.
+// freeAddr returns a loopback address with a port free right now, below
+// the ephemeral range (32768 and up on Linux): while a provider is down,
+// a connection's local port (ours, or another program's) could otherwise
+// take its port, and its restart would fail.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below 32000 on 127.0.0.1")
+	return ""
 }
