@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bus/natstest"
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
+	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
 // The load: senders stop once this many messages are acknowledged, and
@@ -53,7 +54,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	began := time.Now()
 	dsn := pgtest.DSN(t) // before the processes: its schema is dropped after they stop
 	nats := natstest.Start(t)
-	bin := buildBinary(t)
+	bin := proctest.BuildBinary(t)
 	t.Logf("built switchboard in %v", time.Since(began).Round(time.Millisecond))
 	dir := t.TempDir()
 	path := func(name string) string { return filepath.Join(dir, name) }
@@ -73,10 +74,10 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	blueStore := []string{"--data", path("blue"), "--domain", "blue.test"}
 	codes := map[string]string{}
 	for _, h := range []string{"alice", "carol", "dave"} {
-		codes[h+"@green.test"] = addUser(t, bin, h, greenStore...)
+		codes[h+"@green.test"] = proctest.AddUser(t, bin, h, greenStore...)
 	}
 	for _, h := range []string{"bob", "erin"} {
-		codes[h+"@blue.test"] = addUser(t, bin, h, blueStore...)
+		codes[h+"@blue.test"] = proctest.AddUser(t, bin, h, blueStore...)
 	}
 	// Each provider trusts the other's CA; blue reaches green through
 	// the balancer, whichever replica answers.
@@ -92,23 +93,23 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 		"domain": "blue.test", "listen": "127.0.0.1:0", "data_dir": path("blue"),
 		"federation_listen": "127.0.0.1:0", "trust_file": trust("blue-trust.json", "green.test", fedLB.addr(), path("green-1")),
 	})
-	blue := serve(t, bin, dir, "blue", "--config", blueConfig)
+	blue := proctest.Serve(t, bin, dir, "blue", "--config", blueConfig)
 	// One configuration file for every replica of green; on one host
 	// each has its own data directory (--data), and the ports are
 	// picked at start (127.0.0.1:0).
 	greenConfig := writeJSON("green.json", map[string]any{
 		"domain": "green.test", "listen": "127.0.0.1:0",
-		"federation_listen": "127.0.0.1:0", "trust_file": trust("green-trust.json", "blue.test", blue.fedAddr, path("blue")),
+		"federation_listen": "127.0.0.1:0", "trust_file": trust("green-trust.json", "blue.test", blue.FedAddr, path("blue")),
 		"store": dsn, "bus": nats.URL(), "bus_lease_ttl_seconds": leaseTTL,
 	})
-	startGreen := func(name string) *proc {
+	startGreen := func(name string) *proctest.Proc {
 		t.Helper()
-		p := serve(t, bin, dir, name, "--config", greenConfig, "--data", path(name), "--replica", name)
-		clientLB.set(name, strings.TrimPrefix(p.client, "http://"))
-		fedLB.set(name, p.fedAddr)
+		p := proctest.Serve(t, bin, dir, name, "--config", greenConfig, "--data", path(name), "--replica", name)
+		clientLB.set(name, strings.TrimPrefix(p.Client, "http://"))
+		fedLB.set(name, p.FedAddr)
 		return p
 	}
-	green := map[string]*proc{"green-1": startGreen("green-1")}
+	green := map[string]*proctest.Proc{"green-1": startGreen("green-1")}
 	// The other replicas get a copy of the data directory the first
 	// start completed (CA and federation key).
 	for _, name := range []string{"green-2", "green-3"} {
@@ -125,8 +126,8 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	alice := register(t, "alice@green.test", greenURL, codes)
 	carol := register(t, "carol@green.test", greenURL, codes)
 	dave := register(t, "dave@green.test", greenURL, codes)
-	bob := register(t, "bob@blue.test", blue.client, codes)
-	erin := register(t, "erin@blue.test", blue.client, codes)
+	bob := register(t, "bob@blue.test", blue.Client, codes)
+	erin := register(t, "erin@blue.test", blue.Client, codes)
 	everyone := []*device{alice, carol, dave, bob, erin}
 
 	members := map[client.RoomID][]*device{}
@@ -193,7 +194,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	if cut == 0 {
 		t.Fatal("no device has its stream on any of green's replicas")
 	}
-	green[victim].kill()
+	green[victim].Kill()
 	t.Logf("%s killed at %d acknowledged messages, %v into the load: %d streams cut", victim, acked.Load(), time.Since(loadBegan).Round(time.Millisecond), cut)
 
 	waitAcked(natsRestartAt, "the NATS restart")
@@ -240,7 +241,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	// still refused as wrong_epoch (the SDK then sends it again) is shown.
 	wrongEpoch := 0
 	for _, name := range []string{"green-1", "green-2", "green-3"} {
-		wrongEpoch += logCount(dir, name, `"code":"wrong_epoch"`)
+		wrongEpoch += proctest.LogCount(dir, name, `"code":"wrong_epoch"`)
 	}
 	t.Logf("%d messages sent (%d acknowledged, %d failed) in %v; %d deliveries checked; %d stream reconnections; %d submits refused as wrong_epoch by green; %v in all",
 		len(sends.all()), acked.Load(), sends.failures(), loadTook.Round(time.Millisecond), checked, disconnects, wrongEpoch, time.Since(began).Round(time.Millisecond))
@@ -285,7 +286,7 @@ func register(t *testing.T, name, url string, codes map[string]string) *device {
 func (d *device) options() client.Options {
 	var w io.Writer = d.log
 	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
-		w = io.MultiWriter(d.log, prefixWriter{d.name, os.Stderr})
+		w = io.MultiWriter(d.log, proctest.PrefixWriter{Name: d.name, W: os.Stderr})
 	}
 	return client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))}
 }
