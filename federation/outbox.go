@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -482,6 +483,8 @@ func (o *Outbox) deliverBatch(ctx context.Context, log *slog.Logger, dest string
 		}
 		break
 	}
+	crashpoint.ReachedIf(len(done) > 0, crashpoint.OutboxSent)
+	crashpoint.ReachedIf(len(done) > 0 && es[0].Attempts > 0, crashpoint.OutboxRetrySent)
 	if !o.deleteAll(ctx, log, dest, done) {
 		return false
 	}
@@ -498,6 +501,8 @@ func (o *Outbox) record(ctx context.Context, log *slog.Logger, dest string, e st
 	switch {
 	case err == nil:
 		o.note(&o.sent, OutboxMetrics.Sent, dest)
+		crashpoint.Reached(crashpoint.OutboxSent)
+		crashpoint.ReachedIf(e.Attempts > 0, crashpoint.OutboxRetrySent)
 		if !o.deleteAll(ctx, log, dest, []store.OutboundEntry{e}) {
 			return false
 		}
@@ -552,6 +557,7 @@ func (o *Outbox) retryLater(ctx context.Context, log *slog.Logger, dest string, 
 		log.Error("outbox: recording a failed attempt", "seq", e.Seq, "err", merr)
 		return sleep(ctx, wait)
 	}
+	crashpoint.Reached(crashpoint.OutboxFailureRecorded)
 	return true
 }
 

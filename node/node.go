@@ -32,8 +32,9 @@ const (
 	// providerCertCheckInterval is how often a running node checks
 	// whether its federation certificate is due for renewal.
 	providerCertCheckInterval = 12 * time.Hour
-	// shutdownTimeout bounds how long Close waits for requests in flight.
-	shutdownTimeout = 30 * time.Second
+	// DefaultDrainTimeout bounds how long Close waits for requests in
+	// flight, unless Config.DrainTimeout says otherwise.
+	DefaultDrainTimeout = 30 * time.Second
 )
 
 // Config is one node's configuration.
@@ -75,6 +76,11 @@ type Config struct {
 	Bus         string
 	BusName     string
 	BusLeaseTTL time.Duration
+	// DrainTimeout bounds how long Close waits for the requests and
+	// streams' sends in flight before it stops the rest regardless
+	// (default DefaultDrainTimeout). A service manager's stop timeout
+	// should be longer, or it kills the node mid-drain.
+	DrainTimeout time.Duration
 }
 
 // Node is a running provider.
@@ -99,6 +105,7 @@ type Node struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	drain     time.Duration // Config.DrainTimeout
 }
 
 // Start opens the data directory and serves. Close stops it.
@@ -112,7 +119,7 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{Domain: cfg.Domain, Store: st, CA: ca, log: log, cancel: cancel}
+	n = &Node{Domain: cfg.Domain, Store: st, CA: ca, log: log, cancel: cancel, drain: cfg.DrainTimeout}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -281,7 +288,7 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 }
 
 // Close stops the node gracefully: new requests are refused, streams
-// closed, requests in flight finish (up to 30 seconds), the outbox stops
+// closed, requests in flight finish (up to Config.DrainTimeout), the outbox stops
 // (what it has not delivered stays queued in the store), and the store is
 // closed.
 func (n *Node) Close() error {
@@ -289,7 +296,11 @@ func (n *Node) Close() error {
 		if n.Server != nil {
 			n.Server.Drain()
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		drain := n.drain
+		if drain <= 0 {
+			drain = DefaultDrainTimeout
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
 		defer cancel()
 		for _, srv := range []*http.Server{n.fed, n.api} {
 			if srv != nil {

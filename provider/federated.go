@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
@@ -450,6 +451,7 @@ func (s *Server) forward(ctx context.Context, room store.Room, c *caller, req su
 	if err != nil {
 		return acceptance{}, &Error{Code: "hub_unreachable", Status: http.StatusBadGateway, Message: fmt.Sprintf("the room's hub %s answered badly: %v", room.Hub, err), cause: err}
 	}
+	crashpoint.ReachedIf(verdict == verdictAccepted, crashpoint.ForwardAccepted)
 	// Either way the device will read the log next (to find its message,
 	// or to catch up after losing an epoch): let the hub's notify bring
 	// the copy that far first.
@@ -663,6 +665,9 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	crashpoint.ReachedIf(sub.Kind == store.KindCommit, crashpoint.FollowerCommitStored)
+	crashpoint.ReachedIf(sub.Kind == store.KindWelcome, crashpoint.FollowerWelcomeStored)
+	crashpoint.ReachedIf(sub.Kind == store.KindApplication, crashpoint.FollowerMessageStored)
 	if !res.Duplicate {
 		rs.room.LastSeq = max(rs.room.LastSeq, seq)
 		if sub.Kind == store.KindCommit || sub.Kind == store.KindProposal {

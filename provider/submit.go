@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
@@ -290,6 +291,9 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 		}
 		return dup, nil
 	}
+	crashpoint.ReachedIf(sub.Kind == store.KindCommit, crashpoint.HubCommitStored)
+	crashpoint.ReachedIf(sub.Welcome != nil, crashpoint.HubWelcomeStored)
+	crashpoint.ReachedIf(sub.Kind == store.KindApplication, crashpoint.HubMessageStored)
 	rs.room.LastSeq = max(rs.room.LastSeq, res.Seq)
 	if next != nil {
 		rs.group, rs.room.Version, rs.room.Epoch = next, rs.room.Version+1, next.Epoch()
@@ -426,6 +430,7 @@ func (s *Server) acceptQueued(ctx context.Context, rs *roomState, unlock func(),
 		}
 		close(mine.done)
 		if err == nil && !res.Duplicate {
+			crashpoint.Reached(crashpoint.HubMessageStored)
 			rs.room.LastSeq = max(rs.room.LastSeq, res.Seq)
 			rs.mu.Unlock()
 			s.metrics.accepted.WithLabelValues(string(sub.Kind)).Inc()

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/node"
@@ -89,6 +90,10 @@ type serveConfig struct {
 	// RateLimits change the rate limits' defaults or switch limits off
 	// (docs/ratelimits.md).
 	RateLimits rateLimitsConfig `json:"rate_limits"`
+	// DrainTimeoutSeconds bounds a graceful stop (SIGTERM, SIGINT): how
+	// long requests and streamed sends in flight get to finish before the
+	// provider stops regardless (0: node.DefaultDrainTimeout, 30 s).
+	DrainTimeoutSeconds int `json:"drain_timeout_seconds"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -113,7 +118,7 @@ func (c *serveConfig) check() error {
 	if c.Store != "" && c.Store != "sqlite" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		return errors.New(`store must be "sqlite" or a postgres:// URL`)
 	}
-	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
+	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 || c.DrainTimeoutSeconds < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if err := c.RateLimits.check(); err != nil {
@@ -370,6 +375,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
+		DrainTimeout: time.Duration(cfg.DrainTimeoutSeconds) * time.Second,
 	}
 	if cfg.Bus != "" {
 		ncfg.Bus, ncfg.BusName = cfg.Bus, cfg.busName()
@@ -392,6 +398,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		defer ps.Close()
 		fmt.Fprintf(stdout, "Runtime profiles at http://%s/debug/pprof/\n", addr)
 	}
+	if point, nth := crashpoint.Armed(); point != "" {
+		log.Warn("a crash point is armed: this process kills itself there (a testing hook, docs/reliability.md)", "point", point, "time", nth)
+	}
 	n, err := node.Start(ncfg)
 	if err != nil {
 		return err
@@ -411,7 +420,10 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	log.Info("shutting down: draining connections")
 	// Requests in flight (submits among them) finish before the store
 	// closes.
-	return n.Close()
+	began := time.Now()
+	err = n.Close()
+	log.Info("stopped", "drain_took", time.Since(began).Round(time.Millisecond), "err", err)
+	return err
 }
 
 // defaultOutboxRescan is federation.OutboxOptions.Rescan's default.
