@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/mls"
@@ -76,9 +77,24 @@ func (c *Client) Invite(ctx context.Context, room RoomID, handle string) error {
 // many of each as there are users. It claims the users' KeyPackages
 // first; if any of them cannot be invited (unknown, unreachable, no
 // KeyPackage), nobody is, and the error names that user.
+//
+// An invitation cut off by a crash or the network is done by calling
+// InviteAll again: the commit left pending is settled first (sent again
+// with its client_id, which the provider recognises), and users already
+// in the room are not invited again (their devices added later are
+// added by those devices' own user). Claiming their KeyPackages again
+// would add nothing, and a partner refuses the same claim repeated
+// within a minute as a replay.
 func (c *Client) InviteAll(ctx context.Context, room RoomID, handles []string) error {
+	present, err := c.settledUsers(ctx, room)
+	if err != nil {
+		return err
+	}
 	var kps []claimedKeyPackage
 	for _, h := range handles {
+		if u := strings.TrimSuffix(h, "@"+c.dev.Domain); present[u] && u != c.dev.User {
+			continue
+		}
 		got, err := c.claimKeyPackages(ctx, room, h)
 		if err != nil {
 			return err
@@ -98,6 +114,26 @@ func (c *Client) InviteAll(ctx context.Context, room RoomID, handles []string) e
 		}
 		return props, nil
 	})
+}
+
+// settledUsers settles a room's commit of unknown outcome, if there is
+// one, and returns the users in the room then.
+func (c *Client) settledUsers(ctx context.Context, id RoomID) (map[string]bool, error) {
+	c.mu.Lock()
+	b := newBatch()
+	var users map[string]bool
+	r, err := c.roomLocked(id)
+	if err == nil {
+		if err = c.resolvePendingLocked(ctx, r, b); err == nil {
+			users = c.usersOf(r.g)
+		}
+	}
+	if ferr := c.flushLocked(b); err == nil {
+		err = ferr
+	}
+	c.mu.Unlock()
+	c.events.push(b.events...)
+	return users, err
 }
 
 // Remove takes every device of a user out of a room (the devices are found

@@ -399,7 +399,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Runtime profiles at http://%s/debug/pprof/\n", addr)
 	}
 	if point, nth := crashpoint.Armed(); point != "" {
-		log.Warn("a crash point is armed: this process kills itself there (a testing hook, docs/reliability.md)", "point", point, "time", nth)
+		log.Warn("a crash point is armed: this process kills itself there (a testing hook, docs/reliability.md)", "point", point, "nth", nth)
 	}
 	n, err := node.Start(ncfg)
 	if err != nil {

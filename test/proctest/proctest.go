@@ -100,6 +100,13 @@ var (
 // stopped with SIGTERM when the test ends.
 func Serve(t *testing.T, bin, logDir, name string, args ...string) *Proc {
 	t.Helper()
+	return ServeEnv(t, bin, logDir, name, nil, args...)
+}
+
+// ServeEnv is Serve with env added to the process's environment (such as
+// a crash point, SWITCHBOARD_CRASH_AT).
+func ServeEnv(t *testing.T, bin, logDir, name string, env []string, args ...string) *Proc {
+	t.Helper()
 	// A restart's log goes beside the first one's: NAME.log, NAME.2.log...
 	logName := filepath.Join(logDir, name+".log")
 	for i := 2; ; i++ {
@@ -119,6 +126,9 @@ func Serve(t *testing.T, bin, logDir, name string, args ...string) *Proc {
 	p := &Proc{Name: name, exited: make(chan struct{}), log: logFile}
 	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	p.cmd.Stderr = logOut
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,169 @@
+package crashpoints_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/proctest"
+)
+
+// drainTimeout is the providers' drain_timeout_seconds in this test.
+const drainTimeout = 10 * time.Second
+
+// TestGracefulShutdownUnderLoad: Alice and Carol are on green, Bob and
+// Dave on blue; green hosts one room of all four and blue another. All
+// four send steadily, in turn to each room, while green and then blue are
+// stopped with SIGTERM, as a service manager stops them, and started
+// again. Each must exit by itself within its drain timeout, having
+// answered what it took in; a send it refused meanwhile must have been
+// refused as something to retry (unreachable, or unavailable), never as
+// a fault or a definite refusal; and afterwards every acknowledged message
+// is on every other member's device once, at its seq, in order.
+func TestGracefulShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	bin := proctest.BuildBinary(t)
+	people := []string{"alice@green.test/phone", "carol@green.test/phone", "bob@blue.test/phone", "dave@blue.test/phone"}
+	pair := proctest.NewPair(t, bin, people, map[string]any{"drain_timeout_seconds": int(drainTimeout / time.Second)})
+	pair.Start(t, "green")
+	pair.Start(t, "blue")
+	var everyone []*device
+	for _, p := range people {
+		everyone = append(everyone, register(t, pair, p))
+	}
+	alice, bob := everyone[0], everyone[2]
+	ctx := context.Background()
+	room := func(host *device, others ...string) client.RoomID {
+		t.Helper()
+		id, err := host.client.CreateRoom(ctx)
+		if err != nil {
+			t.Fatalf("%s creates a room: %v", host.name, err)
+		}
+		if err := host.client.InviteAll(ctx, id, others); err != nil {
+			t.Fatalf("%s invites %v: %v", host.name, others, err)
+		}
+		epoch, _ := host.client.Epoch(id)
+		deadline := time.Now().Add(bound)
+		for _, d := range everyone {
+			for e, err := d.client.Epoch(id); err != nil || e != epoch; e, err = d.client.Epoch(id) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s never joined room %s at epoch %d", d.name, id, epoch)
+				}
+				time.Sleep(25 * time.Millisecond)
+			}
+		}
+		return id
+	}
+	greenRoom := room(alice, "carol", "bob@blue.test", "dave@blue.test")
+	blueRoom := room(bob, "dave", "alice@green.test", "carol@green.test")
+	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
+
+	sends := &sendLog{}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); senders.Wait() })
+	for _, d := range everyone {
+		var others []*device
+		for _, o := range everyone {
+			if o != d {
+				others = append(others, o)
+			}
+		}
+		senders.Go(func() {
+			for i := 0; loadCtx.Err() == nil; i++ {
+				r := []client.RoomID{greenRoom, blueRoom}[i%2]
+				s := send(loadCtx, sends, d, r, fmt.Sprintf("%s #%d", d.name, i), others...)
+				if s.err != nil && loadCtx.Err() == nil {
+					// The SDK tried for about 1.5 s: the provider is
+					// still down. Try the next message a little later.
+					time.Sleep(100 * time.Millisecond)
+				}
+				select {
+				case <-loadCtx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+
+	// Each provider in turn: SIGTERM under load, down for a moment, then
+	// started again while the load goes on.
+	var drains []string
+	for _, name := range []string{"green", "blue"} {
+		time.Sleep(1500 * time.Millisecond)
+		before := len(sends.all())
+		p := pair.Proc(name)
+		// The process gets its drain timeout and a few seconds more to
+		// stop the outbox and close the store; past that it is killed.
+		took, exited := p.Terminate(drainTimeout + 5*time.Second)
+		if !exited {
+			t.Fatalf("%s did not exit within %v of SIGTERM (drain timeout %v)", name, drainTimeout+5*time.Second, drainTimeout)
+		}
+		if code := p.State().ExitCode(); code != 0 {
+			t.Errorf("%s exited with status %d: its drain did not finish cleanly within %v", name, code, drainTimeout)
+		}
+		drained := drainTook(t, p.LogFile())
+		drains = append(drains, fmt.Sprintf("%s %v (drain %s) at %d sends", name, took.Round(time.Millisecond), drained, before))
+		time.Sleep(500 * time.Millisecond)
+		pair.Start(t, name)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	stopLoad()
+	senders.Wait()
+
+	all := sends.all()
+	acked, refused := 0, 0
+	for _, s := range all {
+		switch {
+		case s.err == nil:
+			acked++
+		case strings.Contains(s.err.Error(), "context canceled"):
+			// Cut off by the end of the load, not by a provider.
+		case !cleanRefusal(s.err):
+			t.Errorf("%s's %q was refused uncleanly during a drain: %v", s.from.name, s.text, s.err)
+		default:
+			refused++
+		}
+	}
+	deadline := time.Now().Add(bound)
+	for {
+		m := missing(everyone, all)
+		if len(m) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for d, list := range m {
+				t.Errorf("%v after the load %s still lacks %d messages: %s", bound, d.name, len(list), strings.Join(list[:min(10, len(list))], ", "))
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checked := checkDeliveries(t, everyone, all)
+	t.Logf("stopped with SIGTERM and exited: %s; %d messages sent, %d acknowledged, %d refused as retryable, %d deliveries checked; %v in all",
+		strings.Join(drains, "; "), len(all), acked, refused, checked, time.Since(began).Round(time.Millisecond))
+}
+
+var drainLine = regexp.MustCompile(`"msg":"stopped","drain_took":(\d+)`)
+
+// drainTook reads how long Close took from a provider's last log line.
+func drainTook(t *testing.T, logFile string) string {
+	data, err := readFile(logFile)
+	if err != nil {
+		return "?"
+	}
+	m := drainLine.FindAllStringSubmatch(data, -1)
+	if m == nil {
+		t.Errorf("%s does not say how long its drain took", logFile)
+		return "?"
+	}
+	var ns int64
+	fmt.Sscan(m[len(m)-1][1], &ns)
+	return time.Duration(ns).Round(time.Millisecond).String()
+}
