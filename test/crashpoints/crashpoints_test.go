@@ -299,4 +299,3 @@ func (s *script) verify() {
 		}
 	}
 }
-
