@@ -40,12 +40,12 @@ var crashes = []struct {
 // provider killing itself there and started again at once without it.
 // Every run starts from new providers and devices.
 func TestCrashAtChosenPoints(t *testing.T) {
-	bin := proctest.BuildBinary(t)
+
 	for _, c := range crashes {
 		name, _, _ := strings.Cut(c.point, "@")
 		t.Run(c.victim+"/"+name, func(t *testing.T) {
 			t.Parallel()
-			s := newScript(t, bin, c.victim, c.point)
+			s := newScript(t, c.victim, c.point)
 			s.run()
 			t.Logf("%s crashed at %s (%s); %d messages sent (%d acknowledged), %d deliveries checked, in %v",
 				c.victim, c.point, c.when, len(s.sends.all()), s.acked(), s.checked, time.Since(s.began).Round(time.Millisecond))
@@ -68,7 +68,7 @@ type script struct {
 	checked          int
 }
 
-func newScript(t *testing.T, bin, victim, point string) *script {
+func newScript(t *testing.T, victim, point string) *script {
 	s := &script{t: t, victim: victim, point: point, began: time.Now(), ctx: context.Background(), sends: &sendLog{}}
 	s.pair = proctest.NewPair(t, bin, []string{"alice@green.test/phone", "bob@blue.test/phone", "dave@blue.test/phone"}, nil)
 	for _, name := range []string{"green", "blue"} {

@@ -28,7 +28,7 @@ const drainTimeout = 10 * time.Second
 func TestGracefulShutdownUnderLoad(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
-	bin := proctest.BuildBinary(t)
+
 	people := []string{"alice@green.test/phone", "carol@green.test/phone", "bob@blue.test/phone", "dave@blue.test/phone"}
 	pair := proctest.NewPair(t, bin, people, map[string]any{"drain_timeout_seconds": int(drainTimeout / time.Second)})
 	pair.Start(t, "green")

@@ -20,19 +20,9 @@ import (
 // the module's root, as an operator would.
 func BuildBinary(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
+	bin, err := Build(t.TempDir())
 	if err != nil {
-		t.Fatalf("the go command, to build switchboard: %v", err)
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("finding the module root (go env GOMOD): %v %s", err, out)
-	}
-	bin := filepath.Join(t.TempDir(), "switchboard")
-	build := exec.Command(goBin, "build", "-o", bin, "./cmd/switchboard")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/switchboard: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
