@@ -22,18 +22,20 @@ const bound = 45 * time.Second
 // green hosts the room; blue is the provider of the members added from
 // the other side (Bob, then Dave).
 var crashes = []struct {
-	victim, point, when string
+	victim, point, step, when string
 }{
-	{"green", crashpoint.HubWelcomeStored + "@1", "Bob added: commit and Welcome stored, Alice not answered"},
-	{"green", crashpoint.HubCommitStored + "@3", "Dave removed: the commit stored, Alice not answered"},
-	{"green", crashpoint.OutboxSent + "@1", "Bob added: blue accepted the commit and Welcome, green has not deleted them"},
-	{"green", crashpoint.HubMessageStored + "@2", "Bob's first message, forwarded by blue, stored, blue not answered"},
-	{"blue", crashpoint.FollowerCommitStored + "@1", "Bob added: blue stored the commit, green not answered"},
-	{"blue", crashpoint.FollowerWelcomeStored + "@2", "Dave added: blue stored his Welcome, green not answered"},
-	{"blue", crashpoint.FollowerMessageStored + "@1", "Alice's first message stored by blue, green not answered"},
-	{"blue", crashpoint.ForwardAccepted + "@1", "Bob's first message accepted by green, Bob not answered"},
-	{"green", crashpoint.OutboxFailureRecorded + "@1", "blue away: green recorded a failed notify, the retry pending"},
-	{"green", crashpoint.OutboxRetrySent + "@1", "blue back: it accepted green's retry, green has not deleted it"},
+	{"green", crashpoint.HubWelcomeStored + "@1", "add Bob", "commit and Welcome stored, Alice not answered"},
+	{"green", crashpoint.HubCommitStored + "@3", "remove Dave", "the commit stored, Alice not answered"},
+	{"green", crashpoint.OutboxSent + "@1", "add Bob", "blue accepted the commit and Welcome, green has not deleted them"},
+	{"green", crashpoint.HubMessageStored + "@2", "round 1", "Bob's message, forwarded by blue, stored, blue not answered"},
+	{"blue", crashpoint.FollowerCommitStored + "@1", "add Bob", "blue stored the commit, green not answered"},
+	{"blue", crashpoint.FollowerWelcomeStored + "@2", "add Dave", "blue stored Dave's Welcome, green not answered"},
+	{"blue", crashpoint.FollowerMessageStored + "@1", "round 1", "blue stored Alice's message, green not answered"},
+	{"blue", crashpoint.ForwardAccepted + "@1", "round 1", "green accepted Bob's message, Bob not answered"},
+	{"blue", crashpoint.ForwardAccepted + "@4", "add Bob's laptop", "green accepted the commit blue forwarded, Bob's phone not answered"},
+	{"green", crashpoint.HubWelcomeStored + "@3", "add Bob's laptop", "green stored the forwarded commit and Welcome, blue not answered"},
+	{"green", crashpoint.OutboxFailureRecorded + "@1", "blue away", "green recorded a failed notify, the retry pending"},
+	{"green", crashpoint.OutboxRetrySent + "@1", "blue away", "blue, back, accepted green's retry, green has not deleted it"},
 }
 
 // TestCrashAtChosenPoints runs the script once per crash point, the armed
@@ -42,13 +44,17 @@ var crashes = []struct {
 func TestCrashAtChosenPoints(t *testing.T) {
 
 	for _, c := range crashes {
-		name, _, _ := strings.Cut(c.point, "@")
-		t.Run(c.victim+"/"+name, func(t *testing.T) {
+		t.Run(c.victim+"_"+c.point, func(t *testing.T) {
 			t.Parallel()
 			s := newScript(t, c.victim, c.point)
 			s.run()
-			t.Logf("%s crashed at %s (%s); %d messages sent (%d acknowledged), %d deliveries checked, in %v",
-				c.victim, c.point, c.when, len(s.sends.all()), s.acked(), s.checked, time.Since(s.began).Round(time.Millisecond))
+			// The crash is seen in its step, or, for one whose step
+			// went on without waiting for the victim, in the next.
+			if i := slices.Index(s.steps, c.step); i < 0 || s.crashStep < i || s.crashStep > i+1 {
+				t.Errorf("%s reached %s in step %q, not in %q", c.victim, c.point, s.steps[s.crashStep], c.step)
+			}
+			t.Logf("%s crashed at %s in step %q (%s); %d messages sent (%d acknowledged), %d deliveries checked, in %v",
+				c.victim, c.point, c.step, c.when, len(s.sends.all()), s.acked(), s.checked, time.Since(s.began).Round(time.Millisecond))
 		})
 	}
 }
@@ -59,10 +65,13 @@ type script struct {
 	pair               *proctest.Pair
 	victim, point      string
 	crashed, restarted bool
+	steps              []string // the script's steps so far
+	crashStep          int      // the step in which the crash was seen
 	began              time.Time
 	ctx                context.Context
 
 	alice, bob, dave *device
+	bobLaptop        *device // registered half-way
 	room             client.RoomID
 	sends            *sendLog
 	checked          int
@@ -70,7 +79,7 @@ type script struct {
 
 func newScript(t *testing.T, victim, point string) *script {
 	s := &script{t: t, victim: victim, point: point, began: time.Now(), ctx: context.Background(), sends: &sendLog{}}
-	s.pair = proctest.NewPair(t, bin, []string{"alice@green.test/phone", "bob@blue.test/phone", "dave@blue.test/phone"}, nil)
+	s.pair = proctest.NewPair(t, bin, []string{"alice@green.test/phone", "bob@blue.test/phone", "bob@blue.test/laptop", "dave@blue.test/phone"}, nil)
 	for _, name := range []string{"green", "blue"} {
 		var env []string
 		if name == victim {
@@ -96,7 +105,7 @@ func (s *script) tick() {
 	default:
 		return
 	}
-	s.crashed = true
+	s.crashed, s.crashStep = true, len(s.steps)-1
 	name, _, _ := strings.Cut(s.point, "@")
 	if !p.Killed() {
 		s.t.Fatalf("%s exited (%v), not killed by its crash point %s", s.victim, p.State(), s.point)
@@ -104,7 +113,7 @@ func (s *script) tick() {
 	if n := proctest.LogCount(s.pair.Dir, s.victim, "crashpoint: "+name+" reached"); n != 1 {
 		s.t.Fatalf("%s was killed, and its logs say %d times that it reached %s", s.victim, n, name)
 	}
-	s.t.Logf("%s killed itself at %s %v into the run; starting it again", s.victim, s.point, time.Since(s.began).Round(time.Millisecond))
+	s.t.Logf("%s killed itself at %s %v into the run, in step %q; starting it again", s.victim, s.point, time.Since(s.began).Round(time.Millisecond), s.steps[s.crashStep])
 	s.pair.Start(s.t, s.victim)
 	s.restarted = true
 }
@@ -155,17 +164,23 @@ func (s *script) acked() int {
 }
 
 func (s *script) run() {
+	t := s.t
 	// Alice makes a room (hosted by green) and adds Bob, on blue: a
 	// commit and a Welcome that goes to blue.
+	s.step("add Bob")
 	s.retry("Alice creates a room", func() (err error) { s.room, err = s.alice.client.CreateRoom(s.ctx); return err })
 	s.retry("Alice adds Bob", func() error { return s.alice.client.Invite(s.ctx, s.room, "bob@blue.test") })
 	s.inStep(s.alice, s.bob)
+	s.step("round 1")
 	s.exchange("1", s.dave)
 
 	// Dave joins, hears a round, and is removed.
+	s.step("add Dave")
 	s.retry("Alice adds Dave", func() error { return s.alice.client.Invite(s.ctx, s.room, "dave@blue.test") })
 	s.inStep(s.alice, s.bob, s.dave)
+	s.step("round 2")
 	s.exchange("2", nil)
+	s.step("remove Dave")
 	first := true
 	s.retry("Alice removes Dave", func() error {
 		err := s.alice.client.Remove(s.ctx, s.room, "dave@blue.test")
@@ -178,7 +193,17 @@ func (s *script) run() {
 	})
 	s.until("Dave to hear he was removed", func() bool { _, r := s.dave.counts(s.room); return r > 0 })
 	s.inStep(s.alice, s.bob)
+	s.step("round 3")
 	s.exchange("3", s.dave)
+
+	// Bob registers his laptop; his phone adds it to the room (the SDK
+	// does, on hearing of the new device): a commit from blue's side,
+	// forwarded to green, with a Welcome for a device on blue.
+	s.step("add Bob's laptop")
+	s.bobLaptop = register(t, s.pair, "bob@blue.test/laptop")
+	s.inStep(s.alice, s.bob, s.bobLaptop)
+	s.step("round 4")
+	s.exchange("4", s.dave)
 
 	// For the outbox's points: blue goes away for a moment (stopped as
 	// an operator does) while Alice writes, so that green's outbox fails,
@@ -189,28 +214,34 @@ func (s *script) run() {
 
 	// Whatever happened, the point must have been reached, and the room
 	// must work both ways afterwards.
+	s.step("last round")
 	s.until(s.victim+" to reach "+s.point, func() bool { return s.restarted })
-	s.inStep(s.alice, s.bob)
+	s.inStep(s.alice, s.bob, s.bobLaptop)
 	s.exchange("after", s.dave)
 	s.verify()
 }
+
+// step marks the start of a step of the script.
+func (s *script) step(name string) { s.tick(); s.steps = append(s.steps, name) }
 
 // outage stops blue while Alice writes, until green's outbox has failed
 // to reach it, and starts it again.
 func (s *script) outage() {
 	t := s.t
+	s.step("blue away")
 	failedBefore := proctest.LogCount(s.pair.Dir, "green", "outbox: delivery failed")
 	took, ok := s.pair.Proc("blue").Terminate(bound)
 	if !ok {
 		t.Fatalf("blue did not stop within %v of SIGTERM", bound)
 	}
 	t.Logf("blue stopped in %v", took.Round(time.Millisecond))
-	send(s.ctx, s.sends, s.alice, s.room, "alice: while blue is away", s.bob)
+	send(s.ctx, s.sends, s.alice, s.room, "alice: while blue is away", s.bob, s.bobLaptop)
 	s.until("green's outbox to fail to reach blue", func() bool {
 		return proctest.LogCount(s.pair.Dir, "green", "outbox: delivery failed") > failedBefore
 	})
 	s.pair.Start(t, "blue")
-	s.exchange("4", s.dave)
+	s.step("round 5")
+	s.exchange("5", s.dave)
 }
 
 // inStep waits until every device in the room is at the same epoch, with
@@ -244,12 +275,17 @@ func (s *script) exchange(tag string, outside *device) {
 		}
 		return out
 	}
-	send(s.ctx, s.sends, s.alice, s.room, "alice: "+tag, to(s.bob, s.dave)...)
-	send(s.ctx, s.sends, s.bob, s.room, "bob: "+tag, to(s.alice, s.dave)...)
+	send(s.ctx, s.sends, s.alice, s.room, "alice: "+tag, to(s.bob, s.bobLaptop, s.dave)...)
+	send(s.ctx, s.sends, s.bob, s.room, "bob: "+tag, to(s.alice, s.bobLaptop, s.dave)...)
 	s.until("round "+tag+" to arrive", func() bool { return len(missing(s.everyone(), s.sends.all())) == 0 })
 }
 
-func (s *script) everyone() []*device { return []*device{s.alice, s.bob, s.dave} }
+func (s *script) everyone() []*device {
+	if s.bobLaptop == nil {
+		return []*device{s.alice, s.bob, s.dave}
+	}
+	return []*device{s.alice, s.bob, s.bobLaptop, s.dave}
+}
 
 // verify checks the end state: one epoch and one member list for the
 // room's members, each joiner joined once, every message where it must
@@ -268,9 +304,10 @@ func (s *script) verify() {
 	if ea != eb {
 		t.Errorf("Alice is at epoch %d, Bob at %d", ea, eb)
 	}
-	// Three commits: Bob added, Dave added, Dave removed.
-	if ea != 3 {
-		t.Errorf("the room is at epoch %d after three commits", ea)
+	// Four commits: Bob added, Dave added, Dave removed, Bob's laptop
+	// added.
+	if el, _ := s.bobLaptop.client.Epoch(s.room); ea != 4 || el != ea {
+		t.Errorf("the room is at epoch %d (Bob's laptop: %d) after four commits", ea, el)
 	}
 	// Each names the users of its own provider by handle.
 	if want := []string{"alice", "bob@blue.test"}; !slices.Equal(ma, want) {
@@ -279,7 +316,7 @@ func (s *script) verify() {
 	if want := []string{"alice@green.test", "bob"}; !slices.Equal(mb, want) {
 		t.Errorf("Bob sees the room's members as %v, want %v", mb, want)
 	}
-	for _, d := range []*device{s.bob, s.dave} {
+	for _, d := range []*device{s.bob, s.bobLaptop, s.dave} {
 		if j, _ := d.counts(s.room); j != 1 {
 			t.Errorf("%s joined the room %d times", d.name, j)
 		}
