@@ -767,3 +767,37 @@ func TestCursorBehindAfterACrash(t *testing.T) {
 		t.Errorf("entries delivered again were refused: %v", f)
 	}
 }
+
+// TestRoomCreatedOnOneDeviceReachesTheOthers: Alice has a phone and a
+// laptop, both already known to each other; she starts a chat with Bob
+// from her phone. Her laptop is in the room too, and reads Bob's answer,
+// without any new device being registered to prompt it.
+func TestRoomCreatedOnOneDeviceReachesTheOthers(t *testing.T) {
+	e := newEnv(t)
+	phone := e.register("alice", "phone")
+	laptop := e.register("alice", "laptop")
+	bob := e.register("bob", "phone")
+	// Both of Alice's devices have synced since the laptop was added: the
+	// phone's list of her devices is up to date.
+	phone.sync(e.ctx)
+	laptop.sync(e.ctx)
+	phone.sync(e.ctx)
+
+	room, err := phone.CreateRoom(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.Invite(e.ctx, room, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the laptop to join", func() bool {
+		laptop.sync(e.ctx)
+		return laptop.has(joined(room))
+	})
+	bob.sync(e.ctx)
+	bob.send(e.ctx, room, "hello Alice")
+	laptop.sync(e.ctx)
+	expectMessages(t, laptop, room, []string{"bob: hello Alice"})
+	phone.sync(e.ctx)
+	expectMessages(t, phone, room, []string{"bob: hello Alice"})
+}

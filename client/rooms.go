@@ -24,9 +24,69 @@ const maxCommitAttempts = 8
 // error or a provider fault.
 const maxPostAttempts = 5
 
-// CreateRoom makes a new room with this device as its only member and its
-// user as admin. The room is hosted by this device's provider.
+// CreateRoom makes a new room hosted by this device's provider, with its
+// user as admin and every device of the user as a member: this device
+// makes it, then adds the user's other devices in a first commit. A device
+// that cannot be added yet (no KeyPackage) is added later, when the
+// devices are next reconciled.
 func (c *Client) CreateRoom(ctx context.Context) (RoomID, error) {
+	id, err := c.createRoom(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := c.addOwnDevicesTo(ctx, id); err != nil {
+		c.log.Warn("adding own devices to a new room", "room", id, "err", err)
+	}
+	return id, nil
+}
+
+// addOwnDevicesTo adds the user's devices missing from one room. Those it
+// cannot add are left to the next reconciliation, which it makes sure
+// does not take the device list for complete.
+func (c *Client) addOwnDevicesTo(ctx context.Context, id RoomID) error {
+	names, err := c.ownDeviceNames(ctx)
+	if err != nil {
+		c.forgetKnownDevices()
+		return err
+	}
+	if len(c.missingDevices(id, names)) == 0 {
+		return nil
+	}
+	err = c.addOwnDevices(ctx, id)
+	if len(c.missingDevices(id, names)) > 0 {
+		c.forgetKnownDevices()
+	}
+	return err
+}
+
+// forgetKnownDevices makes the next reconciliation compare every room
+// with the account's devices, and the stream's retry timer try soon.
+func (c *Client) forgetKnownDevices() {
+	c.mu.Lock()
+	c.knownDevices = nil
+	c.mu.Unlock()
+	c.devicesIncomplete.Store(true)
+}
+
+// ownDeviceNames lists the names of this user's devices, sorted.
+func (c *Client) ownDeviceNames(ctx context.Context) ([]string, error) {
+	var resp struct {
+		Devices []struct {
+			Name string `json:"name"`
+		} `json:"devices"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/v1/me/devices", nil, nil, &resp); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, d := range resp.Devices {
+		names = append(names, d.Name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (c *Client) createRoom(ctx context.Context) (RoomID, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gid := mls.RandomBytes(16)
@@ -190,19 +250,10 @@ func (c *Client) addOwnDevices(ctx context.Context, room RoomID) error {
 // client also compares the account's devices with each room when it syncs
 // or reconnects. force skips the shortcut of an unchanged device list.
 func (c *Client) reconcileDevices(ctx context.Context, force bool) error {
-	var resp struct {
-		Devices []struct {
-			Name string `json:"name"`
-		} `json:"devices"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/v1/me/devices", nil, nil, &resp); err != nil {
+	names, err := c.ownDeviceNames(ctx)
+	if err != nil {
 		return err
 	}
-	var names []string
-	for _, d := range resp.Devices {
-		names = append(names, d.Name)
-	}
-	slices.Sort(names)
 	c.mu.Lock()
 	known := slices.Equal(names, c.knownDevices)
 	c.mu.Unlock()

@@ -133,6 +133,12 @@ type Messenger struct {
 	lastTyping  map[client.RoomID]time.Time            // when this device last said it types
 	expiryWake  chan struct{}
 	pendingRecv map[client.RoomID][]content.ID // delivered reports to send
+
+	// flushing makes delivered reports go out one flush at a time: a
+	// flush that found a room still a request puts its IDs back, and an
+	// Accept's flush running beside it would find none and send nothing,
+	// leaving the report to wait for the next message to arrive.
+	flushing sync.Mutex
 }
 
 // Open makes the Messenger of a client, with its history in dir (the

@@ -2,6 +2,7 @@ package conversations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -134,6 +135,8 @@ func (m *Messenger) report(ctx context.Context, room client.RoomID, ids []conten
 // flushDelivered reports the messages received since the last report as
 // delivered, one report per room.
 func (m *Messenger) flushDelivered(ctx context.Context) {
+	m.flushing.Lock()
+	defer m.flushing.Unlock()
 	m.mu.Lock()
 	pending := m.pendingRecv
 	m.pendingRecv = map[client.RoomID][]content.ID{}
@@ -150,7 +153,16 @@ func (m *Messenger) flushDelivered(ctx context.Context) {
 			continue
 		}
 		if err := m.report(ctx, room, ids, StatusDelivered); err != nil {
+			// Kept for the next flush rather than lost, unless the room
+			// will never take it: the sender would never see these
+			// messages delivered.
 			m.log.Warn("reporting delivery", "room", room, "err", err)
+			if reportCannotGo(err) {
+				continue
+			}
+			m.mu.Lock()
+			m.pendingRecv[room] = append(ids, m.pendingRecv[room]...)
+			m.mu.Unlock()
 		}
 	}
 }
@@ -256,4 +268,16 @@ func (m *Messenger) expireLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// reportCannotGo tells the errors after which a report to the room will
+// never be taken, however often it is sent again.
+func reportCannotGo(err error) bool {
+	for _, e := range []error{client.ErrRemoved, client.ErrUnknownRoom, client.ErrForbidden,
+		client.ErrNotFound, client.ErrGone, client.ErrNoConsent, client.ErrBadRequest, client.ErrTooLarge} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

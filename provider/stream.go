@@ -310,7 +310,7 @@ func (c *conn) read() {
 		// Reading is not tied to ctx: ending the stream closes the socket
 		// with a close frame (end), once the sends in flight are
 		// answered, which ends this read too.
-		_, data, err := c.ws.Read(context.Background())
+		data, err := c.readFrame()
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				// coder/websocket has closed the socket already.
@@ -336,6 +336,26 @@ func (c *conn) read() {
 			c.submit(f)
 		}
 	}
+}
+
+// readFrame waits for the device's next frame as long as it takes, then
+// gives the frame BodyTimeout to arrive whole, as a POST's body has: a
+// device that starts a frame and sends the rest a byte at a time would
+// otherwise hold the stream, and up to a send frame's size in memory,
+// for as long as it liked. Past the time the socket is closed.
+func (c *conn) readFrame() ([]byte, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slow := time.AfterFunc(c.s.cfg.BodyTimeout, func() {
+		c.s.log.Info("stream frame not received in time: closing the stream", "device", c.device)
+		cancel() // coder/websocket closes the connection
+	})
+	defer slow.Stop()
+	return io.ReadAll(r)
 }
 
 // submit runs a send frame's message through the same checks as a POST,

@@ -1,9 +1,12 @@
 package provider_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -332,5 +335,78 @@ func TestSuspendedUserCannotSendOverAnOpenStream(t *testing.T) {
 	}
 	if db := p.dump(); !strings.Contains(db, "client-before") || strings.Contains(db, "client-after") {
 		t.Fatalf("the store should hold the message sent before the suspension and not the one after:\n%s", db)
+	}
+}
+
+// TestSlowStreamFrameIsCutOff: a device opens its stream, starts a frame
+// and sends the rest of it a byte now and then. Once BodyTimeout has
+// passed since the frame began, the provider closes the stream, as it
+// cuts off a POST body that trickles in; a frame that takes its time to
+// begin is no offence (streams sit idle for hours). The device's next
+// stream works as usual.
+func TestSlowStreamFrameIsCutOff(t *testing.T) {
+	ctx := testContext(t)
+	p := newProvider(t, provider.Config{BodyTimeout: time.Second})
+	alice := p.newRawDevice("alice", "phone")
+	before := p.dump()
+
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/stream HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: c3dpdGNoYm9hcmQgdGVzdA==\r\n\r\n", p.addr, alice.token)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Idle longer than the body timeout before the frame begins: allowed.
+	time.Sleep(1500 * time.Millisecond)
+	// A masked text frame announcing 100 bytes, then its mask key.
+	conn.Write([]byte{0x81, 0x80 | 100, 1, 2, 3, 4})
+	// Whatever the provider sends (its pings, a close frame) is read
+	// beside the trickle; the stream is over when the socket closes.
+	closed := make(chan error, 1)
+	go func() {
+		conn.SetReadDeadline(time.Now().Add(time.Minute))
+		_, err := io.Copy(io.Discard, br)
+		closed <- err
+	}()
+	trickle := time.NewTicker(200 * time.Millisecond)
+	defer trickle.Stop()
+	// Not a timed assertion: the minute is a bound so that a provider
+	// that never cuts the frame off fails rather than hangs the test.
+	for sent := 0; ; sent++ {
+		select {
+		case err := <-closed:
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the provider kept a frame trickling in for a minute open")
+			}
+			if sent >= 100 {
+				t.Fatalf("the whole frame arrived before the provider closed the stream")
+			}
+			if after := p.dump(); after != before {
+				t.Errorf("the slow frame changed the provider's state:\n%s", diff(before, after))
+			}
+			// Her next stream is served.
+			st := alice.openStream(ctx, t)
+			g2, room2 := alice.createRoom()
+			m, err := g2.Encrypt([]byte("hello again"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.send("again", room2, "cid-00000003", mls.Marshal(m))
+			if a := st.answer("again"); a.Type != "sent" {
+				t.Fatalf("a send on the next stream: %+v", a)
+			}
+			return
+		case <-trickle.C:
+			if sent < 100 {
+				conn.Write([]byte{'x' ^ byte(1+sent%4)})
+			}
+		}
 	}
 }
