@@ -2,6 +2,7 @@ package crashpoints_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -119,6 +120,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 
 	all := sends.all()
 	acked, refused := 0, 0
+	kinds := map[string]int{} // the refusals, by what the device was told
 	for _, s := range all {
 		switch {
 		case s.err == nil:
@@ -129,6 +131,12 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			t.Errorf("%s's %q was refused uncleanly during a drain: %v", s.from.name, s.text, s.err)
 		default:
 			refused++
+			var ae *client.APIError
+			if errors.As(s.err, &ae) {
+				kinds[ae.Code]++
+			} else {
+				kinds["unreachable"]++
+			}
 		}
 	}
 	deadline := time.Now().Add(bound)
@@ -146,8 +154,8 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	checked := checkDeliveries(t, everyone, all)
-	t.Logf("stopped with SIGTERM and exited: %s; %d messages sent, %d acknowledged, %d refused as retryable, %d deliveries checked; %v in all",
-		strings.Join(drains, "; "), len(all), acked, refused, checked, time.Since(began).Round(time.Millisecond))
+	t.Logf("stopped with SIGTERM and exited: %s; %d messages sent, %d acknowledged, %d refused as retryable %v, %d deliveries checked; %v in all",
+		strings.Join(drains, "; "), len(all), acked, refused, kinds, checked, time.Since(began).Round(time.Millisecond))
 }
 
 var drainLine = regexp.MustCompile(`"msg":"stopped","drain_took":(\d+)`)
