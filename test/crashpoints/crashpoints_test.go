@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +49,14 @@ func TestCrashAtChosenPoints(t *testing.T) {
 			t.Parallel()
 			s := newScript(t, c.victim, c.point)
 			s.run()
+			// Both stopped at once, not one after the other by the
+			// cleanups: each stop drains for up to a second or so.
+			var stops sync.WaitGroup
+			for _, name := range []string{"green", "blue"} {
+				p := s.pair.Proc(name)
+				stops.Go(func() { p.Terminate(bound) })
+			}
+			stops.Wait()
 			// The crash is seen in its step, or, for one whose step
 			// went on without waiting for the victim, in the next.
 			if i := slices.Index(s.steps, c.step); i < 0 || s.crashStep < i || s.crashStep > i+1 {
