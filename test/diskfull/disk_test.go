@@ -80,4 +80,3 @@ func freeSpace(dir string) int64 {
 	}
 	return int64(st.Bavail) * st.Bsize
 }
-
