@@ -3,15 +3,18 @@ package diskfull_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +35,7 @@ const diskSize = "8m"
 // where the provider put it, 0 when the send was refused.
 type sent struct {
 	from *device
+	room client.RoomID
 	text string
 	seq  int64
 	err  error
@@ -45,7 +49,7 @@ type sendLog struct {
 func (l *sendLog) send(ctx context.Context, d *device, room client.RoomID, text string) sent {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s := sent{from: d, text: text}
+	s := sent{from: d, room: room, text: text}
 	id, err := d.client.Send(sctx, room, []byte(text))
 	if err == nil {
 		_, seq, _ := strings.Cut(string(id), string(room)+"/")
@@ -88,22 +92,46 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	aliceCode := proctest.AddUser(t, bin, "alice", storeArgs...)
 	bobCode := proctest.AddUser(t, bin, "bob", storeArgs...)
 	laptopCode := proctest.EnrollDevice(t, bin, "bob", storeArgs...)
-	cfg, _ := json.Marshal(map[string]any{
-		"domain": "green.test", "data_dir": data, "listen": "127.0.0.1:0",
-		// The test is about the disk, not the rate limits.
-		"rate_limits": map[string]any{"user": map[string]bool{"off": true}, "room": map[string]bool{"off": true}},
-	})
-	cfgFile := filepath.Join(logs, "green.json")
-	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
-		t.Fatal(err)
+	// Blue, green's partner, has room enough.
+	blueData := filepath.Join(logs, "blue")
+	daveCode := proctest.AddUser(t, bin, "dave", "--data", blueData, "--domain", "blue.test")
+	fedAddr := map[string]string{"green": freeAddr(t), "blue": freeAddr(t)}
+	config := func(name, dataDir, partner, partnerData string) string {
+		ca, err := os.ReadFile(filepath.Join(partnerData, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust, _ := json.Marshal(map[string]any{"partners": []map[string]string{
+			{"domain": partner + ".test", "endpoint": "https://" + fedAddr[partner], "ca_pem": string(ca)}}})
+		trustFile := filepath.Join(logs, name+"-trust.json")
+		off := map[string]bool{"off": true}
+		cfg, _ := json.Marshal(map[string]any{
+			"domain": name + ".test", "data_dir": dataDir, "listen": "127.0.0.1:0",
+			"federation_listen": fedAddr[name], "trust_file": trustFile,
+			// The test is about the disk, not the rate limits.
+			"rate_limits": map[string]any{"user": off, "room": off, "partner": off},
+		})
+		cfgFile := filepath.Join(logs, name+".json")
+		if err := errors.Join(os.WriteFile(trustFile, trust, 0o600), os.WriteFile(cfgFile, cfg, 0o600)); err != nil {
+			t.Fatal(err)
+		}
+		return cfgFile
 	}
+	cfgFile := config("green", data, "blue", blueData)
 	proc := proctest.Serve(t, bin, logs, "green", "--config", cfgFile)
+	blue := proctest.Serve(t, bin, logs, "blue", "--config", config("blue", blueData, "green", data))
 
 	ctx := context.Background()
 	alice := register(t, "alice/phone", proc.Client, aliceCode, "phone")
 	bob := register(t, "bob/phone", proc.Client, bobCode, "phone")
 	laptop := register(t, "bob/laptop", proc.Client, laptopCode, "laptop")
-	everyone := []*device{alice, bob, laptop}
+	dave := register(t, "dave/phone", blue.Client, daveCode, "phone")
+	everyone := []*device{alice, bob, laptop, dave}
+	for _, d := range []*device{alice, dave} {
+		if err := d.client.SetReachability(ctx, client.ReachAll, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	room, err := alice.client.CreateRoom(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -115,11 +143,27 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range everyone {
+	for _, d := range []*device{alice, bob, laptop} {
 		d.joined(t, room, epoch)
 	}
+	// Dave, on blue, has a room with Alice: blue hosts it, and green
+	// follows it for Alice.
+	daveRoom, err := dave.client.CreateRoom(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dave.client.Invite(ctx, daveRoom, "alice@green.test"); err != nil {
+		t.Fatal(err)
+	}
+	daveEpoch, err := dave.client.Epoch(daveRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.joined(t, daveRoom, daveEpoch)
+	members := map[client.RoomID][]*device{room: {alice, bob, laptop}, daveRoom: {alice, dave}}
+	greenRoom := map[client.RoomID][]*device{room: members[room]}
 	photo := make([]byte, 48<<10)
-	rand.Read(photo)
+	crand.Read(photo)
 	att, err := alice.client.Upload(ctx, bytes.NewReader(photo), "image/jpeg", "photo.jpg")
 	if err != nil {
 		t.Fatalf("uploading a photo: %v", err)
@@ -132,6 +176,9 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 			if s := sends.send(ctx, d, room, fmt.Sprintf("%s %d", d.name, i)); s.err != nil {
 				t.Fatalf("%s sends %q before the disk is full: %v", d.name, s.text, s.err)
 			}
+		}
+		if s := sends.send(ctx, dave, daveRoom, fmt.Sprintf("%s %d", dave.name, i)); s.err != nil {
+			t.Fatalf("%s sends %q: %v", dave.name, s.text, s.err)
 		}
 	}
 	// Bob closes his laptop's app: he opens it again while the disk is
@@ -178,6 +225,22 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	}
 	t.Logf("on the full disk: %d sends, %d acknowledged, %d refused with storage_full", fullSends, fullAcked, refused.Load())
 
+	// Dave writes to Alice: blue stores it, and green, full, refuses the
+	// copy blue's outbox hands it with storage_full, which blue retries
+	// later.
+	for i := range 2 {
+		if s := sends.send(ctx, dave, daveRoom, fmt.Sprintf("%s %d", dave.name, 100+i)); s.err != nil {
+			t.Errorf("%s sends %q to a room his provider hosts while green is full: %v", dave.name, s.text, s.err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for proctest.LogCount(logs, "blue", `storage_full`) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if proctest.LogCount(logs, "blue", `storage_full`) == 0 {
+		t.Errorf("blue's outbox was never refused with storage_full by green on its full disk")
+	}
+
 	// Reads go on while the disk is full.
 	if proc.Exited() {
 		t.Fatal("the provider exited when its disk filled up")
@@ -200,7 +263,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	}
 	// The streams deliver every message that was stored, the disk still
 	// full.
-	waitDelivered(t, []*device{alice, bob}, sends, "on the full disk")
+	waitDelivered(t, []*device{alice, bob}, greenRoom, sends, "on the full disk")
 	// An upload is refused (or, while the WAL still has a gap that fits
 	// it, stored: then it must download later).
 	var uploaded []client.Attachment
@@ -251,7 +314,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	}
 	for _, s := range sends.all() {
 		if s.err != nil {
-			again := sends.send(ctx, s.from, room, s.text+" again")
+			again := sends.send(ctx, s.from, s.room, s.text+" again")
 			if again.err != nil {
 				t.Errorf("%s sends %q again once there is room: %v", s.from.name, again.text, again.err)
 			}
@@ -280,13 +343,13 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if out, err := exec.Command(bin, "admin", "user", "add", "carol", "--data", other, "--domain", "other.test").CombinedOutput(); err != nil {
 		t.Errorf("admin user add once there is room: %v\n%s", err, out)
 	}
-	checked := waitDelivered(t, everyone, sends, "once there is room")
+	checked := waitDelivered(t, everyone, members, sends, "once there is room")
 	if proc.Exited() {
 		t.Fatal("the provider exited")
 	}
 
 	// Stopped, the database is sound and holds what was acknowledged.
-	for _, d := range everyone {
+	for _, d := range []*device{alice, bob, laptop} {
 		d.close()
 	}
 	proc.Stop()
@@ -294,7 +357,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 
 	// Started again on the same data, the chat goes on.
 	proc = proctest.Serve(t, bin, logs, "green", "--config", cfgFile)
-	for _, d := range everyone {
+	for _, d := range []*device{alice, bob, laptop} {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if err := d.open(octx, proc.Client); err != nil {
 			t.Fatalf("%s opens after the restart: %v", d.name, err)
@@ -306,7 +369,10 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 			t.Errorf("%s sends after the restart: %v", d.name, s.err)
 		}
 	}
-	checked = waitDelivered(t, everyone, sends, "after the restart")
+	if s := sends.send(ctx, dave, daveRoom, dave.name+" after the restart"); s.err != nil {
+		t.Errorf("%s sends after green's restart: %v", dave.name, s.err)
+	}
+	checked = waitDelivered(t, everyone, members, sends, "after the restart")
 	all := sends.all()
 	acked := 0
 	for _, s := range all {
@@ -323,9 +389,15 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 // acknowledged message once, at the seq its sender was told, in seq order,
 // and no message whose send was refused. It returns the deliveries
 // checked.
-func waitDelivered(t *testing.T, devices []*device, sends *sendLog, when string) int {
+func waitDelivered(t *testing.T, devices []*device, members map[client.RoomID][]*device, sends *sendLog, when string) int {
 	t.Helper()
-	all := sends.all()
+	var all []sent
+	for _, s := range sends.all() {
+		if members[s.room] != nil {
+			all = append(all, s)
+		}
+	}
+	in := func(d *device, room client.RoomID) bool { return slices.Contains(members[room], d) }
 	missing := func(d *device) []string {
 		have := map[string]bool{}
 		for _, m := range d.received() {
@@ -333,7 +405,7 @@ func waitDelivered(t *testing.T, devices []*device, sends *sendLog, when string)
 		}
 		var out []string
 		for _, s := range all {
-			if s.err == nil && s.from != d && !have[s.text] {
+			if s.err == nil && s.from != d && in(d, s.room) && !have[s.text] {
 				out = append(out, s.text)
 			}
 		}
@@ -355,8 +427,11 @@ func waitDelivered(t *testing.T, devices []*device, sends *sendLog, when string)
 	checked := 0
 	for _, d := range devices {
 		seen := map[string]bool{}
-		var last int64
+		last := map[client.RoomID]int64{}
 		for _, m := range d.received() {
+			if members[m.Room] == nil {
+				continue
+			}
 			text := string(m.Body)
 			s, ok := byText[text]
 			switch {
@@ -370,10 +445,12 @@ func waitDelivered(t *testing.T, devices []*device, sends *sendLog, when string)
 				t.Errorf("%s: %s read %q twice", when, d.name, text)
 			case m.Seq != s.seq:
 				t.Errorf("%s: %s read %q at seq %d; its sender was told %d", when, d.name, text, m.Seq, s.seq)
-			case m.Seq <= last:
-				t.Errorf("%s: %s read %q at seq %d after seq %d", when, d.name, text, m.Seq, last)
+			case s.room != m.Room:
+				t.Errorf("%s: %s read %q in room %s; it was sent to %s", when, d.name, text, m.Room, s.room)
+			case m.Seq <= last[m.Room]:
+				t.Errorf("%s: %s read %q at seq %d after seq %d", when, d.name, text, m.Seq, last[m.Room])
 			}
-			seen[text], last = true, max(last, m.Seq)
+			seen[text], last[m.Room] = true, max(last[m.Room], m.Seq)
 			checked++
 		}
 		d.mu.Lock()
@@ -413,7 +490,7 @@ func checkDatabase(t *testing.T, path string, room client.RoomID, sends *sendLog
 	}
 	want := map[int64]bool{}
 	for _, s := range sends.all() {
-		if s.err == nil {
+		if s.err == nil && s.room == room {
 			want[s.seq] = true
 		}
 	}
@@ -434,4 +511,20 @@ func checkDatabase(t *testing.T, path string, room client.RoomID, sends *sendLog
 	if n != len(want) {
 		t.Errorf("the room's log holds %d messages; %d were acknowledged", n, len(want))
 	}
+}
+
+// freeAddr returns a loopback address with a port free now, below the
+// ephemeral range, so that the restarted provider's federation listener
+// finds it free again (test/chaos does the same).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below 32000 on 127.0.0.1")
+	return ""
 }
