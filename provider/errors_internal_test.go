@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -26,6 +27,15 @@ func TestAFullDiskIsStorageFull(t *testing.T) {
 	}
 	if e := apiError(errors.New("boom")); e.Code != "internal" || e.retryAfter != 0 {
 		t.Errorf("another fault: %+v, want internal without Retry-After", e)
+	}
+	// A room's hub on another provider whose disk is full: the device
+	// hears storage_full from its own provider.
+	hub := &federation.PeerError{Domain: "blue.test", Status: http.StatusInsufficientStorage, Code: "storage_full"}
+	if e := hubFull("blue.test", hub); e == nil || e.Code != "storage_full" || e.Status != http.StatusInsufficientStorage || e.retryAfter <= 0 {
+		t.Errorf("a full hub: %+v", e)
+	}
+	if e := hubFull("blue.test", &federation.PeerError{Domain: "blue.test", Status: http.StatusServiceUnavailable}); e != nil {
+		t.Errorf("an unavailable hub: %+v, want it left to hub_unreachable", e)
 	}
 	// A refusal that already has its code keeps it.
 	if e := apiError(errConflict("taken")); e.Code != "conflict" {

@@ -18,7 +18,7 @@ import (
 // keeping every message it receives across the times it is opened.
 type device struct {
 	name   string
-	dir    string // the SDK's data directory (not on the small disk)
+	dir    string // the SDK's data directory (not on the provider's disk)
 	client *client.Client
 
 	mu   sync.Mutex
@@ -37,7 +37,13 @@ func options(name string) client.Options {
 
 func register(t *testing.T, name, url, code, deviceName string) *device {
 	t.Helper()
-	d := &device{name: name, dir: t.TempDir()}
+	return registerIn(t, t.TempDir(), name, url, code, deviceName)
+}
+
+// registerIn registers a device that keeps its state in dir.
+func registerIn(t *testing.T, dir, name, url, code, deviceName string) *device {
+	t.Helper()
+	d := &device{name: name, dir: dir}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.Register(ctx, url, code, deviceName, d.dir, options(name))

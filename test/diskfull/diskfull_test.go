@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,7 +123,9 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	blue := proctest.Serve(t, bin, logs, "blue", "--config", config("blue", blueData, "green", data))
 
 	ctx := context.Background()
-	alice := register(t, "alice/phone", proc.Client, aliceCode, "phone")
+	// Alice's phone has a small disk of its own, which fills up at the
+	// end.
+	alice := registerIn(t, smallDisk(t, "4m"), "alice/phone", proc.Client, aliceCode, "phone")
 	bob := register(t, "bob/phone", proc.Client, bobCode, "phone")
 	laptop := register(t, "bob/laptop", proc.Client, laptopCode, "laptop")
 	dave := register(t, "dave/phone", blue.Client, daveCode, "phone")
@@ -373,6 +376,28 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 		t.Errorf("%s sends after green's restart: %v", dave.name, s.err)
 	}
 	checked = waitDelivered(t, everyone, members, sends, "after the restart")
+
+	// Alice's phone has no space left: a message whose state (the
+	// ratchet's used key) cannot be saved is not sent, and says so; one
+	// Bob sends her meanwhile is not lost.
+	phoneFiller, _ := fill(t, alice.dir)
+	if s := sends.send(ctx, alice, room, "alice/phone on a full phone"); s.err == nil {
+		t.Errorf("Alice's full phone reported %q sent at seq %d, though it could not save its state", s.text, s.seq)
+	} else if !errors.Is(s.err, syscall.ENOSPC) {
+		t.Errorf("Alice's full phone: %v; want an error that matches ENOSPC, for the app to say so", s.err)
+	}
+	if s := sends.send(ctx, bob, room, "bob/phone to a full phone"); s.err != nil {
+		t.Errorf("Bob sends to Alice's full phone: %v", s.err)
+	}
+	waitDelivered(t, []*device{laptop}, greenRoom, sends, "with Alice's phone full")
+	checkNoHalfFiles(t, alice.dir)
+	if err := os.Remove(phoneFiller); err != nil {
+		t.Fatal(err)
+	}
+	if s := sends.send(ctx, alice, room, "alice/phone on a full phone again"); s.err != nil {
+		t.Errorf("Alice sends again once her phone has room: %v", s.err)
+	}
+	checked = waitDelivered(t, everyone, members, sends, "once Alice's phone has room")
 	all := sends.all()
 	acked := 0
 	for _, s := range all {
