@@ -21,10 +21,11 @@ type device struct {
 	dir    string // the SDK's data directory (not on the provider's disk)
 	client *client.Client
 
-	mu   sync.Mutex
-	stop func() // ends Run, closes the client, waits for its last events
-	got  []*client.Message
-	bad  []string // DeliveryFailed events
+	mu      sync.Mutex
+	stop    func() // ends Run, closes the client, waits for its last events
+	stopRun func() // ends Run alone: the stream closes, the session stays
+	got     []*client.Message
+	bad     []string // DeliveryFailed events
 }
 
 func options(name string) client.Options {
@@ -57,9 +58,7 @@ func registerIn(t *testing.T, dir, name, url, code, deviceName string) *device {
 
 // run opens c's stream and collects what it brings.
 func (d *device) run(c *client.Client) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ran, collected := make(chan struct{}), make(chan struct{})
-	go func() { defer close(ran); c.Run(ctx) }()
+	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
 		for e := range c.Events() {
@@ -75,8 +74,32 @@ func (d *device) run(c *client.Client) {
 	}()
 	d.mu.Lock()
 	d.client = c
-	d.stop = func() { cancel(); <-ran; c.Close(); <-collected }
+	d.stop = func() { d.pauseStream(); c.Close(); <-collected }
 	d.mu.Unlock()
+	d.resumeStream()
+}
+
+// pauseStream closes the device's stream, the app staying open and
+// signed in.
+func (d *device) pauseStream() {
+	d.mu.Lock()
+	stop := d.stopRun
+	d.stopRun = nil
+	d.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// resumeStream opens the stream again, with the session the device has.
+func (d *device) resumeStream() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	d.mu.Lock()
+	c := d.client
+	d.stopRun = func() { cancel(); <-ran }
+	d.mu.Unlock()
+	go func() { defer close(ran); c.Run(ctx) }()
 }
 
 // close closes the app (again: a no-op).

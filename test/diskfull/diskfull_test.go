@@ -185,12 +185,25 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 		}
 	}
 	// Bob closes his laptop's app: he opens it again while the disk is
-	// full.
+	// full. His phone's stream is closed (the app open, signed in) while
+	// Alice writes a little more: it opens again once the disk is full,
+	// to read what was stored.
 	laptop.close()
+	bob.pauseStream()
+	for i := range 3 {
+		if s := sends.send(ctx, alice, room, fmt.Sprintf("%s %d for later", alice.name, i)); s.err != nil {
+			t.Fatalf("%s sends %q: %v", alice.name, s.text, s.err)
+		}
+	}
 
 	filler, size := fill(t, disk)
 	t.Logf("the filesystem is full: a filler of %d KiB, %d bytes free (setup took %v)",
 		size>>10, freeSpace(disk), time.Since(began).Round(time.Millisecond))
+
+	// Bob's phone opens its stream again, signed in as it was, and reads
+	// what Alice wrote before the disk filled up.
+	bob.resumeStream()
+	waitDelivered(t, []*device{bob}, greenRoom, sends, "on the full disk, the stream opened again")
 
 	// Alice and Bob keep sending, each in turn, until several sends have
 	// been refused (or a bound passes).
@@ -292,6 +305,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	if err := laptop.open(octx, proc.Client); err == nil {
 		laptopOpen = true
+		t.Logf("Bob's laptop signed in on the full disk")
 	} else if !errors.Is(err, client.ErrStorageFull) {
 		t.Errorf("Bob's laptop opened on a full disk: %v, want storage_full if anything", err)
 	}
