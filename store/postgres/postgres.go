@@ -144,7 +144,8 @@ func mapErr(err error) error {
 		return err
 	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) ||
-		errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) {
+		errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) ||
+		errors.Is(err, store.ErrStorageFull) {
 		return err
 	}
 	if s := err.Error(); strings.HasSuffix(s, "closed pool") {
@@ -155,6 +156,9 @@ func mapErr(err error) error {
 		switch {
 		case pe.Code == "23505":
 			return fmt.Errorf("%w (%v)", store.ErrExists, err)
+		case pe.Code == "53100":
+			// disk_full: the server is up but cannot store the change.
+			return fmt.Errorf("%w (%v)", store.ErrStorageFull, err)
 		case pe.Code == "23503":
 			// A reference to a row that is not there: an unknown
 			// user, device or room.
