@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/identity"
 )
 
@@ -676,7 +677,7 @@ func (g *ReplayGuard) CheckRequest(r *http.Request) error {
 	if err != nil || secs < 0 || strings.HasPrefix(raw, "+") {
 		return trustErr(ErrReplay, peer, nil, "the %s header must be decimal Unix seconds", HeaderTimestamp)
 	}
-	return g.Check(peer, id, time.Unix(secs, 0), time.Now())
+	return g.Check(peer, id, time.Unix(secs, 0), clock.Now())
 }
 
 // Len returns how many request IDs the guard remembers for partner.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/switchboard-chat/switchboard/clock"
 )
 
 // command is one subcommand: its one-line summary and its entry point, which
@@ -27,6 +29,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
+	}
+	if _, err := clock.Skew(); err != nil { // a testing hook, refused if mistyped
+		fmt.Fprintln(stderr, "switchboard:", err)
+		return 2
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
