@@ -281,6 +281,28 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 			}
 		}
 	}
+
+	// Hours are beyond what is tolerated: blue restarts with its clock
+	// two hours behind. Green's TLS certificate, dated an hour back by
+	// green's clock, is not yet valid by blue's, and blue's federation
+	// listener refuses it, which is also how this test knows that the TLS
+	// check reads the skewed clock. Alice is told the partner did not
+	// answer, and blue's log says why. (Alice asks: Carol has spent her
+	// lookups above.)
+	procs["blue"].Stop()
+	t.Setenv(clock.EnvSkew, (-2 * time.Hour).String())
+	procs["blue"] = proctest.Serve(t, bin, dir, "blue", "--config", path("blue.json"))
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err := alice.client.Lookup(lctx, "dave@blue.test")
+	cancel()
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "partner_unreachable" {
+		t.Errorf("with blue's clock 2 hours behind, Alice's lookup at blue gave %v, want partner_unreachable", err)
+	}
+	if c := proctest.LogCount(dir, "blue", "the certificate of green.test is valid only from"); c == 0 {
+		t.Errorf("with its clock 2 hours behind, blue's log does not say that green's certificate is not yet valid")
+	}
+	t.Logf("with blue 2 hours behind: %v", err)
 	t.Logf("N = %v; %v in all", n, time.Since(began).Round(time.Millisecond))
 }
 
