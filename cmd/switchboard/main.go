@@ -30,9 +30,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
-	if _, err := clock.Skew(); err != nil { // a testing hook, refused if mistyped
+	// SWITCHBOARD_CLOCK_SKEW is a testing hook: refused if mistyped, and
+	// never silent.
+	if skew, err := clock.Skew(); err != nil {
 		fmt.Fprintln(stderr, "switchboard:", err)
 		return 2
+	} else if skew != 0 {
+		fmt.Fprintf(stderr, "switchboard: this process's clock is skewed by %v (%s, a testing hook)\n", skew, clock.EnvSkew)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/clock"
+	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/provider"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
@@ -67,6 +69,16 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		return path(name)
 	}
 	providerSkew := map[string]time.Duration{"green": n, "blue": -n}
+
+	// A mistyped skew is refused, not taken for none.
+	mistyped := exec.Command(bin, "admin", "user", "add", "zoe", "--data", path("nowhere"), "--domain", "nowhere.test")
+	mistyped.Env = append(os.Environ(), clock.EnvSkew+"=7")
+	if out, err := mistyped.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a duration") {
+		t.Fatalf("with %s=7 (no unit), switchboard admin said %q (%v); want a refusal", clock.EnvSkew, out, err)
+	}
+	if _, err := os.Stat(path("nowhere")); err == nil {
+		t.Errorf("with a mistyped %s, switchboard admin still made a data directory", clock.EnvSkew)
+	}
 
 	// Each provider's admin commands and server run with its clock: the
 	// CA, made by the first admin command, is dated by it too. The
@@ -261,6 +273,42 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		}
 	}
 
+	// Bob sends a MIMI text message, which is franked, to the room blue
+	// hosts, and Alice (on green, her phone's clock N behind green's)
+	// reports it: green checks blue's frank, which carries blue's
+	// acceptance time, and passes the report on.
+	abusive, err := content.Text("a message to report").WithSender(bob.client.UserURI()).WithRoom(bob.client.RoomURI(blueGroup)).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = bob.client.Send(sctx, blueGroup, abusive)
+	cancel()
+	if err != nil {
+		t.Fatalf("Bob sends a MIMI text message: %v", err)
+	}
+	var reported *client.Message
+	waitFor(t, 30*time.Second, "Alice to receive Bob's MIMI message", func() bool {
+		for _, m := range alice.received() {
+			if bytes.Equal(m.Body, abusive) {
+				reported = m
+				return true
+			}
+		}
+		return false
+	})
+	if reported.Frank == nil {
+		t.Fatal("Bob's MIMI message reached Alice without a frank")
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	reportID, err := alice.client.Report(rctx, blueGroup, client.AbuseReport{AllegedAbuser: "bob@blue.test", Note: "clock skew test",
+		Messages: []client.ReportedMessage{{Content: reported.Body, Frank: *reported.Frank}}})
+	cancel()
+	if err != nil {
+		t.Fatalf("Alice reports a message of Bob's: %v", err)
+	}
+	t.Logf("Alice reported a message of Bob's in blue's room (report %d)", reportID)
+
 	attachments(t, ctx, bob, aliceLaptop, providerSkew["blue"])
 	sessions(t, procs, codes, providerSkew, bin, path)
 	rateLimits(t, ctx, carol, dave)
@@ -293,7 +341,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	t.Setenv(clock.EnvSkew, (-2 * time.Hour).String())
 	procs["blue"] = proctest.Serve(t, bin, dir, "blue", "--config", path("blue.json"))
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := alice.client.Lookup(lctx, "dave@blue.test")
+	_, err = alice.client.Lookup(lctx, "dave@blue.test")
 	cancel()
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) || apiErr.Code != "partner_unreachable" {
