@@ -312,7 +312,7 @@ func (c *Client) loadState() error {
 	if c.verifier, err = newVerifier(c.suite, c.dev.Domain, c.dev.CACertificate, c.opts.TrustAnchors); err != nil {
 		return err
 	}
-	c.verifier.now = c.opts.Now
+	c.verifier.now = c.now
 	if len(c.dev.Credential) > 0 {
 		if err := mls.Unmarshal(c.dev.Credential, &c.cred); err != nil {
 			return fmt.Errorf("client: device.json: credential: %w", err)
@@ -322,7 +322,7 @@ func (c *Client) loadState() error {
 	if err != nil {
 		return err
 	}
-	now := uint64(c.opts.Now().Unix())
+	now := uint64(c.now().Unix())
 	for i := range kps {
 		// Expired KeyPackages can no longer be used to join (a joiner
 		// must refuse them), so their keys are dropped.
@@ -572,8 +572,16 @@ func (c *Client) groupConfig() mls.GroupConfig {
 		// Application messages are padded so that their length says less
 		// about their content.
 		PaddingBlock: 32,
-		Now:          func() uint64 { return uint64(c.opts.Now().Unix()) },
+		Now:          func() uint64 { return uint64(c.now().Unix()) },
 	}
+}
+
+// now is the device's wall clock (Options.Now).
+func (c *Client) now() time.Time {
+	if c.opts.Now == nil { // a Client made without Register or Open
+		return clock.Now()
+	}
+	return c.opts.Now()
 }
 
 // signIn gets a fresh session token.
