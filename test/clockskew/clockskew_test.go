@@ -126,8 +126,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 
 	ctx := context.Background()
 	dev := func(user, name string, skew time.Duration) *device {
-		_, domain, _ := strings.Cut(user, "@")
-		handle, _, _ := strings.Cut(user, "@")
+		handle, domain, _ := strings.Cut(user, "@")
 		return register(t, user, name, procs[strings.TrimSuffix(domain, ".test")].Client, codes[handle+"/"+name], skew)
 	}
 	// Device clocks, against the real one: Alice's phone is right (N
@@ -310,7 +309,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	t.Logf("Alice reported a message of Bob's in blue's room (report %d)", reportID)
 
 	attachments(t, ctx, bob, aliceLaptop, providerSkew["blue"])
-	sessions(t, procs, codes, providerSkew, bin, path)
+	sessions(t, procs, codes, providerSkew)
 	rateLimits(t, ctx, carol, dave)
 
 	// Nothing was refused for its time on the way: no replay refusal, no
@@ -449,7 +448,7 @@ func attachments(t *testing.T, ctx context.Context, from, to *device, uploaderSk
 // docs/api.md gives it, and is given a session of 30 days by its
 // provider's clock (neither cut short nor lengthened by the skew), which
 // works at once.
-func sessions(t *testing.T, procs map[string]*proctest.Proc, codes map[string]string, skew map[string]time.Duration, bin string, path func(string) string) {
+func sessions(t *testing.T, procs map[string]*proctest.Proc, codes map[string]string, skew map[string]time.Duration) {
 	t.Helper()
 	for p, user := range map[string]string{"green": "erin", "blue": "frank"} {
 		base := procs[p].Client
