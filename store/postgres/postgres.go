@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
@@ -67,7 +68,7 @@ func WithClock(now func() time.Time) Option {
 // search_path in the DSN (options=-csearch_path=NAME) puts the tables in
 // that schema. Close releases the pool.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	cfg := config{now: time.Now}
+	cfg := config{now: clock.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -29,6 +29,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
@@ -113,7 +114,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		maxBatch:  256,
 		queueLen:  1024,
 		busy:      5 * time.Second,
-		now:       time.Now,
+		now:       clock.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
