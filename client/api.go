@@ -64,6 +64,11 @@ var (
 	ErrInternal             = errors.New("client: internal")
 	ErrUnavailable          = errors.New("client: unavailable")
 	ErrRateLimited          = errors.New("client: rate_limited")
+	// ErrStorageFull: the provider's disk is full, so it stored nothing
+	// of the request. It is retryable: the SDK sends a message again
+	// with the same client_id a few times, and an application may try
+	// again later (the error's RetryAfter says when).
+	ErrStorageFull = errors.New("client: storage_full")
 	// ErrNoConsent: the user invited does not accept contact from this
 	// user (blocked, or does not allow this provider). It also matches
 	// ErrForbidden, which it refines.
@@ -85,6 +90,7 @@ var codeErrors = map[string]error{
 	"internal":               ErrInternal,
 	"unavailable":            ErrUnavailable,
 	"rate_limited":           ErrRateLimited,
+	"storage_full":           ErrStorageFull,
 	"no_consent":             ErrNoConsent,
 }
 
@@ -241,6 +247,8 @@ func statusCode(status int) string {
 		return "unsupported_media_type"
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return "unavailable"
+	case http.StatusInsufficientStorage:
+		return "storage_full"
 	}
 	return "internal"
 }
@@ -267,7 +275,7 @@ func retryable(err error) bool {
 	if errors.As(err, &ae) && ae.Status >= 500 {
 		return true
 	}
-	return errors.Is(err, ErrInternal) || errors.Is(err, ErrUnavailable)
+	return errors.Is(err, ErrInternal) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull)
 }
 
 // authSignatureInput is what a device signs to prove it holds its auth key

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/mls"
 )
 
@@ -59,6 +60,10 @@ type Options struct {
 	// anchor given here wins. This device's own provider's CA is learned at
 	// Register and always trusted for its domain.
 	TrustAnchors map[string]*x509.Certificate
+	// Now is the device's wall clock (default clock.Now, which honours
+	// SWITCHBOARD_CLOCK_SKEW): a testing hook for a device whose clock
+	// is ahead of or behind its provider's.
+	Now func() time.Time
 }
 
 func (o *Options) fill() {
@@ -70,6 +75,9 @@ func (o *Options) fill() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = clock.Now
 	}
 }
 
@@ -304,6 +312,7 @@ func (c *Client) loadState() error {
 	if c.verifier, err = newVerifier(c.suite, c.dev.Domain, c.dev.CACertificate, c.opts.TrustAnchors); err != nil {
 		return err
 	}
+	c.verifier.now = c.now
 	if len(c.dev.Credential) > 0 {
 		if err := mls.Unmarshal(c.dev.Credential, &c.cred); err != nil {
 			return fmt.Errorf("client: device.json: credential: %w", err)
@@ -313,7 +322,7 @@ func (c *Client) loadState() error {
 	if err != nil {
 		return err
 	}
-	now := uint64(time.Now().Unix())
+	now := uint64(c.now().Unix())
 	for i := range kps {
 		// Expired KeyPackages can no longer be used to join (a joiner
 		// must refuse them), so their keys are dropped.
@@ -563,8 +572,16 @@ func (c *Client) groupConfig() mls.GroupConfig {
 		// Application messages are padded so that their length says less
 		// about their content.
 		PaddingBlock: 32,
-		Now:          func() uint64 { return uint64(time.Now().Unix()) },
+		Now:          func() uint64 { return uint64(c.now().Unix()) },
 	}
+}
+
+// now is the device's wall clock (Options.Now).
+func (c *Client) now() time.Time {
+	if c.opts.Now == nil { // a Client made without Register or Open
+		return clock.Now()
+	}
+	return c.opts.Now()
 }
 
 // signIn gets a fresh session token.

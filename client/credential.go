@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 )
@@ -84,7 +85,7 @@ func newVerifier(suite *mls.Suite, domain string, caDER []byte, anchors map[stri
 	if err != nil {
 		return nil, fmt.Errorf("client: trust anchors: %w", err)
 	}
-	return &verifier{domain: domain, suite: suite, v: v, now: time.Now, cache: map[string]verified{}}, nil
+	return &verifier{domain: domain, suite: suite, v: v, now: clock.Now, cache: map[string]verified{}}, nil
 }
 
 // replace takes the anchors of other, as when the provider's partners

@@ -102,7 +102,8 @@ func (c *Client) uploadKeyPackages(ctx context.Context, n int, lastResort bool) 
 // newKeyPackage makes one KeyPackage of the device. c.mu must be held (it
 // reads the credential).
 func (c *Client) newKeyPackage(lastResort bool) (*keyPackageState, error) {
-	kp, err := mls.NewKeyPackage(c.suite, c.signer, c.cred, mls.KeyPackageOptions{LastResort: lastResort})
+	life := mls.DefaultLifetime(c.now()) // the device's clock, not the process's
+	kp, err := mls.NewKeyPackage(c.suite, c.signer, c.cred, mls.KeyPackageOptions{LastResort: lastResort, Lifetime: &life})
 	if err != nil {
 		return nil, err
 	}

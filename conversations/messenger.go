@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/content"
 )
 
@@ -145,7 +146,7 @@ type Messenger struct {
 // client's own directory is a good place).
 func Open(c *client.Client, dir string, opts Options) (*Messenger, error) {
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = clock.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

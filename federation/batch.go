@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -92,7 +93,7 @@ func NewBatcher(t Transport, log *slog.Logger) *Batcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Batcher{t: t, send: TransportSender(t), log: log.With("component", "batcher"), now: time.Now,
+	return &Batcher{t: t, send: TransportSender(t), log: log.With("component", "batcher"), now: clock.Now,
 		supports: map[string]batchSupport{}}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -171,7 +172,7 @@ func NewOutbox(st store.Store, send Sender, opts OutboxOptions) *Outbox {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = clock.Now
 	}
 	if opts.Rescan <= 0 {
 		opts.Rescan = 10 * time.Second

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -212,7 +213,7 @@ func Classify(resp *Response, err error) error {
 	}
 	e := &PeerError{Domain: resp.Domain, Status: resp.Status}
 	e.Code, e.Message = errorBody(resp)
-	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), clock.Now())
 	switch s := resp.Status; {
 	case s == http.StatusRequestTimeout, s == http.StatusTooEarly, s == http.StatusTooManyRequests:
 	case (s == http.StatusUnauthorized || s == http.StatusForbidden) && retryableRefusals[e.Code]:

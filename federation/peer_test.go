@@ -407,9 +407,14 @@ func TestPeerClassifiesAnswers(t *testing.T) {
 			w.Header().Set("Retry-After", retryAt.Format(http.TimeFormat))
 			w.WriteHeader(http.StatusTooManyRequests)
 		},
-		"/toosoon":  func(w http.ResponseWriter) { w.WriteHeader(http.StatusTooEarly) },
-		"/timeout":  func(w http.ResponseWriter) { w.WriteHeader(http.StatusRequestTimeout) },
-		"/crash":    func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) },
+		"/toosoon": func(w http.ResponseWriter) { w.WriteHeader(http.StatusTooEarly) },
+		"/timeout": func(w http.ResponseWriter) { w.WriteHeader(http.StatusRequestTimeout) },
+		"/crash":   func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) },
+		// A partner whose disk is full (docs/reliability.md).
+		"/full": func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "30")
+			writeJSONError(w, http.StatusInsufficientStorage, "storage_full", "the provider's storage is full")
+		},
 		"/redirect": func(w http.ResponseWriter) { w.Header().Set("Location", "/elsewhere"); w.WriteHeader(http.StatusFound) },
 		"/bad": func(w http.ResponseWriter) {
 			writeJSONError(w, http.StatusBadRequest, "bad_message", "the fanout message is truncated\nFAKE LOG LINE")
@@ -433,6 +438,7 @@ func TestPeerClassifiesAnswers(t *testing.T) {
 		{path: "/toosoon", status: 425},
 		{path: "/timeout", status: 408},
 		{path: "/crash", status: 500},
+		{path: "/full", status: 507, code: "storage_full", msg: "the provider's storage is full", retryAfter: 30 * time.Second},
 		{path: "/redirect", status: 302},
 		{path: "/bad", status: 400, permanent: true, code: "bad_message", msg: "the fanout message is truncated\nFAKE LOG LINE"},
 		{path: "/gone", status: 404, permanent: true, msg: "no such room"},

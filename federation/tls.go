@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/identity"
 )
 
@@ -98,6 +99,7 @@ func ServerTLSConfig(cert tls.Certificate, trust *Trust) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
+		Time:         clock.Now,
 		// HTTP/2 first: a partner's many requests at once (its devices'
 		// messages forwarded to rooms hosted here) share a connection
 		// instead of each opening one, with a handshake each.
@@ -107,7 +109,7 @@ func ServerTLSConfig(cert tls.Certificate, trust *Trust) *tls.Config {
 		// VerifyConnection, which crypto/tls also calls on resumed sessions.
 		ClientAuth: tls.RequireAnyClientCert,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			domain, err := trust.cur.Load().verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "", time.Now())
+			domain, err := trust.cur.Load().verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "", clock.Now())
 			if err != nil {
 				trust.log.Warn("federation: refused a partner's TLS handshake", "peer", domain, "err", err)
 			}
@@ -134,12 +136,13 @@ func ClientTLSConfig(cert tls.Certificate, trust *Trust, domain string) *tls.Con
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ServerName:   domain,
+		Time:         clock.Now,
 		// The standard check would compare the certificate with the
 		// system roots; VerifyConnection below does the whole check against
 		// the partner's own CA or pin instead.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := trust.cur.Load().verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, domain, time.Now())
+			_, err := trust.cur.Load().verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, domain, clock.Now())
 			return err
 		},
 	}
@@ -291,7 +294,7 @@ func (t *Trust) authenticate(r *http.Request) (string, error) {
 	// BenchmarkVerifyPeer): small beside the work of any federation
 	// request, and it means a changed CA or pin applies to open
 	// connections as surely as a suspension does.
-	domain, err := t.cur.Load().verifyPeer(r.TLS.PeerCertificates, x509.ExtKeyUsageClientAuth, "", time.Now())
+	domain, err := t.cur.Load().verifyPeer(r.TLS.PeerCertificates, x509.ExtKeyUsageClientAuth, "", clock.Now())
 	if err != nil {
 		return domain, err
 	}
@@ -329,5 +332,5 @@ func StampRequest(h http.Header) {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand documents it)
 	h.Set(HeaderRequestID, base64.RawURLEncoding.EncodeToString(b[:]))
-	h.Set(HeaderTimestamp, strconv.FormatInt(time.Now().Unix(), 10))
+	h.Set(HeaderTimestamp, strconv.FormatInt(clock.Now().Unix(), 10))
 }

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/identity"
 )
 
@@ -550,11 +551,17 @@ const (
 	// seconds.
 	HeaderTimestamp = "Mimi-Timestamp"
 	// ReplayWindow is how far a request's timestamp may be from the
-	// receiver's clock, either way.
-	ReplayWindow = 5 * time.Minute
+	// receiver's clock, either way. It is also the clock skew tolerated
+	// between two providers (docs/reliability.md, "Clock skew"): 30
+	// minutes, so that each may be 15 minutes off the true time. (It was 5
+	// minutes, which refused every request between providers whose
+	// clocks were 3 minutes off either way.)
+	ReplayWindow = 30 * time.Minute
 	// DefaultReplayMemory is a sensible number of request IDs to remember
-	// per partner: 65536 covers over a hundred requests a second sustained
-	// across the ten-minute window.
+	// per partner: 65536 covers 18 requests a second sustained across the
+	// hour-long window; a partner that sends more fills it, and the guard
+	// then forgets its oldest IDs early and refuses what is stamped before
+	// them (requests minutes old, which a retry restamps).
 	DefaultReplayMemory = 1 << 16
 )
 
@@ -625,8 +632,12 @@ func (g *ReplayGuard) Check(partner, id string, ts, now time.Time) error {
 		return trustErr(ErrReplay, partner, nil, "%s must be 16 to 128 characters of A-Z a-z 0-9 '-' '_' '.'", HeaderRequestID)
 	}
 	if d := now.Sub(ts); d > g.window || d < -g.window {
-		return trustErr(ErrReplay, partner, nil, "%s %d is %v from this provider's clock, more than the %v allowed",
-			HeaderTimestamp, ts.Unix(), d.Round(time.Second), g.window)
+		way := "behind"
+		if d < 0 {
+			way, d = "ahead of", -d
+		}
+		return trustErr(ErrReplay, partner, nil, "%s %d is %v %s this provider's clock, more than the %v allowed (is one of the clocks wrong?)",
+			HeaderTimestamp, ts.Unix(), d.Round(time.Second), way, g.window)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -676,7 +687,7 @@ func (g *ReplayGuard) CheckRequest(r *http.Request) error {
 	if err != nil || secs < 0 || strings.HasPrefix(raw, "+") {
 		return trustErr(ErrReplay, peer, nil, "the %s header must be decimal Unix seconds", HeaderTimestamp)
 	}
-	return g.Check(peer, id, time.Unix(secs, 0), time.Now())
+	return g.Check(peer, id, time.Unix(secs, 0), clock.Now())
 }
 
 // Len returns how many request IDs the guard remembers for partner.

@@ -298,3 +298,39 @@ func TestReplayGuardRequest(t *testing.T) {
 func pemCert(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// Issue 11: providers whose clocks are minutes apart still talk. A
+// partner 20 minutes ahead of this provider's clock or 20 minutes behind
+// it is accepted (the guard's window once was 5 minutes, which refused
+// providers only 3 minutes off the true time either way); one more than
+// ReplayWindow off is refused with a message that says which way and
+// by how much, and points at the clocks.
+func TestReplayGuardToleratesClockSkew(t *testing.T) {
+	if ReplayWindow < 30*time.Minute {
+		t.Fatalf("ReplayWindow is %v; docs/reliability.md promises 30 minutes of skew between providers", ReplayWindow)
+	}
+	g := NewReplayGuard(0, 0)
+	now := time.Unix(1_800_000_000, 0)
+	for i, skew := range []time.Duration{20 * time.Minute, -20 * time.Minute, 29 * time.Minute, -29 * time.Minute} {
+		id := "skewed-request-" + strconv.Itoa(1_000_000+i)
+		if err := g.Check("blue.example", id, now.Add(skew), now); err != nil {
+			t.Errorf("a partner whose clock is %v off: %v", skew, err)
+		}
+		// And a replay of it is still refused.
+		if err := g.Check("blue.example", id, now.Add(skew), now.Add(time.Minute)); !errors.Is(err, ErrReplay) {
+			t.Errorf("a replay from a partner whose clock is %v off: %v", skew, err)
+		}
+	}
+	for _, c := range []struct {
+		skew time.Duration
+		want string
+	}{
+		{2 * time.Hour, "2h0m0s ahead of this provider's clock"},
+		{-31 * time.Minute, "31m0s behind this provider's clock"},
+	} {
+		err := g.Check("blue.example", "far-off-request-"+c.skew.String(), now.Add(c.skew), now)
+		if !errors.Is(err, ErrReplay) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "clocks") {
+			t.Errorf("a partner whose clock is %v off: %v; want ErrReplay saying %q", c.skew, err, c.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/mls"
 )
 
@@ -50,7 +51,7 @@ type CA struct {
 // validity CAValidity, and critical name constraints that permit URIs on
 // exactly domain (not its subdomains), so even a verifier that does no
 // Switchboard-specific checks refuses a device URI of another domain.
-func NewCA(domain string) (*CA, error) { return newCA(domain, time.Now()) }
+func NewCA(domain string) (*CA, error) { return newCA(domain, clock.Now()) }
 
 func newCA(domain string, now time.Time) (*CA, error) {
 	if reason := checkDomain(domain); reason != "" {
@@ -186,7 +187,7 @@ func (ca *CA) Domain() string { return ca.domain }
 // provider must (for example by verifying the signature on the device's
 // KeyPackage, which that key made) before calling it.
 func (ca *CA) IssueDevice(suite *mls.Suite, signatureKey []byte, user, device string, notAfter time.Time) (mls.Credential, error) {
-	return ca.issueDevice(suite, signatureKey, user, device, "", time.Now(), notAfter)
+	return ca.issueDevice(suite, signatureKey, user, device, "", clock.Now(), notAfter)
 }
 
 // IssueDeviceWithPhone is IssueDevice for a user whose phone number the
@@ -197,7 +198,7 @@ func (ca *CA) IssueDevice(suite *mls.Suite, signatureKey []byte, user, device st
 // user did not agree to show: every member of every group the device joins
 // will read it.
 func (ca *CA) IssueDeviceWithPhone(suite *mls.Suite, signatureKey []byte, user, device, phone string, notAfter time.Time) (mls.Credential, error) {
-	return ca.issueDevice(suite, signatureKey, user, device, phone, time.Now(), notAfter)
+	return ca.issueDevice(suite, signatureKey, user, device, phone, clock.Now(), notAfter)
 }
 
 func (ca *CA) issueDevice(suite *mls.Suite, signatureKey []byte, user, device, phone string, now, notAfter time.Time) (mls.Credential, error) {
@@ -288,7 +289,7 @@ func toURL(u URI) *url.URL {
 // CA's name constraints still apply: a verifier refuses a mimi:// URI of
 // another domain in the result.
 func (ca *CA) SignCertificate(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	now := time.Now()
+	now := clock.Now()
 	if tmpl.IsCA {
 		return nil, newError(ErrCA, nil, "sign certificate: the template is a CA certificate; %s signs end-entity certificates only", ca.domain)
 	}

@@ -122,6 +122,13 @@ func DefaultCapabilities() Capabilities {
 	}
 }
 
+// DefaultLifetime is a new KeyPackage's lifetime made at now: 90 days from
+// one hour before now, so that a verifier whose clock is up to an hour
+// behind the maker's still accepts it.
+func DefaultLifetime(now time.Time) Lifetime {
+	return Lifetime{NotBefore: uint64(now.Unix()) - 3600, NotAfter: uint64(now.Unix()) + 90*24*3600}
+}
+
 // NewKeyPackage makes fresh init and encryption keys and a signed KeyPackage
 // for credential, signed with sig.
 func NewKeyPackage(s *Suite, sig *SignaturePrivateKey, credential Credential, o KeyPackageOptions) (*KeyPackagePrivate, error) {
@@ -137,7 +144,7 @@ func NewKeyPackage(s *Suite, sig *SignaturePrivateKey, credential Credential, o 
 	if o.Capabilities != nil {
 		caps = *o.Capabilities
 	}
-	life := Lifetime{NotBefore: uint64(timeNow().Unix()) - 3600, NotAfter: uint64(timeNow().Unix()) + 90*24*3600}
+	life := DefaultLifetime(timeNow())
 	if o.Lifetime != nil {
 		life = *o.Lifetime
 	}

@@ -121,13 +121,58 @@ func LoadOrCreateCA(dir, domain string) (*identity.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+	// Both halves are written in full before either appears: half a CA
+	// (a full disk, a crash) would stop every later start (see LoadCA).
+	if err := writeFiles(file{keyFile, keyPEM, 0o600}, file{certFile, certPEM, 0o644}); err != nil {
 		return nil, err
 	}
 	return ca, nil
+}
+
+// file is one file for writeFiles.
+type file struct {
+	path string
+	data []byte
+	perm os.FileMode
+}
+
+// writeFiles writes each file beside its place, synced, and renames them
+// into place only once all are written: a full disk or a crash leaves
+// either none of them or every one whole, never half a file. Leftover
+// temporary files are removed.
+func writeFiles(files ...file) error {
+	tmps := make([]string, 0, len(files))
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t) // gone already once renamed
+		}
+	}()
+	for _, f := range files {
+		tmp, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".tmp-*")
+		if err != nil {
+			return err
+		}
+		tmps = append(tmps, tmp.Name())
+		_, err = tmp.Write(f.data)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Chmod(tmp.Name(), f.perm)
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+	}
+	for i, f := range files {
+		if err := os.Rename(tmps[i], f.path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LoadOrIssueProviderCert returns the provider's federation certificate,
@@ -154,12 +199,9 @@ func LoadOrIssueProviderCert(dir string, ca *identity.CA, domain string, now tim
 	for _, der := range c.Certificate {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	// Written beside and renamed, so a crash never leaves half a file.
-	tmp := certFile + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := os.Rename(tmp, certFile); err != nil {
+	// Written beside and renamed, so a crash or a full disk never leaves
+	// half a file.
+	if err := writeFiles(file{certFile, out, 0o644}); err != nil {
 		return tls.Certificate{}, err
 	}
 	return c, nil
@@ -178,7 +220,7 @@ func loadOrCreateKey(keyFile string) (*ecdsa.PrivateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		return key, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+		return key, writeFiles(file{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600})
 	} else if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/switchboard-chat/switchboard/bus"
+	"github.com/switchboard-chat/switchboard/clock"
 	"log/slog"
 	"net"
 	"net/http"
@@ -195,7 +196,7 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	n.Trust = trust
 	var cert atomic.Pointer[tls.Certificate]
 	renew := func() error {
-		c, err := LoadOrIssueProviderCert(cfg.DataDir, n.CA, cfg.Domain, time.Now())
+		c, err := LoadOrIssueProviderCert(cfg.DataDir, n.CA, cfg.Domain, clock.Now())
 		if err != nil {
 			return err
 		}

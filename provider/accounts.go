@@ -10,6 +10,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -68,6 +69,6 @@ func AddEnrollment(ctx context.Context, st store.Store, userID int64, ttl time.D
 		ttl = DefaultConfig().EnrollmentTTL
 	}
 	code := newCode()
-	err := st.CreateEnrollment(ctx, store.Enrollment{CodeHash: hashSecret(normalizeCode(code)), UserID: userID, Expires: time.Now().Add(ttl)})
+	err := st.CreateEnrollment(ctx, store.Enrollment{CodeHash: hashSecret(normalizeCode(code)), UserID: userID, Expires: clock.Now().Add(ttl)})
 	return code, err
 }

@@ -114,6 +114,9 @@ func (s *Server) discover(w http.ResponseWriter, r *http.Request) error {
 		}
 		m, failed := s.askPartners(r.Context(), []string{domain}, q)
 		if err := failed[domain]; err != nil {
+			if e := partnerRateLimited(domain, err, s.now()); e != nil {
+				return e
+			}
 			return &Error{Code: "partner_unreachable", Status: http.StatusBadGateway,
 				Message: fmt.Sprintf("%s did not answer the lookup: %v", domain, err), cause: err}
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/store"
 )
@@ -116,13 +117,42 @@ func storeDown(e *Error) *Error {
 		Message: "storage is briefly unavailable; nothing was changed, retry shortly", cause: e.cause, retryAfter: 2}
 }
 
+// storageFullRetry is the Retry-After of storage_full, in seconds: a full
+// disk waits for its operator, so asking sooner mostly adds load.
+const storageFullRetry = 10
+
+// storeFull turns an internal error caused by a full disk
+// (store.ErrStorageFull) into 507 storage_full with Retry-After: the
+// change was not stored and nothing of it is kept, so the same request
+// (the same client_id) may be sent again once there is space, which
+// needs no restart of the provider. Reads go on meanwhile.
+func storeFull(e *Error) *Error {
+	if e.Status != http.StatusInternalServerError || !errors.Is(e, store.ErrStorageFull) {
+		return e
+	}
+	return &Error{Code: "storage_full", Status: http.StatusInsufficientStorage,
+		Message: "the provider's storage is full; nothing was stored, retry later", cause: e.cause, retryAfter: storageFullRetry}
+}
+
+// hubFull passes on a hub's storage_full (its disk is full) to the
+// device that sent the message through this provider: nothing was
+// stored, and the same client_id may be sent again later.
+func hubFull(hub string, err error) *Error {
+	var pe *federation.PeerError
+	if !errors.As(err, &pe) || pe.Status != http.StatusInsufficientStorage || pe.Code != "storage_full" {
+		return nil
+	}
+	return &Error{Code: "storage_full", Status: http.StatusInsufficientStorage,
+		Message: fmt.Sprintf("the storage of the room's hub %s is full; nothing was stored, retry later", hub), cause: err, retryAfter: storageFullRetry}
+}
+
 // apiError is the API error an error is answered with.
 func apiError(err error) *Error {
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
 		apiErr = errInternal(err)
 	}
-	return storeDown(apiErr)
+	return storeFull(storeDown(apiErr))
 }
 
 // setRetryAfter writes the error's Retry-After header, if it has one.

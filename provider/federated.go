@@ -438,6 +438,9 @@ func (s *Server) forward(ctx context.Context, room store.Room, c *caller, req su
 		if e := hubRateLimited(room.Hub, perr, s.now()); e != nil {
 			return acceptance{}, e
 		}
+		if e := hubFull(room.Hub, perr); e != nil {
+			return acceptance{}, e
+		}
 		var pe *federation.PeerError
 		if errors.As(perr, &pe) && pe.Permanent && pe.Status >= 400 && pe.Status < 500 {
 			return acceptance{}, &Error{Code: pe.Code, Status: pe.Status, Message: fmt.Sprintf("the room's hub %s refused the message: %s", room.Hub, pe.Message), cause: perr}

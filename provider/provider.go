@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/switchboard-chat/switchboard/bus"
+	"github.com/switchboard-chat/switchboard/clock"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -251,7 +252,7 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 		log:        log,
 		metrics:    newMetrics(reg),
 		registry:   reg,
-		now:        time.Now,
+		now:        clock.Now,
 		challenges: newChallenges(),
 		streams:    newStreams(),
 		limits:     newRateLimits(cfg),

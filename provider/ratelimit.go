@@ -242,3 +242,21 @@ func hubRateLimited(hub string, err error, now time.Time) error {
 	e.cause = err
 	return e
 }
+
+// partnerRateLimited is hubRateLimited for a lookup at one partner: the
+// partner's 429 reaches the device as rate_limited with the partner's wait
+// (carried as seconds, so the two providers' clocks need not agree), not
+// as partner_unreachable, so that the app waits instead of giving up.
+func partnerRateLimited(partner string, err error, now time.Time) error {
+	var pe *federation.PeerError
+	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != "rate_limited" {
+		return nil
+	}
+	wait := time.Second
+	if !pe.RetryAfter.IsZero() {
+		wait = pe.RetryAfter.Sub(now)
+	}
+	e := rateLimited(wait, fmt.Sprintf("%s is limiting lookups (%q)", partner, pe.Message))
+	e.cause = err
+	return e
+}

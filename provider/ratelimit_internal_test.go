@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,29 @@ func TestHubRateLimitedPassedOn(t *testing.T) {
 	other := &federation.Response{Domain: "blue.example", Status: http.StatusServiceUnavailable, Body: []byte("busy")}
 	if err := hubRateLimited("blue.example", federation.Classify(other, nil), now); err != nil {
 		t.Fatalf("a 503 taken for a rate limit: %v", err)
+	}
+}
+
+// A lookup at a named partner that is limiting lookups reaches the device
+// as rate_limited with the partner's Retry-After (seconds, so it means the
+// same whatever the two clocks say), not as partner_unreachable: the app
+// waits and asks again.
+func TestPartnerRateLimitedPassedOn(t *testing.T) {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": "rate_limited", "message": "too many discovery lookups from this partner provider"}})
+	resp := &federation.Response{Domain: "blue.example", Status: http.StatusTooManyRequests,
+		Header: http.Header{"Retry-After": {"4"}, "Content-Type": {"application/json"}}, Body: body}
+	perr := federation.Classify(resp, nil)
+	err := partnerRateLimited("blue.example", perr, time.Now())
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "rate_limited" || e.Status != http.StatusTooManyRequests || !strings.Contains(e.Message, "blue.example is limiting lookups") {
+		t.Fatalf("got %v", err)
+	}
+	if e.retryAfter != 4 {
+		t.Fatalf("Retry-After %d, want 4", e.retryAfter)
+	}
+	other := &federation.Response{Domain: "blue.example", Status: http.StatusBadGateway, Body: []byte("down")}
+	if err := partnerRateLimited("blue.example", federation.Classify(other, nil), time.Now()); err != nil {
+		t.Fatalf("a 502 taken for a rate limit: %v", err)
 	}
 }
 

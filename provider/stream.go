@@ -326,6 +326,14 @@ func (c *conn) read() {
 		switch f.Type {
 		case "ack":
 			if err := c.s.store.Ack(c.ctx, c.device, f.Cursor); err != nil {
+				if errors.Is(err, store.ErrStorageFull) {
+					// The acknowledgement is lost, not the stream: what
+					// it covered is delivered again later, which the
+					// device ignores, and reads go on while the disk
+					// is full.
+					c.s.log.Warn("ack not stored: storage full", "device", c.device)
+					continue
+				}
 				if c.ctx.Err() == nil {
 					c.s.log.Error("ack failed", "device", c.device, "err", err)
 					c.end(websocket.StatusInternalError, "store error")

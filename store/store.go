@@ -38,6 +38,11 @@ var (
 	// call may be retried once it is back, which needs nothing from the
 	// caller (connections are re-established by themselves).
 	ErrUnavailable = errors.New("store: unavailable, retry later")
+	// ErrStorageFull: the disk (or the database's quota) is full, so the
+	// change was not stored; nothing of it is kept and nothing was
+	// acknowledged. Reads still work. The call may be retried once space
+	// is freed, which needs no restart.
+	ErrStorageFull = errors.New("store: storage full, retry later")
 )
 
 // User is an account on this provider.

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
@@ -310,7 +311,7 @@ func (a *reportsAdmin) suspendPartner(ctx context.Context, w io.Writer, id int64
 }
 
 func (a *reportsAdmin) handle(ctx context.Context, id int64, action, note string) error {
-	err := a.st.HandleReport(ctx, id, action, note, time.Now())
+	err := a.st.HandleReport(ctx, id, action, note, clock.Now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("no report %d", id)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/switchboard-chat/switchboard/clock"
 )
 
 // command is one subcommand: its one-line summary and its entry point, which
@@ -27,6 +29,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
+	}
+	// SWITCHBOARD_CLOCK_SKEW is a testing hook: refused if mistyped, and
+	// never silent.
+	if skew, err := clock.Skew(); err != nil {
+		fmt.Fprintln(stderr, "switchboard:", err)
+		return 2
+	} else if skew != 0 {
+		fmt.Fprintf(stderr, "switchboard: this process's clock is skewed by %v (%s, a testing hook)\n", skew, clock.EnvSkew)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

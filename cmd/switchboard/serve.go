@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/crashpoint"
 	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
@@ -458,8 +459,8 @@ func selfSign(domain, certFile, keyFile string) error {
 		Subject:      pkix.Name{CommonName: domain},
 		DNSNames:     []string{domain, "localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		NotBefore:    clock.Now().Add(-time.Hour),
+		NotAfter:     clock.Now().Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

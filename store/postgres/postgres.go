@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
@@ -67,7 +68,7 @@ func WithClock(now func() time.Time) Option {
 // search_path in the DSN (options=-csearch_path=NAME) puts the tables in
 // that schema. Close releases the pool.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	cfg := config{now: time.Now}
+	cfg := config{now: clock.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -144,7 +145,8 @@ func mapErr(err error) error {
 		return err
 	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) ||
-		errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) {
+		errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) ||
+		errors.Is(err, store.ErrStorageFull) {
 		return err
 	}
 	if s := err.Error(); strings.HasSuffix(s, "closed pool") {
@@ -155,6 +157,9 @@ func mapErr(err error) error {
 		switch {
 		case pe.Code == "23505":
 			return fmt.Errorf("%w (%v)", store.ErrExists, err)
+		case pe.Code == "53100":
+			// disk_full: the server is up but cannot store the change.
+			return fmt.Errorf("%w (%v)", store.ErrStorageFull, err)
 		case pe.Code == "23503":
 			// A reference to a row that is not there: an unknown
 			// user, device or room.

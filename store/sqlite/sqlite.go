@@ -23,11 +23,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 	"github.com/switchboard-chat/switchboard/store/sqlstore"
 )
@@ -112,7 +114,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		maxBatch:  256,
 		queueLen:  1024,
 		busy:      5 * time.Second,
-		now:       time.Now,
+		now:       clock.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -217,7 +219,7 @@ func (c *conns) WriteQueued(ctx context.Context, fn func(sqlstore.Conn) error) (
 	return c.w.queue(ctx, fn)
 }
 
-// mapErr turns SQLite's constraint failures into the store's errors, so
+// mapErr turns SQLite's constraint failures and a full disk into the store's errors, so
 // callers can use errors.Is without knowing the driver. The original error
 // stays wrapped for the log.
 func mapErr(err error) error {
@@ -230,8 +232,21 @@ func mapErr(err error) error {
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
 		return fmt.Errorf("%w (%v)", store.ErrClosed, err)
 	}
+	if errors.Is(err, store.ErrStorageFull) {
+		return err
+	}
+	// ENOSPC from a file write SQLite makes (its unix VFS turns it into
+	// SQLITE_FULL; a write of ours would carry it as it is).
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w (%v)", store.ErrStorageFull, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
+		if se.Code()&0xff == sqlite3.SQLITE_FULL {
+			// The disk is full (or max_page_count reached): nothing of
+			// the statement was kept.
+			return fmt.Errorf("%w (%v)", store.ErrStorageFull, err)
+		}
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w (%v)", store.ErrExists, err)

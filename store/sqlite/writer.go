@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,8 +254,8 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 
-	if _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
-		fail(fmt.Errorf("sqlite: begin: %w", err))
+	if err := w.begin(); err != nil {
+		fail(fmt.Errorf("sqlite: begin: %w", mapErr(err)))
 		return
 	}
 	for i, o := range batch {
@@ -265,7 +266,7 @@ func (w *writer) commit(batch []*op) {
 		}
 		if _, err := w.exec("SAVEPOINT op"); err != nil {
 			w.abort()
-			fail(fmt.Errorf("sqlite: savepoint: %w", err))
+			fail(fmt.Errorf("sqlite: savepoint: %w", mapErr(err)))
 			return
 		}
 		if err := o.fn(c); err != nil {
@@ -273,9 +274,12 @@ func (w *writer) commit(batch []*op) {
 			// Some errors (disk full, I/O) make SQLite roll the whole
 			// transaction back; then the savepoint is gone and the
 			// group cannot commit.
+			// The others of the group then get the op's error too
+			// (wrapped, so that a full disk stays ErrStorageFull for
+			// every one of them): none of them is acknowledged.
 			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
 				w.abort()
-				fail(fmt.Errorf("sqlite: transaction lost after %v: %w", err, rerr))
+				fail(fmt.Errorf("sqlite: transaction lost after %w: %w", errs[i], mapErr(rerr)))
 				return
 			}
 		} else {
@@ -283,7 +287,7 @@ func (w *writer) commit(batch []*op) {
 		}
 		if _, err := w.exec("RELEASE op"); err != nil {
 			w.abort()
-			fail(fmt.Errorf("sqlite: release savepoint: %w", err))
+			fail(fmt.Errorf("sqlite: release savepoint: %w", mapErr(err)))
 			return
 		}
 	}
@@ -295,8 +299,12 @@ func (w *writer) commit(batch []*op) {
 		_, cerr = w.exec("ROLLBACK")
 	}
 	if cerr != nil {
+		// A full disk fails the COMMIT itself (SQLite appends the
+		// group's pages to the WAL only then): nothing of the group is
+		// on disk, so every op in it is told so, and the writer goes on
+		// with the next group, which may find space again.
 		w.abort()
-		fail(fmt.Errorf("sqlite: commit: %w", cerr))
+		fail(fmt.Errorf("sqlite: commit: %w", mapErr(cerr)))
 		return
 	}
 	for i, o := range batch {
@@ -312,6 +320,19 @@ func (w *writer) exec(q string) (sql.Result, error) {
 		return w.conn.ExecContext(w.ctx, q)
 	}
 	return st.ExecContext(w.ctx)
+}
+
+// begin starts a group's transaction. A connection still inside a
+// transaction (a failed group whose ROLLBACK failed too, as it may when
+// the disk is full) is rolled back first and the BEGIN tried once more,
+// so that one bad moment does not refuse every later group.
+func (w *writer) begin() error {
+	_, err := w.exec("BEGIN IMMEDIATE")
+	if err != nil && strings.Contains(err.Error(), "within a transaction") {
+		w.abort()
+		_, err = w.exec("BEGIN IMMEDIATE")
+	}
+	return err
 }
 
 // abort rolls back whatever is left of a failed group. The error is of no

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
 )
 
@@ -90,7 +91,7 @@ var _ store.Store = (*Store)(nil)
 // itself (nil: time.Now).
 func New(db DB, d *Dialect, now func() time.Time) *Store {
 	if now == nil {
-		now = time.Now
+		now = clock.Now
 	}
 	return &Store{db: db, d: d, now: now}
 }

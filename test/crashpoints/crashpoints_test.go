@@ -109,9 +109,7 @@ func (s *script) tick() {
 		return
 	}
 	p := s.pair.Proc(s.victim)
-	select {
-	case <-p.Exited():
-	default:
+	if !p.Exited() {
 		return
 	}
 	s.crashed, s.crashStep = true, len(s.steps)-1

@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// Exited is closed once the process has exited and its output is read.
-func (p *Proc) Exited() <-chan struct{} { return p.exited }
-
 // State is how the process ended; nil while it runs.
 func (p *Proc) State() *os.ProcessState {
 	select {

@@ -170,6 +170,16 @@ func ServeEnv(t *testing.T, bin, logDir, name string, env []string, args ...stri
 	return p
 }
 
+// Exited says whether the process has ended, by itself or stopped.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // Kill ends the process the way a crash does: SIGKILL, nothing drained.
 func (p *Proc) Kill() {
 	p.stopOnce.Do(func() {
