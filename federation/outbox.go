@@ -434,8 +434,15 @@ func (o *Outbox) work(ctx context.Context, dest string, poke, nudged chan struct
 		// After a restart the entry's backoff is still running; within a
 		// process it was set just now, by the failure below. A nudge
 		// (the destination was heard from) ends it early.
-		if wait := es[0].NotBefore.Sub(o.opts.Now()); wait > 0 && !sleepOrNudge(held, wait, nudged) {
-			continue // stopping, or the lease was lost
+		if wait := es[0].NotBefore.Sub(o.opts.Now()); wait > 0 {
+			waited, ok := sleepOrNudge(held, wait, nudged)
+			if !ok {
+				continue // stopping, or the lease was lost
+			}
+			if waited < wait {
+				log.Info("outbox: destination heard from; retrying before the backoff ends",
+					"seq", es[0].Seq, "attempts", es[0].Attempts, "backoff_left", wait-waited)
+			}
 		}
 		// This attempt finds out whether dest is reachable: a nudge from
 		// before it is stale, one during it is news.
@@ -722,18 +729,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// sleepOrNudge is sleep that a nudge also ends: it reports whether it
-// waited the whole time or was nudged, false only when ctx ended.
-func sleepOrNudge(ctx context.Context, d time.Duration, nudged <-chan struct{}) bool {
+// sleepOrNudge is sleep that a nudge also ends: it returns how long it
+// waited, and false only when ctx ended.
+func sleepOrNudge(ctx context.Context, d time.Duration, nudged <-chan struct{}) (time.Duration, bool) {
+	began := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return d, true
 	case <-nudged:
-		return true
+		return time.Since(began), true
 	case <-ctx.Done():
-		return false
+		return time.Since(began), false
 	}
 }
 

@@ -268,7 +268,7 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 				p.Heal()
 			}
 			mark("after "+ph.name, false)
-			t.Logf("round %d: %s (%v, %v) for %v from %d acknowledged messages; healed", r+1, ph.name, ph.dir, f, faultFor, at)
+			t.Logf("round %d: %s (%v, %v) for %v from %d acknowledged messages; healed at %s", r+1, ph.name, ph.dir, f, faultFor, at, time.Now().UTC().Format("15:04:05.000"))
 			time.Sleep(healFor)
 		}
 	}
