@@ -23,9 +23,9 @@ const (
 	defaultRounds = 1
 	// baselineFor is the load before the first fault; faultFor how long
 	// each fault lasts, healFor the load after each heal.
-	baselineFor = 1500 * time.Millisecond
+	baselineFor     = 1500 * time.Millisecond
 	defaultFaultFor = 2500 * time.Millisecond
-	healFor     = 1500 * time.Millisecond
+	healFor         = 1500 * time.Millisecond
 	// sendPause is each sender's pause after an answer: a steady load
 	// that leaves the two cores to the providers.
 	sendPause = 20 * time.Millisecond
