@@ -199,6 +199,18 @@ func (p *Proxy) Heal() {
 	}
 }
 
+// Strand blackholes every open connection for good, both ways, while new
+// connections pass as the faults say: what a NAT or load balancer that
+// loses a connection's state does, leaving its ends to find out on their
+// own. Heal closes the stranded connections that lost bytes.
+func (p *Proxy) Strand() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.stranded.Store(true)
+	}
+}
+
 // Faults returns the current fault of each direction.
 func (p *Proxy) Faults() (up, down Fault) {
 	p.mu.Lock()
@@ -266,6 +278,7 @@ func (p *Proxy) accept() {
 type conn struct {
 	client, server net.Conn
 	broken         atomic.Bool // a fault lost or cut some of its bytes
+	stranded       atomic.Bool // Strand: blackholed both ways for good
 	once           sync.Once
 }
 
@@ -380,6 +393,9 @@ func (p *Proxy) pump(c *conn, dir int, src, dst net.Conn) {
 				gen, budget = g, f.Bytes
 			}
 			data := buf[:n]
+			if c.stranded.Load() {
+				f.Mode = Blackhole
+			}
 			switch f.Mode {
 			case Pass, Drop:
 				out <- chunk{data: clone(data)}

@@ -332,3 +332,22 @@ func TestTargetDown(t *testing.T) {
 		t.Errorf("read %q through a proxy to nothing: want a reset", got)
 	}
 }
+
+// Strand blackholes the open connections only: a new one passes.
+func TestStrandBlackholesOpenConnections(t *testing.T) {
+	s, p := setup(t)
+	old := dial(t, p)
+	roundTrip(t, old, "before")
+	p.Strand()
+	old.Write([]byte("lost"))
+	roundTrip(t, dial(t, p), "a new connection passes")
+	old.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _ := old.Read(make([]byte, 10)); n != 0 {
+		t.Errorf("read %d bytes on a stranded connection", n)
+	}
+	p.Heal()
+	readAll(old)
+	if got := s.ended(t, 0); got != "before" {
+		t.Errorf("the server read %q on the stranded connection: want only what came before", got)
+	}
+}
