@@ -576,7 +576,7 @@ func (p *Peers) newTransport(domain string) *http.Transport {
 		TLSHandshakeTimeout: 10 * time.Second,
 		// With a custom TLS configuration net/http offers HTTP/2 only when
 		// asked; a hub's fan-out to a busy partner profits from it.
-		ForceAttemptHTTP2:   true,
+		ForceAttemptHTTP2: true,
 		HTTP2: &http.HTTP2Config{
 			SendPingTimeout: p.opts.PingAfter,
 			PingTimeout:     p.opts.PingAfter,
