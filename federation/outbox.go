@@ -314,7 +314,8 @@ func (o *Outbox) WakeLocal(dest string) {
 }
 
 // Nudge tells the Outbox that dest was just heard from: it sent us an
-// authenticated request, or answered one of ours. A partner that comes
+// authenticated request (a provider's federation handler nudges for each
+// one). A partner that comes
 // back after an outage is then caught up at once, instead of when the
 // backoff its failures built up (up to MaxBackoff) runs out: if dest's
 // worker is waiting out a backoff, it tries again now. Should that fail,
