@@ -17,7 +17,7 @@ import (
 // a new connection, instead of every request waiting out its deadline on
 // a dead connection for as long as the kernel keeps it.
 func TestPeersLeaveAStrandedConnection(t *testing.T) {
-	e := newPeerEnv(t, "peers", PeerOptions{Timeout: time.Minute, PingAfter: 300 * time.Millisecond})
+	e := newPeerEnv(t, "peers", PeerOptions{Timeout: time.Minute, PingAfter: 2 * time.Second})
 	proxy, err := faultproxy.New(e.blueSrv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
