@@ -783,6 +783,29 @@ func (s *Server) localUsers(ctx context.Context, roomID, list string) ([]store.R
 type seqWaiters struct {
 	mu sync.Mutex
 	ch map[string]*roomWait
+	// stalled holds the rooms whose hub's notify did not come within
+	// forwardWait, until a notify of the room lands (reached). Meanwhile
+	// forwarded messages are answered without waiting: the hub cannot
+	// reach us, and each of the devices' sends would otherwise take
+	// forwardWait for as long as that lasts. The answer is the same as
+	// after a wait that timed out.
+	stalled map[string]bool
+}
+
+// stall marks room as stalled; isStalled says whether it still is.
+func (sw *seqWaiters) stall(room string) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.stalled == nil {
+		sw.stalled = map[string]bool{}
+	}
+	sw.stalled[room] = true
+}
+
+func (sw *seqWaiters) isStalled(room string) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.stalled[room]
 }
 
 // roomWait is the state of one room's waiters, kept while there are any.
@@ -828,6 +851,7 @@ func (sw *seqWaiters) look(w *roomWait) (<-chan struct{}, int64, int) {
 func (sw *seqWaiters) reached(room string, seq int64) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
+	delete(sw.stalled, room) // the hub reaches us again
 	w := sw.ch[room]
 	if w == nil {
 		return
@@ -854,6 +878,7 @@ func (sw *seqWaiters) reached(room string, seq int64) {
 func (sw *seqWaiters) reachedAll() {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
+	clear(sw.stalled)
 	for _, w := range sw.ch {
 		w.foreign++
 		close(w.done)
@@ -866,6 +891,10 @@ func (sw *seqWaiters) reachedAll() {
 // replica's wake-up: a notify that lands here says its seq.
 func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {
 	if seq <= 0 {
+		return
+	}
+	if s.seqs.isStalled(room) {
+		s.log.Debug("the hub's notifies are late: not waiting", "room", room, "seq", seq)
 		return
 	}
 	w := s.seqs.join(room)
@@ -891,6 +920,7 @@ func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {
 		case <-woken:
 		case <-deadline.C:
 			s.log.Warn("the hub's notify has not arrived yet", "room", room, "seq", seq, "have", max(have, last))
+			s.seqs.stall(room)
 			return
 		case <-ctx.Done():
 			return
