@@ -409,14 +409,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
-		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
-	cfg.RateLimits.apply(&pcfg)
-	pcfg.Connections = provider.ConnLimits{Total: cfg.ConnectionLimits.Total, PerSource: cfg.ConnectionLimits.PerSource}
-	pcfg.BodyTimeout = time.Duration(cfg.Timeouts.Body) * time.Second
-	if cfg.RetentionDays > 0 {
-		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
-	}
+	pcfg := cfg.providerConfig()
 	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
@@ -463,6 +456,19 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	// Requests in flight (submits among them) finish before the store
 	// closes.
 	return n.Close()
+}
+
+// providerConfig is the provider's part of the configuration.
+func (cfg serveConfig) providerConfig() provider.Config {
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
+	cfg.RateLimits.apply(&pcfg)
+	pcfg.Connections = provider.ConnLimits{Total: cfg.ConnectionLimits.Total, PerSource: cfg.ConnectionLimits.PerSource}
+	pcfg.BodyTimeout = time.Duration(cfg.Timeouts.Body) * time.Second
+	if cfg.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	}
+	return pcfg
 }
 
 // defaultOutboxRescan is federation.OutboxOptions.Rescan's default.
