@@ -3,9 +3,16 @@ package node_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strconv"
@@ -204,4 +211,41 @@ func TestTheProvidersConnectionLimit(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestConnectionLimitUnderTLS: the limits count connections under the
+// client API's TLS, and the refusal is answered inside it, where a device
+// can read it: two TLS connections from 127.0.0.6 are served, the third
+// is answered 429 too_many_connections over TLS.
+func TestConnectionLimitUnderTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, "a key", err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "green.test"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(t, "a certificate", err)
+	cert, err := x509.ParseCertificate(der)
+	must(t, "parsing it", err)
+	n, err := node.Start(node.Config{Domain: "green.test", DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+		ClientTLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS13},
+		Provider:  provider.Config{Connections: provider.ConnLimits{PerSource: 2, Total: 100}}})
+	must(t, "starting green", err)
+	t.Cleanup(func() { n.Close() })
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	src := source{t, "127.0.0.6", strings.TrimPrefix(n.ClientURL, "https://")}
+	dial := func() net.Conn {
+		c := tls.Client(src.dial(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for i := range 2 {
+		if a := ask(dial(), "/healthz", false); a.err != nil || a.status != http.StatusOK {
+			t.Fatalf("TLS connection %d, within the limit: %+v", i+1, a)
+		}
+	}
+	if a := ask(dial(), "/v1/stream", true); a.err != nil || a.status != http.StatusTooManyRequests || a.code != "too_many_connections" || !a.closed {
+		t.Errorf("a TLS connection past the limit: %+v, want 429 too_many_connections, then closed", a)
+	}
 }
