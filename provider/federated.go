@@ -617,11 +617,24 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	if sub.Kind == store.KindWelcome {
 		// Only the devices this provider handed the KeyPackages out for,
 		// whatever the hub says.
+		// Each of those KeyPackages is used once (RFC 9420 §16.8): the
+		// store marks them with the Welcome and refuses one an earlier
+		// Welcome used (key_package_used), whichever room it was for.
 		sub.Recipients = nil
 		for _, sec := range fm.Message.Welcome.Secrets {
-			if d, err := s.store.KeyPackageDevice(r.Context(), sec.NewMember); err == nil {
-				sub.Recipients = append(sub.Recipients, d)
+			d, err := s.store.KeyPackageDevice(r.Context(), sec.NewMember)
+			if err != nil {
+				continue
 			}
+			// Checked here too, so that a refused Welcome for a room this
+			// provider has no copy of does not make one.
+			if used, err := s.store.KeyPackageWelcomed(r.Context(), sec.NewMember); err != nil {
+				return err
+			} else if used && !s.repeatedNotify(r.Context(), u.ID, sub.ClientID) {
+				return errKeyPackageUsedElsewhere(fmt.Errorf("notify %s of room %s: %w", sub.ClientID, u, store.ErrKeyPackageUsed))
+			}
+			sub.Recipients = append(sub.Recipients, d)
+			sub.KeyPackages = append(sub.KeyPackages, sec.NewMember)
 		}
 	}
 	// Third-party reachability (docs/reachability.md): the message, a
@@ -663,6 +676,8 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return errConflict("seq %d is not after the last message this provider has of room %s", seq, u)
+	} else if errors.Is(err, store.ErrKeyPackageUsed) {
+		return errKeyPackageUsedElsewhere(err)
 	} else if err != nil {
 		return err
 	}
@@ -682,6 +697,14 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	s.bus.WakeRoom(u.ID)
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// repeatedNotify reports whether the copy of the room already holds the
+// hub's message of this client ID ("hub:SEQ"): its Welcome marked its
+// KeyPackages, and a repeat must be answered as the first was.
+func (s *Server) repeatedNotify(ctx context.Context, roomID, clientID string) bool {
+	_, err := s.store.MessageByClientID(ctx, roomID, clientID)
+	return err == nil
 }
 
 // followerRoom locks this provider's copy of a room hosted by hub,

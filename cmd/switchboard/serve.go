@@ -90,6 +90,48 @@ type serveConfig struct {
 	// RateLimits change the rate limits' defaults or switch limits off
 	// (docs/ratelimits.md).
 	RateLimits rateLimitsConfig `json:"rate_limits"`
+	// ConnectionLimits bound the client API's open connections, in all
+	// and per source address (docs/ratelimits.md, "Connections").
+	ConnectionLimits connectionLimitsConfig `json:"connection_limits"`
+	// Timeouts of the listeners and of a request's body (docs/deploy.md,
+	// "Timeouts").
+	Timeouts timeoutsConfig `json:"timeouts"`
+}
+
+// connectionLimitsConfig is connection_limits: a missing or 0 field keeps
+// the default, -1 switches that limit off.
+type connectionLimitsConfig struct {
+	Total     int `json:"total"`
+	PerSource int `json:"per_source"`
+}
+
+func (c connectionLimitsConfig) check() error {
+	if c.Total < -1 || c.PerSource < -1 {
+		return errors.New("connection_limits: a limit is a number of connections, or -1 for none")
+	}
+	return nil
+}
+
+// timeoutsConfig is timeouts, in seconds; a missing or 0 field keeps the
+// default (node.DefaultTimeouts, provider's BodyTimeout).
+type timeoutsConfig struct {
+	ReadHeader      int `json:"read_header_seconds"`
+	Body            int `json:"body_seconds"`
+	Idle            int `json:"idle_seconds"`
+	FederationRead  int `json:"federation_read_seconds"`
+	FederationWrite int `json:"federation_write_seconds"`
+}
+
+func (t timeoutsConfig) check() error {
+	if t.ReadHeader < 0 || t.Body < 0 || t.Idle < 0 || t.FederationRead < 0 || t.FederationWrite < 0 {
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
+func (t timeoutsConfig) node() node.Timeouts {
+	s := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	return node.Timeouts{ReadHeader: s(t.ReadHeader), Idle: s(t.Idle), FederationRead: s(t.FederationRead), FederationWrite: s(t.FederationWrite)}
 }
 
 func defaultServeConfig() serveConfig {
@@ -118,6 +160,12 @@ func (c *serveConfig) check() error {
 		return errors.New("limits must not be negative")
 	}
 	if err := c.RateLimits.check(); err != nil {
+		return err
+	}
+	if err := c.ConnectionLimits.check(); err != nil {
+		return err
+	}
+	if err := c.Timeouts.check(); err != nil {
 		return err
 	}
 	if err := c.checkBus(c.replica); err != nil {
@@ -362,15 +410,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
-		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
-	cfg.RateLimits.apply(&pcfg)
-	if cfg.RetentionDays > 0 {
-		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
-	}
+	pcfg := cfg.providerConfig()
 	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
+		Timeouts: cfg.Timeouts.node(),
 	}
 	if cfg.Bus != "" {
 		ncfg.Bus, ncfg.BusName = cfg.Bus, cfg.busName()
@@ -413,6 +457,19 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	// Requests in flight (submits among them) finish before the store
 	// closes.
 	return n.Close()
+}
+
+// providerConfig is the provider's part of the configuration.
+func (cfg serveConfig) providerConfig() provider.Config {
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
+	cfg.RateLimits.apply(&pcfg)
+	pcfg.Connections = provider.ConnLimits{Total: cfg.ConnectionLimits.Total, PerSource: cfg.ConnectionLimits.PerSource}
+	pcfg.BodyTimeout = time.Duration(cfg.Timeouts.Body) * time.Second
+	if cfg.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	}
+	return pcfg
 }
 
 // defaultOutboxRescan is federation.OutboxOptions.Rescan's default.
