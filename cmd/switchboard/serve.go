@@ -91,8 +91,30 @@ type serveConfig struct {
 	RateLimits rateLimitsConfig `json:"rate_limits"`
 }
 
+// Upper bounds of fields that become durations: far above any sensible
+// setting, and far below where a time.Duration wraps around.
+const (
+	maxRetentionDays   = 36500 // a hundred years
+	maxLeaseTTLSeconds = 86400 // a day
+)
+
 func defaultServeConfig() serveConfig {
 	return serveConfig{Listen: "127.0.0.1:8080", Domain: "localhost", DataDir: "switchboard-data"}
+}
+
+// decodeServeConfig reads a configuration file over cfg: fields it names
+// replace cfg's, unknown fields (a typo would be silently ignored) and
+// anything after the object are refused.
+func decodeServeConfig(data []byte, cfg *serveConfig) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the configuration object")
+	}
+	return nil
 }
 
 func (c *serveConfig) check() error {
@@ -116,6 +138,11 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
+	// Days become a time.Duration, which holds about 292 years: more
+	// would wrap around to a short or negative retention.
+	if c.RetentionDays > maxRetentionDays || c.AttachmentRetentionDays > maxRetentionDays {
+		return fmt.Errorf("retention days must be at most %d", maxRetentionDays)
+	}
 	if err := c.RateLimits.check(); err != nil {
 		return err
 	}
@@ -132,6 +159,9 @@ func (c *serveConfig) check() error {
 func (c *serveConfig) checkBus(replica string) error {
 	if c.BusLeaseTTLSeconds < 0 {
 		return errors.New("bus_lease_ttl_seconds must not be negative")
+	}
+	if c.BusLeaseTTLSeconds > maxLeaseTTLSeconds {
+		return fmt.Errorf("bus_lease_ttl_seconds must be at most %d", maxLeaseTTLSeconds)
 	}
 	if c.Bus == "" {
 		switch {
@@ -219,6 +249,17 @@ func (c *serveConfig) federationURL() string {
 // without creating anything: the TLS pair loads, and the data directory,
 // if it exists already, is a directory whose CA (once made) loads and is
 // for this domain. A serve that would fail on these should fail at check.
+// providerConfig is the provider's part of the configuration.
+func (c *serveConfig) providerConfig() provider.Config {
+	pcfg := provider.Config{MaxBodyBytes: c.MaxBodyBytes, MaxCommitBytes: c.MaxCommitBytes, KeyPackageLowWatermark: c.LowWatermark,
+		MaxAttachmentBytes: c.MaxAttachmentBytes, AttachmentRetention: time.Duration(c.AttachmentRetentionDays) * 24 * time.Hour}
+	c.RateLimits.apply(&pcfg)
+	if c.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(c.RetentionDays) * 24 * time.Hour
+	}
+	return pcfg
+}
+
 func (c *serveConfig) checkFiles() error {
 	if c.TLSCert != "" {
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
@@ -305,9 +346,7 @@ the trust file.
 			fmt.Fprintln(stderr, "switchboard:", err)
 			return 2
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if err := decodeServeConfig(data, &cfg); err != nil {
 			fmt.Fprintf(stderr, "switchboard: %s: %v\n", *configFile, err)
 			return 2
 		}
@@ -361,12 +400,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
-		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
-	cfg.RateLimits.apply(&pcfg)
-	if cfg.RetentionDays > 0 {
-		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
-	}
+	pcfg := cfg.providerConfig()
 	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
