@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard-chat/switchboard/federation"
 	"github.com/switchboard-chat/switchboard/identity"
 	"github.com/switchboard-chat/switchboard/mls"
 	"github.com/switchboard-chat/switchboard/store/sqlite"
@@ -44,6 +45,8 @@ type apiFuzzEnv struct {
 	token     string
 	endpoints []bodyEndpoint
 	seeds     map[int][][]byte // valid bodies, by endpoint
+	roomURI   string           // alice's room, hosted here
+	fanout    []byte           // a notify body of an application message of the room
 }
 
 func newAPIFuzzEnv(f *testing.F) *apiFuzzEnv {
@@ -116,10 +119,12 @@ func newAPIFuzzEnv(f *testing.F) *apiFuzzEnv {
 	createReq := map[string]any{"group_info": mls.Marshal(info), "ratchet_tree": g.MarshalTree()}
 	e.call(f, "POST", "/v1/rooms", e.token, createReq, nil)
 	room := roomID(g.GroupID())
+	e.roomURI = "mimi://green.example/r/" + room
 	app, err := g.Encrypt([]byte("hello"), nil)
 	if err != nil {
 		f.Fatal(err)
 	}
+	e.fanout = federation.MarshalFanout(federation.FanoutMessage{Timestamp: 1, Message: *app})
 	// A second group, not yet a room, whose creation the fuzzer may vary.
 	g2, err := mls.CreateGroup(suite, []byte("fuzz-room-two"), mls.Identity{Signer: signer, Credential: cred}, nil, mls.GroupConfig{})
 	if err != nil {
