@@ -111,7 +111,8 @@ func decodeServeConfig(data []byte, cfg *serveConfig) error {
 	if err := dec.Decode(cfg); err != nil {
 		return err
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("data after the configuration object")
 	}
 	return nil

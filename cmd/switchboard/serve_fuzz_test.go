@@ -42,6 +42,8 @@ func FuzzServeConfig(f *testing.F) {
 		`{"federation_listen":"127.0.0.1:8444"}`,
 		`{"lisen":"typo"}`,
 		`{} {}`,
+		`{} }`,
+		`{"domain":"a.example"}]`,
 		`[]`,
 	} {
 		f.Add([]byte(s))
