@@ -246,10 +246,6 @@ func (c *serveConfig) federationURL() string {
 	return "https://" + c.Domain
 }
 
-// checkFiles checks what the configuration names on disk, for --check,
-// without creating anything: the TLS pair loads, and the data directory,
-// if it exists already, is a directory whose CA (once made) loads and is
-// for this domain. A serve that would fail on these should fail at check.
 // providerConfig is the provider's part of the configuration.
 func (c *serveConfig) providerConfig() provider.Config {
 	pcfg := provider.Config{MaxBodyBytes: c.MaxBodyBytes, MaxCommitBytes: c.MaxCommitBytes, KeyPackageLowWatermark: c.LowWatermark,
@@ -261,6 +257,10 @@ func (c *serveConfig) providerConfig() provider.Config {
 	return pcfg
 }
 
+// checkFiles checks what the configuration names on disk, for --check,
+// without creating anything: the TLS pair loads, and the data directory,
+// if it exists already, is a directory whose CA (once made) loads and is
+// for this domain. A serve that would fail on these should fail at check.
 func (c *serveConfig) checkFiles() error {
 	if c.TLSCert != "" {
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
