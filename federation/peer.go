@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
@@ -247,11 +248,16 @@ func errorBody(resp *Response) (code, msg string) {
 	return "", ""
 }
 
+// truncate cuts s to at most n bytes, on a character boundary: a partner's
+// UTF-8 message cut inside a character would no longer be UTF-8.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxRetryAfter bounds what Retry-After may ask, so a typo in a partner's

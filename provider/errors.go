@@ -255,7 +255,8 @@ func (s *Server) readJSONWithin(r *http.Request, v any, limit int64) (int64, err
 		}
 		return body.n, errBadRequest("malformed JSON body: %v", err)
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return body.n, errBadRequest("trailing data after the JSON body")
 	}
 	return body.n, nil

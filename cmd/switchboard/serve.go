@@ -134,8 +134,31 @@ func (t timeoutsConfig) node() node.Timeouts {
 	return node.Timeouts{ReadHeader: s(t.ReadHeader), Idle: s(t.Idle), FederationRead: s(t.FederationRead), FederationWrite: s(t.FederationWrite)}
 }
 
+// Upper bounds of fields that become durations: far above any sensible
+// setting, and far below where a time.Duration wraps around.
+const (
+	maxRetentionDays   = 36500 // a hundred years
+	maxLeaseTTLSeconds = 86400 // a day
+)
+
 func defaultServeConfig() serveConfig {
 	return serveConfig{Listen: "127.0.0.1:8080", Domain: "localhost", DataDir: "switchboard-data"}
+}
+
+// decodeServeConfig reads a configuration file over cfg: fields it names
+// replace cfg's, unknown fields (a typo would be silently ignored) and
+// anything after the object are refused.
+func decodeServeConfig(data []byte, cfg *serveConfig) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the configuration object")
+	}
+	return nil
 }
 
 func (c *serveConfig) check() error {
@@ -159,6 +182,11 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 {
 		return errors.New("limits must not be negative")
 	}
+	// Days become a time.Duration, which holds about 292 years: more
+	// would wrap around to a short or negative retention.
+	if c.RetentionDays > maxRetentionDays || c.AttachmentRetentionDays > maxRetentionDays {
+		return fmt.Errorf("retention days must be at most %d", maxRetentionDays)
+	}
 	if err := c.RateLimits.check(); err != nil {
 		return err
 	}
@@ -181,6 +209,9 @@ func (c *serveConfig) check() error {
 func (c *serveConfig) checkBus(replica string) error {
 	if c.BusLeaseTTLSeconds < 0 {
 		return errors.New("bus_lease_ttl_seconds must not be negative")
+	}
+	if c.BusLeaseTTLSeconds > maxLeaseTTLSeconds {
+		return fmt.Errorf("bus_lease_ttl_seconds must be at most %d", maxLeaseTTLSeconds)
 	}
 	if c.Bus == "" {
 		switch {
@@ -262,6 +293,17 @@ func (c *serveConfig) federationURL() string {
 		return c.FederationURL
 	}
 	return "https://" + c.Domain
+}
+
+// providerConfig is the provider's part of the configuration.
+func (c *serveConfig) providerConfig() provider.Config {
+	pcfg := provider.Config{MaxBodyBytes: c.MaxBodyBytes, MaxCommitBytes: c.MaxCommitBytes, KeyPackageLowWatermark: c.LowWatermark,
+		MaxAttachmentBytes: c.MaxAttachmentBytes, AttachmentRetention: time.Duration(c.AttachmentRetentionDays) * 24 * time.Hour}
+	c.RateLimits.apply(&pcfg)
+	if c.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(c.RetentionDays) * 24 * time.Hour
+	}
+	return pcfg
 }
 
 // checkFiles checks what the configuration names on disk, for --check,
@@ -354,9 +396,7 @@ the trust file.
 			fmt.Fprintln(stderr, "switchboard:", err)
 			return 2
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if err := decodeServeConfig(data, &cfg); err != nil {
 			fmt.Fprintf(stderr, "switchboard: %s: %v\n", *configFile, err)
 			return 2
 		}
