@@ -126,6 +126,9 @@ func (t timeoutsConfig) check() error {
 	if t.ReadHeader < 0 || t.Body < 0 || t.Idle < 0 || t.FederationRead < 0 || t.FederationWrite < 0 {
 		return errors.New("timeouts must not be negative")
 	}
+	if max(t.ReadHeader, t.Body, t.Idle, t.FederationRead, t.FederationWrite) > maxTimeoutSeconds {
+		return fmt.Errorf("timeouts must be at most %d seconds (a day)", maxTimeoutSeconds)
+	}
 	return nil
 }
 
@@ -139,6 +142,7 @@ func (t timeoutsConfig) node() node.Timeouts {
 const (
 	maxRetentionDays   = 36500 // a hundred years
 	maxLeaseTTLSeconds = 86400 // a day
+	maxTimeoutSeconds  = 86400 // a day
 )
 
 func defaultServeConfig() serveConfig {
@@ -293,17 +297,6 @@ func (c *serveConfig) federationURL() string {
 		return c.FederationURL
 	}
 	return "https://" + c.Domain
-}
-
-// providerConfig is the provider's part of the configuration.
-func (c *serveConfig) providerConfig() provider.Config {
-	pcfg := provider.Config{MaxBodyBytes: c.MaxBodyBytes, MaxCommitBytes: c.MaxCommitBytes, KeyPackageLowWatermark: c.LowWatermark,
-		MaxAttachmentBytes: c.MaxAttachmentBytes, AttachmentRetention: time.Duration(c.AttachmentRetentionDays) * 24 * time.Hour}
-	c.RateLimits.apply(&pcfg)
-	if c.RetentionDays > 0 {
-		pcfg.QueueRetention = time.Duration(c.RetentionDays) * 24 * time.Hour
-	}
-	return pcfg
 }
 
 // checkFiles checks what the configuration names on disk, for --check,

@@ -109,6 +109,7 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--config", file("conns-negative.json", `{"connection_limits": {"per_source": -2}}`)}, "-1 for none"},
 		{[]string{"--config", file("conns-field.json", `{"connection_limits": {"per_ip": 5}}`)}, `unknown field "per_ip"`},
 		{[]string{"--config", file("timeouts-negative.json", `{"timeouts": {"body_seconds": -1}}`)}, "timeouts must not be negative"},
+		{[]string{"--config", file("timeouts-huge.json", `{"timeouts": {"idle_seconds": 9223372036854775807}}`)}, "timeouts must be at most 86400 seconds"},
 		{[]string{"--config", file("timeouts-field.json", `{"timeouts": {"write_seconds": 5}}`)}, `unknown field "write_seconds"`},
 	}
 	for _, c := range invalid {
