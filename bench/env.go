@@ -80,6 +80,8 @@ func startEnv(ctx context.Context, s *Settings, n int, dir string) (_ *env, err 
 				// their refusals count as errors).
 				off := provider.RateLimit{Every: -1, Burst: -1}
 				cfg.Provider.UserMessageLimit, cfg.Provider.RoomLimit, cfg.Provider.PartnerLimit = off, off, off
+				// Every simulated device connects from 127.0.0.1.
+				cfg.Provider.Connections = provider.ConnLimits{Total: -1, PerSource: -1}
 				// The body limits are the defaults: a commit that adds
 				// members to a large room fits max_commit_bytes.
 			},

@@ -376,7 +376,8 @@ func Check(data []byte) (*Report, error) {
 	if err := dec.Decode(&rep); err != nil {
 		return nil, fmt.Errorf("%w: not a report: %v", ErrReport, err)
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the report", ErrReport)
 	}
 	var problems []string

@@ -68,6 +68,8 @@ func benchServeConfig(domain, dataDir, trustFile string) ([]byte, error) {
 		// commit to a room of 1,000); the bench measures capacity, not
 		// the rate limits.
 		"rate_limits": map[string]any{"user": off, "room": off, "partner": off},
+		// Every simulated device connects from 127.0.0.1.
+		"connection_limits": map[string]int{"per_source": -1, "total": -1},
 	}
 	if trustFile != "" {
 		cfg["federation_listen"] = "127.0.0.1:0"

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // APIError is an error the provider returned: the HTTP status and the
@@ -219,7 +220,12 @@ func decodeAPIError(resp *http.Response, data []byte) error {
 		return e
 	}
 	e.Code = statusCode(resp.StatusCode)
-	e.Message = strings.TrimSpace(string(data[:min(len(data), 200)]))
+	// The start of the body, cut on a character boundary.
+	n := min(len(data), 200)
+	for n < len(data) && n > 0 && !utf8.RuneStart(data[n]) {
+		n--
+	}
+	e.Message = strings.TrimSpace(string(data[:n]))
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}

@@ -271,6 +271,20 @@ func Open(ctx context.Context, serverURL, dir string, opts Options) (*Client, er
 // open builds the Client from saved state and brings the device up to date
 // with the provider.
 func open(ctx context.Context, a *api, st store, dev *deviceState, opts Options) (*Client, error) {
+	c, err := restore(a, st, dev, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setUp(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// restore builds the Client from saved state alone, without the network:
+// everything read from the state directory is checked here.
+func restore(a *api, st store, dev *deviceState, opts Options) (*Client, error) {
 	suite, err := mls.SuiteFor(mls.CipherSuite(dev.Suite))
 	if err != nil {
 		return nil, fmt.Errorf("client: device.json: %w", err)
@@ -294,15 +308,13 @@ func open(ctx context.Context, a *api, st store, dev *deviceState, opts Options)
 		signer: signer,
 		kps:    map[string]*keyPackageState{},
 		rooms:  map[RoomID]*roomEntry{},
-		events: newEventQueue(),
 	}
 	if err := c.loadState(); err != nil {
 		return nil, err
 	}
-	if err := c.setUp(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
+	// The queue's goroutine starts only for a state that loaded, so a
+	// refused state leaves nothing running.
+	c.events = newEventQueue()
 	return c, nil
 }
 

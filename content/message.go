@@ -34,7 +34,9 @@ func (id ID) IsZero() bool { return id == ID{} }
 // String is the ID in lowercase hex.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// ParseID reads an ID written in hex, as String writes it.
+// ParseID reads an ID written in hex, as String writes it: lowercase
+// only, so that one ID has one spelling (a stored row or a URL keyed by
+// another spelling would never match the ID's own).
 func ParseID(s string) (ID, error) {
 	var id ID
 	b, err := hex.DecodeString(s)
@@ -42,6 +44,9 @@ func ParseID(s string) (ID, error) {
 		return id, newError(ErrMalformed, err, "message ID is not %d octets of hex", len(id))
 	}
 	copy(id[:], b)
+	if id.String() != s {
+		return ID{}, newError(ErrMalformed, nil, "message ID is not in lowercase hex")
+	}
 	return id, nil
 }
 

@@ -155,7 +155,15 @@ type Outbox struct {
 	running bool                     // Wake starts workers
 	runCtx  context.Context          // Run's context, for the workers
 	workers map[string]chan struct{} // destination -> its worker's wake-up
+	nudges  map[string]*nudge        // destination -> its worker's early retry
 	wg      sync.WaitGroup
+}
+
+// nudge asks a worker waiting out a backoff to try again now: its
+// destination was just heard from (Nudge).
+type nudge struct {
+	c    chan struct{}
+	last time.Time // the last nudge let through, to space them
 }
 
 // NewOutbox returns an Outbox that delivers st's outbound entries with
@@ -194,6 +202,7 @@ func NewOutbox(st store.Store, send Sender, opts OutboxOptions) *Outbox {
 		log:     log.With("component", "outbox"),
 		jitter:  fullJitter,
 		workers: map[string]chan struct{}{},
+		nudges:  map[string]*nudge{},
 	}
 	if bs, ok := send.(BatchSender); ok && opts.MaxBatch > 1 {
 		o.batch = bs
@@ -300,8 +309,41 @@ func (o *Outbox) WakeLocal(dest string) {
 	}
 	poke := make(chan struct{}, 1)
 	o.workers[dest] = poke
+	n := &nudge{c: make(chan struct{}, 1)}
+	o.nudges[dest] = n
 	ctx := o.runCtx
-	o.wg.Go(func() { o.work(ctx, dest, poke) })
+	o.wg.Go(func() { o.work(ctx, dest, poke, n.c) })
+}
+
+// Nudge tells the Outbox that dest was just heard from: it sent us an
+// authenticated request (a provider's federation handler nudges for each
+// one). A partner that comes
+// back after an outage is then caught up at once, instead of when the
+// backoff its failures built up (up to MaxBackoff) runs out: if dest's
+// worker is waiting out a backoff, it tries again now. Should that fail,
+// the backoff goes on growing as before.
+//
+// Nudges are let through at most once per MinBackoff per destination, so
+// a partner that reaches us while we cannot reach it (a one-way
+// partition) costs us one early attempt a second, not one per request it
+// sends. Nudge never blocks; it does nothing for a destination without
+// entries. With a Cluster it nudges this replica's worker only.
+func (o *Outbox) Nudge(dest string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.nudges[dest]
+	if n == nil {
+		return
+	}
+	now := time.Now()
+	if now.Sub(n.last) < o.opts.MinBackoff {
+		return
+	}
+	n.last = now
+	select {
+	case n.c <- struct{}{}:
+	default: // already nudged
+	}
 }
 
 // Enqueue stores out in the outbox and wakes each destination: the way to
@@ -324,7 +366,7 @@ func (o *Outbox) Stats() OutboxStats {
 }
 
 // work delivers dest's entries until there are none or ctx ends.
-func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
+func (o *Outbox) work(ctx context.Context, dest string, poke, nudged chan struct{}) {
 	log := o.log.With("destination", dest)
 	defer o.forget(dest, poke)
 	var counted int64  // the highest Seq counted as queued
@@ -393,9 +435,23 @@ func (o *Outbox) work(ctx context.Context, dest string, poke chan struct{}) {
 			}
 		}
 		// After a restart the entry's backoff is still running; within a
-		// process it was set just now, by the failure below.
-		if wait := es[0].NotBefore.Sub(o.opts.Now()); wait > 0 && !sleep(held, wait) {
-			continue // stopping, or the lease was lost
+		// process it was set just now, by the failure below. A nudge
+		// (the destination was heard from) ends it early.
+		if wait := es[0].NotBefore.Sub(o.opts.Now()); wait > 0 {
+			waited, ok := sleepOrNudge(held, wait, nudged)
+			if !ok {
+				continue // stopping, or the lease was lost
+			}
+			if waited < wait {
+				log.Info("outbox: destination heard from; retrying before the backoff ends",
+					"seq", es[0].Seq, "attempts", es[0].Attempts, "backoff_left", wait-waited)
+			}
+		}
+		// This attempt finds out whether dest is reachable: a nudge from
+		// before it is stale, one during it is news.
+		select {
+		case <-nudged:
+		default:
 		}
 		if len(es) > 1 {
 			o.deliverBatch(held, log, dest, es)
@@ -622,6 +678,7 @@ func (o *Outbox) retire(dest string, poke chan struct{}) bool {
 		return false
 	default:
 		delete(o.workers, dest)
+		delete(o.nudges, dest)
 		return true
 	}
 }
@@ -635,6 +692,7 @@ func (o *Outbox) forget(dest string, poke chan struct{}) {
 	o.mu.Lock()
 	if o.workers[dest] == poke {
 		delete(o.workers, dest)
+		delete(o.nudges, dest)
 	}
 	o.mu.Unlock()
 }
@@ -676,6 +734,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// sleepOrNudge is sleep that a nudge also ends: it returns how long it
+// waited, and false only when ctx ended.
+func sleepOrNudge(ctx context.Context, d time.Duration, nudged <-chan struct{}) (time.Duration, bool) {
+	began := time.Now()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return d, true
+	case <-nudged:
+		return time.Since(began), true
+	case <-ctx.Done():
+		return time.Since(began), false
 	}
 }
 

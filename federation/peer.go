@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/store"
@@ -80,6 +81,10 @@ const (
 	// DefaultPeerTimeout bounds a request whose context has no earlier
 	// deadline.
 	DefaultPeerTimeout = 30 * time.Second
+
+	// DefaultPingAfter is PeerOptions.PingAfter's default: a dead
+	// connection is closed within 20 seconds of its last sign of life.
+	DefaultPingAfter = 10 * time.Second
 )
 
 // Codes of *PeerError for failures without an HTTP answer. The codes of a
@@ -243,11 +248,16 @@ func errorBody(resp *Response) (code, msg string) {
 	return "", ""
 }
 
+// truncate cuts s to at most n bytes, on a character boundary: a partner's
+// UTF-8 message cut inside a character would no longer be UTF-8.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // maxRetryAfter bounds what Retry-After may ask, so a typo in a partner's
@@ -351,6 +361,14 @@ type PeerOptions struct {
 	// Logger receives one line when a partner's client is made, rebuilt
 	// or dropped; nil discards them.
 	Logger *slog.Logger
+	// PingAfter is how long a connection to a partner may be silent while
+	// requests wait on it before it is checked with a ping, and how long
+	// the ping may go unanswered before the connection is closed (default
+	// DefaultPingAfter). A connection that the network lost without
+	// telling either end (a NAT or a load balancer forgot it) would
+	// otherwise take every request for as long as the kernel keeps it,
+	// each waiting out its deadline.
+	PingAfter time.Duration
 	// DialContext, if set, replaces the dialer of Peers' connections: for
 	// tests that count or break connections. Loopback does not dial.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -359,6 +377,9 @@ type PeerOptions struct {
 func (o PeerOptions) withDefaults() PeerOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultPeerTimeout
+	}
+	if o.PingAfter <= 0 {
+		o.PingAfter = DefaultPingAfter
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -562,7 +583,11 @@ func (p *Peers) newTransport(domain string) *http.Transport {
 		TLSHandshakeTimeout: 10 * time.Second,
 		// With a custom TLS configuration net/http offers HTTP/2 only when
 		// asked; a hub's fan-out to a busy partner profits from it.
-		ForceAttemptHTTP2:   true,
+		ForceAttemptHTTP2: true,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: p.opts.PingAfter,
+			PingTimeout:     p.opts.PingAfter,
+		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 		// Bodies are MLS ciphertext, which does not compress, and

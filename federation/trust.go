@@ -257,7 +257,8 @@ func parseTrust(data []byte) (*trustConfig, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("not a trust configuration: %v", err)
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("not a trust configuration: data after the JSON object")
 	}
 	cfg := &trustConfig{partners: make(map[string]*partnerState, len(f.Partners)), sum: sha256.Sum256(data)}

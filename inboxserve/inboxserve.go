@@ -53,6 +53,11 @@ type Options struct {
 	// Listen is the console's address (default 127.0.0.1:8088; port 0
 	// picks a free one).
 	Listen string
+	// BodyTimeout bounds the time an agent's browser has to send a
+	// request's body (default 2 min, enough for the largest attachment on
+	// a slow link), so that a client sending it byte by byte cannot hold
+	// a connection for good.
+	BodyTimeout time.Duration
 	// Admin is the login of the first admin agent (default "admin").
 	Admin string
 	// Handler makes the HTTP handler served on Listen: the console.
@@ -152,9 +157,16 @@ func Start(ctx context.Context, opts Options) (_ *Inbox, err error) {
 		return nil, fmt.Errorf("inbox: console address: %w", err)
 	}
 	in.URL = "http://" + in.ln.Addr().String() + "/"
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 2 * time.Minute
+	}
+	// No ReadTimeout or WriteTimeout of the server's: the console's event
+	// stream stays open for as long as an agent looks at it. Headers,
+	// bodies and idle keep-alives are bounded instead.
 	in.srv = &http.Server{
-		Handler:           opts.Handler(in.Desk),
+		Handler:           boundBodies(opts.Handler(in.Desk), opts.BodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
 	return in, nil
@@ -276,4 +288,38 @@ func (in *Inbox) PrintWelcome(w io.Writer) {
 		fmt.Fprintln(w, "The password is shown only this once: keep it.")
 	}
 	fmt.Fprintf(w, "Customers write to %s. Stop with Ctrl-C.\n", in.Account)
+}
+
+// boundBodies gives each request with a body d to deliver all of it; past
+// that its reads fail and the connection is closed. The deadline is
+// lifted once the body has been read to its end, since net/http keeps
+// reading in the background while the handler runs and a deadline
+// passing then would cancel the request. A request without a body (the
+// event stream among them) gets none.
+func boundBodies(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &liftingBody{ReadCloser: r.Body, lift: func() { rc.SetReadDeadline(time.Time{}) }}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// liftingBody lifts the read deadline at the body's end.
+type liftingBody struct {
+	io.ReadCloser
+	lift func()
+	done bool
+}
+
+func (b *liftingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		b.lift()
+	}
+	return n, err
 }

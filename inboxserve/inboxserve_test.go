@@ -3,6 +3,9 @@ package inboxserve_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,5 +120,51 @@ func TestFirstRunThenReopen(t *testing.T) {
 	// A used code is the provider's refusal, passed on.
 	if _, err := inboxserve.Start(ctx, inboxserve.Options{Dir: t.TempDir(), Server: green.ClientURL, Code: code, Listen: "127.0.0.1:0", Handler: consoleHandler}); !errors.Is(err, client.ErrGone) {
 		t.Errorf("used code: %v, want gone", err)
+	}
+}
+
+// TestConsoleCutsOffASlowBody: someone who reaches the console's address
+// starts a login form and sends its body a byte at a time, then stops.
+// Once the body timeout has passed the console closes the connection,
+// instead of holding it (and a goroutine) for as long as they like. The
+// console's event stream, a request without a body, is not cut.
+func TestConsoleCutsOffASlowBody(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := node.StartLocal(t.TempDir(), []string{"green.test"}, node.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	_, code, err := provider.AddUser(ctx, l.Node(0).Store, "shop", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := inboxserve.Start(ctx, inboxserve.Options{Dir: t.TempDir(), Server: l.Node(0).ClientURL, Code: code,
+		Listen: "127.0.0.1:0", Handler: consoleHandler, BodyTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+		in.Close()
+	}()
+
+	conn, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(in.URL, "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: console\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nl")
+	// Not a timed assertion: a bound so that a console that never closes
+	// the connection fails the test instead of hanging it.
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the console kept a connection with a tenth of a body open for a minute")
 	}
 }

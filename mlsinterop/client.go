@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/switchboard-chat/switchboard/mls"
@@ -69,11 +71,22 @@ func NewClient() *Client {
 
 // NewServer returns a gRPC server serving c. A panic in a handler becomes an
 // Internal error for that request instead of ending the process.
+//
+// A connection has handshakeTimeout to send HTTP/2's preface, and one
+// left without a call for idleTimeout is closed, so that a client that
+// connects and says nothing cannot hold it for good.
 func NewServer(c *Client) *grpc.Server {
-	s := grpc.NewServer(grpc.UnaryInterceptor(recoverPanics))
+	s := grpc.NewServer(grpc.UnaryInterceptor(recoverPanics), grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout}))
 	pb.RegisterMLSClientServer(s, c)
 	return s
 }
+
+// The server's timeouts (variables so that a test can shorten them).
+var (
+	handshakeTimeout = 10 * time.Second
+	idleTimeout      = 5 * time.Minute
+)
 
 func recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {

@@ -82,6 +82,44 @@ type Config struct {
 	// (default DefaultDrainTimeout). A service manager's stop timeout
 	// should be longer, or it kills the node mid-drain.
 	DrainTimeout time.Duration
+	// Timeouts of the listeners (docs/deploy.md, "Timeouts"); zero takes
+	// the default. A request's body has Provider.BodyTimeout.
+	Timeouts Timeouts
+}
+
+// Timeouts bound what a client or partner can hold of a listener. The
+// client API has no ReadTimeout or WriteTimeout of the server's: its
+// streams are long-lived and an attachment may take minutes on a slow
+// link, so it bounds headers, bodies (provider.Config.BodyTimeout) and
+// idle keep-alives; its streams ping every 30 s and close a device that
+// does not answer.
+type Timeouts struct {
+	// ReadHeader bounds the time to send a request's headers, on both
+	// listeners (default 10 s).
+	ReadHeader time.Duration
+	// Idle closes a keep-alive connection left idle, on both listeners
+	// (default 2 min).
+	Idle time.Duration
+	// FederationRead and FederationWrite bound a whole federation
+	// request and its answer (default 60 s each).
+	FederationRead  time.Duration
+	FederationWrite time.Duration
+}
+
+// DefaultTimeouts are the Timeouts a zero field takes.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Idle: 2 * time.Minute,
+	FederationRead: 60 * time.Second, FederationWrite: 60 * time.Second}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&t.ReadHeader, &d.ReadHeader}, {&t.Idle, &d.Idle}, {&t.FederationRead, &d.FederationRead}, {&t.FederationWrite, &d.FederationWrite},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
 }
 
 // Node is a running provider.
@@ -153,6 +191,8 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 		return nil, err
 	}
+	// Under TLS, so that unfinished handshakes count too.
+	ln = n.Server.LimitListener(ln)
 	scheme := "http"
 	if cfg.ClientTLS != nil {
 		ln, scheme = tls.NewListener(ln, cfg.ClientTLS), "https"
@@ -161,7 +201,9 @@ func Start(cfg Config) (n *Node, err error) {
 	// A keep-alive connection left idle is closed after a while: each
 	// holds a goroutine and buffers, and devices keep their stream (a
 	// connection of its own) for what they wait on.
-	n.api = &http.Server{Handler: n.Server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	to := cfg.Timeouts.withDefaults()
+	n.api = &http.Server{Handler: n.Server.Handler(), ReadHeaderTimeout: to.ReadHeader, IdleTimeout: to.Idle,
+		ConnContext: n.Server.ConnContext}
 	n.serve(n.api, ln, "the client API")
 	if fln != nil {
 		n.serve(n.fed, fln, "the federation listener")
@@ -249,14 +291,15 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	if cfg.WrapFederation != nil {
 		h = cfg.WrapFederation(h)
 	}
+	to := cfg.Timeouts.withDefaults()
 	n.fed = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: to.ReadHeader,
 		// Partners are trusted, not infallible: bound slow bodies and
 		// idle connections so a stuck partner cannot hold descriptors.
-		ReadTimeout:  60 * time.Second,
-		WriteTimeout: 60 * time.Second,
-		IdleTimeout:  2 * time.Minute,
+		ReadTimeout:  to.FederationRead,
+		WriteTimeout: to.FederationWrite,
+		IdleTimeout:  to.Idle,
 		// Refused handshakes are logged here with the partner's address
 		// (the reason goes to the trust's log as well).
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),

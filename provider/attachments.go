@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -297,6 +298,11 @@ func parseRange(v string) (first, last int64, err error) {
 	}
 	if last, err = strconv.ParseInt(b, 10, 64); err != nil || last < first {
 		return 0, 0, errBadRequest("Range must be one range, bytes=FIRST-LAST or bytes=FIRST-")
+	}
+	if last == math.MaxInt64 {
+		// No attachment ends there: it is an open range, and its length
+		// last-first+1 would overflow into a negative bound on the read.
+		return first, -1, nil
 	}
 	return first, last, nil
 }

@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -335,5 +337,96 @@ func TestKeyPackageNotBoundToItsProviderIsNotAdded(t *testing.T) {
 				t.Errorf("the refused commit changed the provider's state:\n%s", diff(before, after))
 			}
 		})
+	}
+}
+
+// TestRoomsRacingForOneKeyPackage: mallory claimed one of victor's
+// KeyPackages and sends eight commits adding him with it, each to a room
+// of her own, all at the same instant. The hub checks each Welcome's
+// KeyPackages before it writes, and eight checks can all pass before any
+// write; the store's mark is the check that counts, so exactly one room
+// gets him and the seven others are refused with key_package_used, their
+// rooms unmoved. Victor's phone has one Welcome.
+func TestRoomsRacingForOneKeyPackage(t *testing.T) {
+	const n = 8
+	p := newProvider(t, provider.Config{})
+	mallory := p.newRawDevice("mallory", "phone")
+	victor := p.newRawDevice("victor", "phone")
+	victor.uploadKeyPackages(2)
+	kp := mallory.claim("victor")[0]
+
+	rooms := make([]string, n)
+	bodies := make([][]byte, n)
+	for i := range rooms {
+		g, room := mallory.createRoom()
+		res, err := g.Commit(mls.CommitOptions{Proposals: []*mls.Proposal{{Type: mls.ProposalAdd, Add: kp}}, InlineTree: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms[i] = room
+		bodies[i], _ = json.Marshal(map[string]any{"client_id": "add-victor", "message": mls.Marshal(res.Commit), "welcome": mls.Marshal(res.Welcome)})
+	}
+	type answer struct {
+		status int
+		code   string
+		err    error
+	}
+	answers := make([]answer, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range rooms {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", p.url+"/v1/rooms/"+rooms[i]+"/messages", bytes.NewReader(bodies[i]))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+mallory.token)
+			<-start
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			json.NewDecoder(resp.Body).Decode(&e)
+			answers[i] = answer{status: resp.StatusCode, code: e.Error.Code}
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for i, a := range answers {
+		var room struct {
+			Epoch uint64 `json:"epoch"`
+		}
+		p.call("GET", "/v1/rooms/"+rooms[i], mallory.token, nil, &room)
+		switch {
+		case a.err != nil:
+			t.Fatalf("room %d: %v", i, a.err)
+		case a.status == 200:
+			won++
+			if room.Epoch != 1 {
+				t.Errorf("room %d accepted the commit but is in epoch %d", i, room.Epoch)
+			}
+		case a.status == 409 && a.code == "key_package_used":
+			if room.Epoch != 0 {
+				t.Errorf("room %d refused the commit but moved to epoch %d", i, room.Epoch)
+			}
+		default:
+			t.Errorf("room %d answered %d %s, want 200 or 409 key_package_used", i, a.status, a.code)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d rooms added victor with one KeyPackage, want exactly one", won)
+	}
+	welcomes := 0
+	for _, room := range rooms {
+		if r := p.request("GET", "/v1/rooms/"+room, victor.token, "", nil); r.status == 200 {
+			welcomes++
+		}
+	}
+	if welcomes != 1 {
+		t.Errorf("victor is in %d of the rooms, want 1", welcomes)
 	}
 }

@@ -86,6 +86,13 @@ func errKeyPackageUsed(device identity.URI) *Error {
 		Message: fmt.Sprintf("the KeyPackage of %s was already used by another Welcome; claim a fresh one", device)}
 }
 
+// errKeyPackageUsedElsewhere is errKeyPackageUsed found by the store's
+// write, which knows the KeyPackage but not whose it is.
+func errKeyPackageUsedElsewhere(cause error) *Error {
+	return &Error{Code: "key_package_used", Status: http.StatusConflict,
+		Message: "a KeyPackage this Welcome uses was already used by another Welcome; claim a fresh one", cause: cause}
+}
+
 // errSuspended refuses a user the operator suspended (docs/abuse.md).
 func errSuspended(handle string) *Error {
 	return &Error{Code: "suspended", Status: http.StatusForbidden, Message: fmt.Sprintf("the account %s is suspended by the provider's operator", handle)}
@@ -248,7 +255,8 @@ func (s *Server) readJSONWithin(r *http.Request, v any, limit int64) (int64, err
 		}
 		return body.n, errBadRequest("malformed JSON body: %v", err)
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return body.n, errBadRequest("trailing data after the JSON body")
 	}
 	return body.n, nil

@@ -619,11 +619,24 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	if sub.Kind == store.KindWelcome {
 		// Only the devices this provider handed the KeyPackages out for,
 		// whatever the hub says.
+		// Each of those KeyPackages is used once (RFC 9420 §16.8): the
+		// store marks them with the Welcome and refuses one an earlier
+		// Welcome used (key_package_used), whichever room it was for.
 		sub.Recipients = nil
 		for _, sec := range fm.Message.Welcome.Secrets {
-			if d, err := s.store.KeyPackageDevice(r.Context(), sec.NewMember); err == nil {
-				sub.Recipients = append(sub.Recipients, d)
+			d, err := s.store.KeyPackageDevice(r.Context(), sec.NewMember)
+			if err != nil {
+				continue
 			}
+			// Checked here too, so that a refused Welcome for a room this
+			// provider has no copy of does not make one.
+			if used, err := s.store.KeyPackageWelcomed(r.Context(), sec.NewMember); err != nil {
+				return err
+			} else if used && !s.repeatedNotify(r.Context(), u.ID, sub.ClientID) {
+				return errKeyPackageUsedElsewhere(fmt.Errorf("notify %s of room %s: %w", sub.ClientID, u, store.ErrKeyPackageUsed))
+			}
+			sub.Recipients = append(sub.Recipients, d)
+			sub.KeyPackages = append(sub.KeyPackages, sec.NewMember)
 		}
 	}
 	// Third-party reachability (docs/reachability.md): the message, a
@@ -665,6 +678,8 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return errConflict("seq %d is not after the last message this provider has of room %s", seq, u)
+	} else if errors.Is(err, store.ErrKeyPackageUsed) {
+		return errKeyPackageUsedElsewhere(err)
 	} else if err != nil {
 		return err
 	}
@@ -687,6 +702,14 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 	s.bus.WakeRoom(u.ID)
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// repeatedNotify reports whether the copy of the room already holds the
+// hub's message of this client ID ("hub:SEQ"): its Welcome marked its
+// KeyPackages, and a repeat must be answered as the first was.
+func (s *Server) repeatedNotify(ctx context.Context, roomID, clientID string) bool {
+	_, err := s.store.MessageByClientID(ctx, roomID, clientID)
+	return err == nil
 }
 
 // followerRoom locks this provider's copy of a room hosted by hub,
@@ -788,6 +811,29 @@ func (s *Server) localUsers(ctx context.Context, roomID, list string) ([]store.R
 type seqWaiters struct {
 	mu sync.Mutex
 	ch map[string]*roomWait
+	// stalled holds the rooms whose hub's notify did not come within
+	// forwardWait, until a notify of the room lands (reached). Meanwhile
+	// forwarded messages are answered without waiting: the hub cannot
+	// reach us, and each of the devices' sends would otherwise take
+	// forwardWait for as long as that lasts. The answer is the same as
+	// after a wait that timed out.
+	stalled map[string]bool
+}
+
+// stall marks room as stalled; isStalled says whether it still is.
+func (sw *seqWaiters) stall(room string) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.stalled == nil {
+		sw.stalled = map[string]bool{}
+	}
+	sw.stalled[room] = true
+}
+
+func (sw *seqWaiters) isStalled(room string) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.stalled[room]
 }
 
 // roomWait is the state of one room's waiters, kept while there are any.
@@ -833,6 +879,7 @@ func (sw *seqWaiters) look(w *roomWait) (<-chan struct{}, int64, int) {
 func (sw *seqWaiters) reached(room string, seq int64) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
+	delete(sw.stalled, room) // the hub reaches us again
 	w := sw.ch[room]
 	if w == nil {
 		return
@@ -859,6 +906,7 @@ func (sw *seqWaiters) reached(room string, seq int64) {
 func (sw *seqWaiters) reachedAll() {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
+	clear(sw.stalled)
 	for _, w := range sw.ch {
 		w.foreign++
 		close(w.done)
@@ -871,6 +919,10 @@ func (sw *seqWaiters) reachedAll() {
 // replica's wake-up: a notify that lands here says its seq.
 func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {
 	if seq <= 0 {
+		return
+	}
+	if s.seqs.isStalled(room) {
+		s.log.Debug("the hub's notifies are late: not waiting", "room", room, "seq", seq)
 		return
 	}
 	w := s.seqs.join(room)
@@ -896,6 +948,7 @@ func (s *Server) awaitSeq(ctx context.Context, room string, seq int64) {
 		case <-woken:
 		case <-deadline.C:
 			s.log.Warn("the hub's notify has not arrived yet", "room", room, "seq", seq, "have", max(have, last))
+			s.seqs.stall(room)
 			return
 		case <-ctx.Done():
 			return

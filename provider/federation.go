@@ -64,7 +64,21 @@ func (s *Server) FederationHandler(trust *federation.Trust) http.Handler {
 	s.oneWayEndpoints(entries, nil)
 	m.Handle("POST "+s.fedPath(s.directory.Batch), s.federated("fed_batch", guard,
 		func(w http.ResponseWriter, r *http.Request) error { return s.fedBatch(w, r, entries) }))
-	return federation.RequirePartner(trust, m)
+	return federation.RequirePartner(trust, s.heardFrom(m))
+}
+
+// heardFrom nudges the outbox towards the partner of every authenticated
+// request: a partner that reaches us again after an outage is caught up
+// at once, not when our backoff for it runs out (Outbox.Nudge).
+func (s *Server) heardFrom(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.fed != nil && s.fed.Outbox != nil {
+			if peer, err := federation.PeerDomain(r); err == nil {
+				s.fed.Outbox.Nudge(peer)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // oneWayEndpoints registers the endpoints a batch may carry

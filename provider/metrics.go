@@ -23,6 +23,10 @@ type metrics struct {
 	// rateLimited counts requests refused by a rate limit, by limit
 	// (ratelimit.go); never by user, room or partner.
 	rateLimited *prometheus.CounterVec
+	// connsOpen and connRefused are the client API's connections, open
+	// and refused by a limit ("source" or "total"; connlimit.go).
+	connsOpen   prometheus.Gauge
+	connRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -52,11 +56,19 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit (user, partner, room, discovery_user, discovery_partner).",
 		}, []string{"limit"}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_connections_open", Help: "Open connections to the client API, streams included.",
+		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_connections_refused_total", Help: "Client API connections refused by a connection limit (source, total): answered too_many_connections, or closed unanswered past the margin.",
+		}, []string{"limit"}),
 	}
+	m.connRefused.WithLabelValues("source")
+	m.connRefused.WithLabelValues("total")
 	for _, l := range []string{"user", "partner", "room", "discovery_user", "discovery_partner"} {
 		m.rateLimited.WithLabelValues(l) // shown at 0 from the start
 	}
-	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.staleReloads, m.outbox, m.rateLimited)
+	reg.MustRegister(m.requests, m.accepted, m.deliveries, m.streams, m.commitWait, m.staleReloads, m.outbox, m.rateLimited, m.connsOpen, m.connRefused)
 	return m
 }
 

@@ -78,6 +78,10 @@ type Config struct {
 	// headers the same way. Long enough for the largest attachment on a
 	// slow link.
 	BodyTimeout time.Duration
+	// Connections bounds the client API's open connections, in all and
+	// per source address (connlimit.go), where the listener is wrapped
+	// with LimitListener.
+	Connections ConnLimits
 	// The rate limits (docs/ratelimits.md), each a token bucket per key:
 	// messages a local user submits; messages offered to a room hosted
 	// here, from any source; federation POSTs of one partner; discovery
@@ -161,6 +165,7 @@ func (c *Config) fill() {
 	if c.BodyTimeout <= 0 {
 		c.BodyTimeout = d.BodyTimeout
 	}
+	c.Connections.fill(ConnLimits{Total: defaultConnTotal, PerSource: defaultConnPerSource})
 	if c.FederationURL == "" {
 		c.FederationURL = "https://" + c.Domain
 	}
@@ -173,14 +178,16 @@ func (c *Config) fill() {
 
 // Server is one provider. Create it with New; serve Handler over HTTP(S).
 type Server struct {
-	cfg      Config
-	store    store.Store
-	ca       *identity.CA
-	verifier *identity.Verifier
-	log      *slog.Logger
-	metrics  *metrics
-	registry *prometheus.Registry
-	now      func() time.Time
+	cfg Config
+	// refuseConn answers a request on a connection past a limit.
+	refuseConn http.Handler
+	store      store.Store
+	ca         *identity.CA
+	verifier   *identity.Verifier
+	log        *slog.Logger
+	metrics    *metrics
+	registry   *prometheus.Registry
+	now        func() time.Time
 
 	challenges *challenges
 	// sessions caches signed-in sessions, consents the hub's consent
@@ -281,7 +288,14 @@ func New(cfg Config, st store.Store, ca *identity.CA, log *slog.Logger) (*Server
 }
 
 // Handler returns the provider's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.overLimit(w, r) {
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Drain makes the server refuse new work with 503 while in-flight requests
 // finish, and closes every stream so devices reconnect elsewhere.
@@ -374,6 +388,10 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/attachments", s.authed("upload_attachment", s.uploadAttachment))
 	m.Handle("GET /v1/attachments/download", s.authed("download_attachment", s.downloadAttachment))
 	s.mux = m
+	s.refuseConn = s.serve("connection_limit", func(w http.ResponseWriter, r *http.Request) error {
+		over, _ := r.Context().Value(overLimitKey{}).(string)
+		return errTooManyConnections(over, s.cfg.Connections)
+	})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {

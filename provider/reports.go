@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -61,7 +62,8 @@ func parseReportRequest(body []byte, domain string, reporter identity.URI) (*fed
 	if err := dec.Decode(&req); err != nil {
 		return nil, errBadRequest("malformed report: %v", err)
 	}
-	if dec.More() {
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errBadRequest("malformed report: data after the JSON object")
 	}
 	abuser, err := parseAddress(req.AllegedAbuser, domain)

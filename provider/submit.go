@@ -279,6 +279,11 @@ func (s *Server) acceptOnce(ctx context.Context, rs *roomState, o offer) (accept
 			return acceptance{}, &staleRoom{fmt.Errorf("the room moved on; fetch its new messages and try again")}
 		}
 		rs.loaded = false // whatever happened, read the room again next time
+		if errors.Is(err, store.ErrKeyPackageUsed) {
+			// Another room's Welcome took the KeyPackage between
+			// routeWelcome's check and this write.
+			return acceptance{}, errKeyPackageUsedElsewhere(err)
+		}
 		return acceptance{}, err
 	}
 	if res.Duplicate {

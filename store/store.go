@@ -43,6 +43,10 @@ var (
 	// acknowledged. Reads still work. The call may be retried once space
 	// is freed, which needs no restart.
 	ErrStorageFull = errors.New("store: storage full, retry later")
+	// ErrKeyPackageUsed: a Welcome names a KeyPackage (not a last-resort
+	// one) that an earlier stored Welcome already used. Nothing of the
+	// submission was written.
+	ErrKeyPackageUsed = errors.New("store: key package already used")
 )
 
 // User is an account on this provider.
@@ -244,6 +248,14 @@ type Submission struct {
 	// Recipients are the devices whose queues get the message.
 	Recipients []int64
 
+	// KeyPackages, for a Welcome stored as the message itself (a
+	// follower's copy of the hub's Welcome), are the refs of this
+	// provider's KeyPackages it uses: marked used with it, atomically; a
+	// ref an earlier Welcome used (a last-resort one excepted) is
+	// ErrKeyPackageUsed and nothing is written. A repeat of the same
+	// ClientID is a Duplicate, not a reuse.
+	KeyPackages [][]byte
+
 	// Welcome, if set, is stored in the same transaction, as the next
 	// message of the log (kind welcome, ClientID + "/welcome"), queued for
 	// its own recipients: a commit that adds members and the Welcome those
@@ -262,7 +274,10 @@ type Welcome struct {
 	Payload    []byte
 	Recipients []int64
 	// KeyPackages are the refs of this provider's KeyPackages the Welcome
-	// uses: marked welcomed with it, except a last-resort one.
+	// uses: marked welcomed with it, except a last-resort one. One that an
+	// earlier Welcome used is ErrKeyPackageUsed, and then nothing of the
+	// submission is written: two rooms racing for one KeyPackage cannot
+	// both have it.
 	KeyPackages [][]byte
 }
 

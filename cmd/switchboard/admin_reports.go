@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,9 +71,7 @@ func runAdminReports(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "switchboard:", err)
 			return 1
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if err := decodeServeConfig(raw, &cfg); err != nil {
 			fmt.Fprintf(stderr, "switchboard: %s: %v\n", *configFile, err)
 			return 1
 		}

@@ -95,10 +95,79 @@ type serveConfig struct {
 	// long requests and streamed sends in flight get to finish before the
 	// provider stops regardless (0: node.DefaultDrainTimeout, 30 s).
 	DrainTimeoutSeconds int `json:"drain_timeout_seconds"`
+	// ConnectionLimits bound the client API's open connections, in all
+	// and per source address (docs/ratelimits.md, "Connections").
+	ConnectionLimits connectionLimitsConfig `json:"connection_limits"`
+	// Timeouts of the listeners and of a request's body (docs/deploy.md,
+	// "Timeouts").
+	Timeouts timeoutsConfig `json:"timeouts"`
 }
+
+// connectionLimitsConfig is connection_limits: a missing or 0 field keeps
+// the default, -1 switches that limit off.
+type connectionLimitsConfig struct {
+	Total     int `json:"total"`
+	PerSource int `json:"per_source"`
+}
+
+func (c connectionLimitsConfig) check() error {
+	if c.Total < -1 || c.PerSource < -1 {
+		return errors.New("connection_limits: a limit is a number of connections, or -1 for none")
+	}
+	return nil
+}
+
+// timeoutsConfig is timeouts, in seconds; a missing or 0 field keeps the
+// default (node.DefaultTimeouts, provider's BodyTimeout).
+type timeoutsConfig struct {
+	ReadHeader      int `json:"read_header_seconds"`
+	Body            int `json:"body_seconds"`
+	Idle            int `json:"idle_seconds"`
+	FederationRead  int `json:"federation_read_seconds"`
+	FederationWrite int `json:"federation_write_seconds"`
+}
+
+func (t timeoutsConfig) check() error {
+	if t.ReadHeader < 0 || t.Body < 0 || t.Idle < 0 || t.FederationRead < 0 || t.FederationWrite < 0 {
+		return errors.New("timeouts must not be negative")
+	}
+	if max(t.ReadHeader, t.Body, t.Idle, t.FederationRead, t.FederationWrite) > maxTimeoutSeconds {
+		return fmt.Errorf("timeouts must be at most %d seconds (a day)", maxTimeoutSeconds)
+	}
+	return nil
+}
+
+func (t timeoutsConfig) node() node.Timeouts {
+	s := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	return node.Timeouts{ReadHeader: s(t.ReadHeader), Idle: s(t.Idle), FederationRead: s(t.FederationRead), FederationWrite: s(t.FederationWrite)}
+}
+
+// Upper bounds of fields that become durations: far above any sensible
+// setting, and far below where a time.Duration wraps around.
+const (
+	maxRetentionDays   = 36500 // a hundred years
+	maxLeaseTTLSeconds = 86400 // a day
+	maxTimeoutSeconds  = 86400 // a day
+)
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{Listen: "127.0.0.1:8080", Domain: "localhost", DataDir: "switchboard-data"}
+}
+
+// decodeServeConfig reads a configuration file over cfg: fields it names
+// replace cfg's, unknown fields (a typo would be silently ignored) and
+// anything after the object are refused.
+func decodeServeConfig(data []byte, cfg *serveConfig) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return err
+	}
+	// More() would let a stray "}" or "]" pass: only the end may follow.
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the configuration object")
+	}
+	return nil
 }
 
 func (c *serveConfig) check() error {
@@ -122,7 +191,21 @@ func (c *serveConfig) check() error {
 	if c.MaxBodyBytes < 0 || c.MaxCommitBytes < 0 || c.LowWatermark < 0 || c.RetentionDays < 0 || c.MaxAttachmentBytes < 0 || c.AttachmentRetentionDays < 0 || c.DrainTimeoutSeconds < 0 {
 		return errors.New("limits must not be negative")
 	}
+	if c.DrainTimeoutSeconds > maxTimeoutSeconds {
+		return fmt.Errorf("drain_timeout_seconds must be at most %d (a day)", maxTimeoutSeconds)
+	}
+	// Days become a time.Duration, which holds about 292 years: more
+	// would wrap around to a short or negative retention.
+	if c.RetentionDays > maxRetentionDays || c.AttachmentRetentionDays > maxRetentionDays {
+		return fmt.Errorf("retention days must be at most %d", maxRetentionDays)
+	}
 	if err := c.RateLimits.check(); err != nil {
+		return err
+	}
+	if err := c.ConnectionLimits.check(); err != nil {
+		return err
+	}
+	if err := c.Timeouts.check(); err != nil {
 		return err
 	}
 	if err := c.checkBus(c.replica); err != nil {
@@ -138,6 +221,9 @@ func (c *serveConfig) check() error {
 func (c *serveConfig) checkBus(replica string) error {
 	if c.BusLeaseTTLSeconds < 0 {
 		return errors.New("bus_lease_ttl_seconds must not be negative")
+	}
+	if c.BusLeaseTTLSeconds > maxLeaseTTLSeconds {
+		return fmt.Errorf("bus_lease_ttl_seconds must be at most %d", maxLeaseTTLSeconds)
 	}
 	if c.Bus == "" {
 		switch {
@@ -311,9 +397,7 @@ the trust file.
 			fmt.Fprintln(stderr, "switchboard:", err)
 			return 2
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if err := decodeServeConfig(data, &cfg); err != nil {
 			fmt.Fprintf(stderr, "switchboard: %s: %v\n", *configFile, err)
 			return 2
 		}
@@ -367,15 +451,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			return err
 		}
 	}
-	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
-		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
-	cfg.RateLimits.apply(&pcfg)
-	if cfg.RetentionDays > 0 {
-		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
-	}
+	pcfg := cfg.providerConfig()
 	ncfg := node.Config{
 		Domain: cfg.Domain, DataDir: cfg.DataDir, StoreDSN: cfg.Store, Listen: cfg.Listen, ClientTLS: clientTLS, Provider: pcfg,
 		FederationListen: cfg.FederationListen, FederationURL: cfg.federationURL(), TrustFile: cfg.TrustFile,
+		Timeouts:     cfg.Timeouts.node(),
 		DrainTimeout: time.Duration(cfg.DrainTimeoutSeconds) * time.Second,
 	}
 	if cfg.Bus != "" {
@@ -425,6 +505,19 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	err = n.Close()
 	log.Info("stopped", "drain_took", time.Since(began).Round(time.Millisecond), "err", err)
 	return err
+}
+
+// providerConfig is the provider's part of the configuration.
+func (cfg serveConfig) providerConfig() provider.Config {
+	pcfg := provider.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxCommitBytes: cfg.MaxCommitBytes, KeyPackageLowWatermark: cfg.LowWatermark,
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes, AttachmentRetention: time.Duration(cfg.AttachmentRetentionDays) * 24 * time.Hour}
+	cfg.RateLimits.apply(&pcfg)
+	pcfg.Connections = provider.ConnLimits{Total: cfg.ConnectionLimits.Total, PerSource: cfg.ConnectionLimits.PerSource}
+	pcfg.BodyTimeout = time.Duration(cfg.Timeouts.Body) * time.Second
+	if cfg.RetentionDays > 0 {
+		pcfg.QueueRetention = time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	}
+	return pcfg
 }
 
 // defaultOutboxRescan is federation.OutboxOptions.Rescan's default.

@@ -43,6 +43,9 @@ func (c *rateLimitsConfig) each(f func(name string, l *rateLimitConfig) error) e
 	return nil
 }
 
+// maxEveryMS bounds every_ms: a token a day is slower than any limit needs.
+const maxEveryMS = 24 * 60 * 60 * 1000
+
 func (c *rateLimitsConfig) check() error {
 	return c.each(func(name string, l *rateLimitConfig) error {
 		switch {
@@ -50,6 +53,9 @@ func (c *rateLimitsConfig) check() error {
 			return fmt.Errorf("rate_limits.%s: off takes no every_ms or burst", name)
 		case l.EveryMS < 0 || l.Burst < 0:
 			return fmt.Errorf("rate_limits.%s: every_ms and burst must not be negative (\"off\": true switches the limit off)", name)
+		case l.EveryMS > maxEveryMS:
+			// A larger one would wrap around as a time.Duration.
+			return fmt.Errorf("rate_limits.%s: every_ms must be at most %d (a day)", name, maxEveryMS)
 		}
 		return nil
 	})

@@ -62,6 +62,7 @@ func TestServeCheck(t *testing.T) {
 		{"--config", file("fed.json", `{"domain": "green.example", "federation_listen": "127.0.0.1:9443", "trust_file": "`+trust+`"}`),
 			"--federation-listen", "127.0.0.1:0"}, // a second replica on the same host
 		{"--config", file("limits.json", `{"rate_limits": {"user": {"every_ms": 10, "burst": 600}, "room": {"off": true}, "partner": {"burst": 5000}}}`)},
+		{"--config", file("conns.json", `{"connection_limits": {"total": 50000, "per_source": -1}, "timeouts": {"read_header_seconds": 5, "body_seconds": 600, "idle_seconds": 60, "federation_read_seconds": 30, "federation_write_seconds": 30}}`)},
 	}
 	for _, args := range valid {
 		var out, errOut bytes.Buffer
@@ -105,6 +106,11 @@ func TestServeCheck(t *testing.T) {
 		{[]string{"--config", file("limit-off-and.json", `{"rate_limits": {"room": {"off": true, "burst": 5}}}`)}, "rate_limits.room: off takes no"},
 		{[]string{"--config", file("limit-unknown.json", `{"rate_limits": {"users": {"off": true}}}`)}, `unknown field "users"`},
 		{[]string{"--config", file("limit-field.json", `{"rate_limits": {"user": {"per_second": 5}}}`)}, `unknown field "per_second"`},
+		{[]string{"--config", file("conns-negative.json", `{"connection_limits": {"per_source": -2}}`)}, "-1 for none"},
+		{[]string{"--config", file("conns-field.json", `{"connection_limits": {"per_ip": 5}}`)}, `unknown field "per_ip"`},
+		{[]string{"--config", file("timeouts-negative.json", `{"timeouts": {"body_seconds": -1}}`)}, "timeouts must not be negative"},
+		{[]string{"--config", file("timeouts-huge.json", `{"timeouts": {"idle_seconds": 9223372036854775807}}`)}, "timeouts must be at most 86400 seconds"},
+		{[]string{"--config", file("timeouts-field.json", `{"timeouts": {"write_seconds": 5}}`)}, `unknown field "write_seconds"`},
 	}
 	for _, c := range invalid {
 		var out, errOut bytes.Buffer
@@ -197,6 +203,42 @@ func TestServeRateLimits(t *testing.T) {
 	for name, got := range want {
 		if got[0] != got[1] {
 			t.Errorf("%s: %+v, want %+v", name, got[0], got[1])
+		}
+	}
+}
+
+// TestServeConnectionLimitsAndTimeouts: connection_limits and timeouts of
+// the configuration file reach the provider and the node; what is left
+// out keeps its default, and -1 switches a connection limit off.
+func TestServeConnectionLimitsAndTimeouts(t *testing.T) {
+	for _, c := range []struct {
+		json     string
+		conns    provider.ConnLimits
+		body     time.Duration
+		timeouts node.Timeouts
+	}{
+		{`{}`, provider.ConnLimits{}, 0, node.Timeouts{}},
+		{`{"connection_limits": {"total": 50000, "per_source": -1}, "timeouts": {"read_header_seconds": 5, "body_seconds": 600, "idle_seconds": 60, "federation_read_seconds": 30, "federation_write_seconds": 40}}`,
+			provider.ConnLimits{Total: 50000, PerSource: -1}, 10 * time.Minute,
+			node.Timeouts{ReadHeader: 5 * time.Second, Idle: time.Minute, FederationRead: 30 * time.Second, FederationWrite: 40 * time.Second}},
+		{`{"connection_limits": {"per_source": 200}, "timeouts": {"idle_seconds": 300}}`,
+			provider.ConnLimits{PerSource: 200}, 0, node.Timeouts{Idle: 5 * time.Minute}},
+	} {
+		cfg := defaultServeConfig()
+		dec := json.NewDecoder(strings.NewReader(c.json))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.check(); err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		p := cfg.providerConfig()
+		if p.Connections != c.conns || p.BodyTimeout != c.body {
+			t.Errorf("%s: connections %+v, body timeout %v; want %+v, %v", c.json, p.Connections, p.BodyTimeout, c.conns, c.body)
+		}
+		if got := cfg.Timeouts.node(); got != c.timeouts {
+			t.Errorf("%s: node timeouts %+v, want %+v", c.json, got, c.timeouts)
 		}
 	}
 }

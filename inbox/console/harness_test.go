@@ -54,9 +54,10 @@ func (c *clock) advance(d time.Duration) {
 
 // business is the providers, the Desk and the console under test.
 type business struct {
-	t       *testing.T
+	t       testing.TB
 	l       *node.Local
 	desk    *inbox.Desk
+	dir     string // the Desk's directory
 	clock   *clock
 	console *httptest.Server
 	admin   inbox.Agent // "ada", an admin
@@ -64,7 +65,7 @@ type business struct {
 	address string      // the business account's address as customers name it
 }
 
-func ok(t *testing.T, what string, err error) {
+func ok(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -74,7 +75,7 @@ func ok(t *testing.T, what string, err error) {
 // messenger registers handle (with a verified phone number, if not "")
 // on n and opens a Messenger for its device, reachable by every partner
 // provider.
-func messenger(t *testing.T, n *node.Node, handle, phone string) *conversations.Messenger {
+func messenger(t testing.TB, n *node.Node, handle, phone string) *conversations.Messenger {
 	t.Helper()
 	ctx := context.Background()
 	u, code, err := provider.AddUser(ctx, n.Store, handle, phone, time.Hour)
@@ -91,21 +92,22 @@ func messenger(t *testing.T, n *node.Node, handle, phone string) *conversations.
 
 // newBusiness starts the providers, the business account's Desk (run
 // until the test ends) and the console with opts.
-func newBusiness(t *testing.T, opts console.Options) *business {
+func newBusiness(t testing.TB, opts console.Options) *business {
 	t.Helper()
 	l, err := node.StartLocal(t.TempDir(), []string{"shop.test", "blue.test", "green.test"}, node.LocalOptions{})
 	ok(t, "providers", err)
 	t.Cleanup(func() { l.Close() })
 	m := messenger(t, l.Node(0), "acme", "")
 	clk := &clock{now: time.Now()}
-	desk, err := inbox.Open(context.Background(), inbox.Config{Dir: t.TempDir(), Messenger: m, Now: clk.Now})
+	dir := t.TempDir()
+	desk, err := inbox.Open(context.Background(), inbox.Config{Dir: dir, Messenger: m, Now: clk.Now})
 	ok(t, "opening the desk", err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { desk.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait(); desk.Close() })
 
-	b := &business{t: t, l: l, desk: desk, clock: clk, address: "acme@shop.test"}
+	b := &business{t: t, l: l, desk: desk, dir: dir, clock: clk, address: "acme@shop.test"}
 	b.admin, err = desk.AddAgent(ctx, "ada", "Ada Admin", adminPassword, inbox.RoleAdmin)
 	ok(t, "adding the admin", err)
 	b.agent, err = desk.AddAgent(ctx, "sam", "Sam Agent", agentPassword, inbox.RoleAgent)
@@ -123,7 +125,7 @@ func newBusiness(t *testing.T, opts console.Options) *business {
 
 // customer is a person on blue.test (or green.test) writing to the business.
 type customer struct {
-	t       *testing.T
+	t       testing.TB
 	b       *business
 	m       *conversations.Messenger
 	room    client.RoomID
@@ -201,7 +203,7 @@ func (c *customer) conversation() inbox.Conversation {
 // browser is an agent's browser: a cookie jar, no redirects followed,
 // same-origin headers as a current browser sends them.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }

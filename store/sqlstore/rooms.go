@@ -269,15 +269,45 @@ func (s *Store) submitFn(sub store.Submission, contiguous bool, res *store.Submi
 			if err := s.appendMessage(t, m, dedupe(w.Recipients)); err != nil {
 				return err
 			}
-			for _, ref := range w.KeyPackages {
-				// claimed = 2: handed out and used by a Welcome.
-				if _, err := t.exec(`UPDATE key_packages SET claimed = 2 WHERE ref = ? AND last_resort = 0`, nonNil(ref)); err != nil {
-					return err
-				}
+			if err := useKeyPackages(t, w.KeyPackages); err != nil {
+				return err
 			}
+		}
+		if err := useKeyPackages(t, sub.KeyPackages); err != nil {
+			return err
 		}
 		return s.insertOutbound(t, sub.Outbound)
 	}
+}
+
+// useKeyPackages marks the KeyPackages used by a Welcome (claimed = 2),
+// in the Welcome's transaction. The update's condition is the check: of
+// two transactions marking one ref, the second (after the first's COMMIT,
+// in PostgreSQL by the row lock, in SQLite by the one writer) updates no
+// row and fails with store.ErrKeyPackageUsed. A last-resort package is
+// never used up; a ref not stored here is left to the caller, which found
+// it with KeyPackageDevice.
+func useKeyPackages(t tx, refs [][]byte) error {
+	for _, ref := range refs {
+		n, err := t.exec(`UPDATE key_packages SET claimed = 2 WHERE ref = ? AND last_resort = 0 AND claimed <> 2`, nonNil(ref))
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			continue
+		}
+		var claimed, lastResort int64
+		err = t.queryRow(`SELECT claimed, last_resort FROM key_packages WHERE ref = ?`, nonNil(ref)).Scan(&claimed, &lastResort)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if lastResort == 0 && claimed == 2 {
+			return fmt.Errorf("key package %x: %w", ref, store.ErrKeyPackageUsed)
+		}
+	}
+	return nil
 }
 
 // appendMessage adds m to its room's log at m.Seq, stamped now (m.Created

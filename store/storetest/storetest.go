@@ -223,6 +223,8 @@ var scenarios = []scenario{
 	{"SenderRoundTripsThroughLogLookupAndQueues", senderRoundTrip},
 	{"SubmissionSeqMustComeAfterTheLog", submitSeq},
 	{"WelcomeSubmittedOnItsOwnIsQueuedAndMovesNothing", submitWelcomeAlone},
+	{"AWelcomeUsesAKeyPackageOnce", welcomeUsesAKeyPackageOnce},
+	{"RoomsRacingForOneKeyPackageOneWins", roomsRacingForOneKeyPackage},
 	// Followers' copies of rooms hosted elsewhere.
 	{"FollowerCopyKeepsItsHubAndHasNoCreator", followerCopy},
 	// Delivery queues.

@@ -2,9 +2,6 @@ package proctest
 
 import (
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,21 +109,4 @@ func (p *Pair) Proc(name string) *Proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.procs[name]
-}
-
-// FreeAddr returns a loopback address with a port free right now, below
-// the ephemeral range (32768 and up on Linux): while a provider is down,
-// an outgoing connection's local port could otherwise take its port, and
-// its restart would fail.
-func FreeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000 on 127.0.0.1")
-	return ""
 }
