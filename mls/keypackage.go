@@ -137,7 +137,7 @@ func NewKeyPackage(s *Suite, sig *SignaturePrivateKey, credential Credential, o 
 	if o.Capabilities != nil {
 		caps = *o.Capabilities
 	}
-	life := Lifetime{NotBefore: uint64(timeNow().Unix()) - 3600, NotAfter: uint64(timeNow().Unix()) + 90*24*3600}
+	life := Lifetime{NotBefore: uint64(timeNow().Unix()) - 3600, NotAfter: uint64(timeNow().Unix()) + 90*24*3600} // #nosec G115 -- the clock is after 1970
 	if o.Lifetime != nil {
 		life = *o.Lifetime
 	}
