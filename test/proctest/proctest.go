@@ -24,12 +24,12 @@ func BuildBinary(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("the go command, to build switchboard: %v", err)
 	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
+	out, err := exec.Command(goBin, "env", "GOMOD").Output() // #nosec G204 -- the go command found on PATH
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		t.Fatalf("finding the module root (go env GOMOD): %v %s", err, out)
 	}
 	bin := filepath.Join(t.TempDir(), "switchboard")
-	build := exec.Command(goBin, "build", "-o", bin, "./cmd/switchboard")
+	build := exec.Command(goBin, "build", "-o", bin, "./cmd/switchboard") // #nosec G204 -- the go command found on PATH
 	build.Dir = filepath.Dir(strings.TrimSpace(string(out)))
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/switchboard: %v\n%s", err, out)
@@ -40,7 +40,7 @@ func BuildBinary(t *testing.T) string {
 // Admin runs a `switchboard admin` command and returns its output.
 func Admin(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput()
+	out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput() // #nosec G204 -- the binary this package built
 	if err != nil {
 		t.Fatalf("switchboard admin %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -108,7 +108,7 @@ func Serve(t *testing.T, bin, logDir, name string, args ...string) *Proc {
 		}
 		logName = filepath.Join(logDir, fmt.Sprintf("%s.%d.log", name, i))
 	}
-	logFile, err := os.Create(logName)
+	logFile, err := os.Create(logName) // #nosec G304 -- a log file in the test's own directory
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func Serve(t *testing.T, bin, logDir, name string, args ...string) *Proc {
 		logOut = io.MultiWriter(logFile, PrefixWriter{name, os.Stderr})
 	}
 	p := &Proc{Name: name, exited: make(chan struct{}), log: logFile}
-	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...) // #nosec G204 -- the binary this package built
 	p.cmd.Stderr = logOut
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -221,7 +221,7 @@ func LogCount(dir, name, s string) int {
 	n := 0
 	files, _ := filepath.Glob(filepath.Join(dir, name+".*log"))
 	for _, f := range files {
-		data, _ := os.ReadFile(f)
+		data, _ := os.ReadFile(f) // #nosec G304 -- a log file this package wrote
 		n += bytes.Count(data, []byte(s))
 	}
 	return n
