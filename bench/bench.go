@@ -151,8 +151,8 @@ func runMessages(ctx context.Context, s *Settings, payload, dir string, p *progr
 		run.Devices += len(r.members)
 		for _, m := range r.members {
 			if f := sendFns[m]; f != nil {
-				senders = append(senders, &sender{id: uint32(m.idx), send: f})
-				tr.recipients[uint32(m.idx)] = len(r.members) - 1
+				senders = append(senders, &sender{id: uint32(m.idx), send: f}) // #nosec G115 -- a device index, below the device count
+				tr.recipients[uint32(m.idx)] = len(r.members) - 1              // #nosec G115 -- a device index, below the device count
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func (rep *Report) WriteCharts(dir string) ([]string, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	title := rep.title()
@@ -235,7 +235,7 @@ func writeJoinChart(dir string, r *Result) ([]string, error) {
 	// Room above the lines for the legend (a log axis: a factor).
 	p.Y.Min, p.Y.Max = lo/1.5, hi*4
 	p.Legend.Top = true
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, "join.png")

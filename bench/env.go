@@ -163,11 +163,11 @@ func (e *env) close() {
 		d.close()
 	}
 	if e.local != nil {
-		e.local.Close()
+		e.local.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 	}
 	for _, p := range e.provs {
 		if p.ownStore {
-			p.store.Close()
+			p.store.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 		}
 	}
 	stopChildren(e.kids)
@@ -209,7 +209,7 @@ func (d *device) address(from *prov) string {
 
 func (d *device) close() {
 	if d.sdk != nil {
-		d.sdk.Close()
+		d.sdk.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 	}
 	if d.raw != nil {
 		d.raw.close()

@@ -201,7 +201,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		runs.Add(1)
 		go func() {
 			defer runs.Done()
-			m.dev.sdk.Run(rctx)
+			m.dev.sdk.Run(rctx) // #nosec G104 -- Run returns ctx's error when the run ends
 		}()
 		go func() {
 			defer wg.Done()
@@ -321,7 +321,7 @@ func runJoin(ctx context.Context, s *Settings, dir string, p *progress) (*Result
 		sample.WelcomeMs = msOf(d)
 
 		body := slices.Clone(fill)
-		header{sender: uint32(nm.idx), num: 0, at: d}.put(body)
+		header{sender: uint32(nm.idx), num: 0, at: d}.put(body) // #nosec G115 -- a device index, below the device count
 		enc, err := content.New(content.InlinePart("application/octet-stream", body)).Encode()
 		if err != nil {
 			return stepErr("the first message", err)

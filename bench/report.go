@@ -253,7 +253,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 			m.SentPerSecond, m.DeliveredPerSecond, fmtMs(m.Latency.P50), fmtMs(m.Latency.P90), fmtMs(m.Latency.P99),
 			fmtMs(m.Latency.P999), fmtMs(m.Latency.Max), r.errorTotal(), m.Missing, fmtCPU(r.Server), fmtMem(r.Server))
 	}
-	tw.Flush()
+	tw.Flush() // #nosec G104 -- a text summary; a failed write shows on the terminal
 	for _, r := range rep.Runs {
 		if r.Messages != nil && r.Server.LiveGoHeapBytes > 0 {
 			fmt.Fprintf(w, "%s: at the end, devices connected: %s live Go heap, %s of stacks, %d goroutines\n",
@@ -308,7 +308,7 @@ func writeJoin(w io.Writer, r *Result) {
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", l.name, l.l.Count, fmtMs(l.l.P50), fmtMs(l.l.P90), fmtMs(l.l.P99), fmtMs(l.l.Max))
 	}
-	tw.Flush()
+	tw.Flush() // #nosec G104 -- a text summary; a failed write shows on the terminal
 	fmt.Fprintf(w, "  server while joining: %s, peak %s; errors: %d", fmtCPU(r.Server), fmtMem(r.Server), r.errorTotal())
 	if r.errorTotal() > 0 {
 		fmt.Fprintf(w, " %v", r.Errors)
@@ -360,7 +360,7 @@ func (rep *Report) WriteJSON(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	return os.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // ErrReport is what every problem Check finds wraps.

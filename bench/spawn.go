@@ -115,7 +115,7 @@ func startChild(ctx context.Context, bin, domain, dir, logPath string, federated
 		// No partners yet: they are listed once every provider has its CA
 		// and federation address.
 		c.trustFile = filepath.Join(dir, domain+".trust.json")
-		if err := os.WriteFile(c.trustFile, []byte(`{"partners": []}`), 0o644); err != nil {
+		if err := os.WriteFile(c.trustFile, []byte(`{"partners": []}`), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -124,7 +124,7 @@ func startChild(ctx context.Context, bin, domain, dir, logPath string, federated
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, domain+".json")
-	if err := os.WriteFile(cfgFile, cfg, 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		return nil, err
 	}
 	c.logPath = logPath
@@ -132,16 +132,16 @@ func startChild(ctx context.Context, bin, domain, dir, logPath string, federated
 	if err != nil {
 		return nil, err
 	}
-	c.cmd = exec.Command(bin, "serve", "--config", cfgFile, "--pprof", "127.0.0.1:0")
+	c.cmd = exec.Command(bin, "serve", "--config", cfgFile, "--pprof", "127.0.0.1:0") // #nosec G204 -- bin is the switchboard binary the bench built or was given
 	c.cmd.SysProcAttr = childAttr()
 	c.cmd.Stderr = &logWatch{w: logFile, on: "SIGHUP: trust file reloaded", seen: c.reloaded}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
-		logFile.Close()
+		logFile.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, err
 	}
 	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
+		logFile.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, fmt.Errorf("bench: starting %s (%s serve): %w", domain, bin, err)
 	}
 	serving := make(chan struct{})
@@ -164,7 +164,7 @@ func startChild(ctx context.Context, bin, domain, dir, logPath string, federated
 			}
 		}
 		c.cmd.Wait()
-		logFile.Close()
+		logFile.Close() // #nosec G104 -- the process has exited; its log is complete
 		close(c.exited)
 	}()
 	select {
@@ -189,8 +189,8 @@ func (c *child) waitReady(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", c.clientURL+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			io.Copy(io.Discard, resp.Body) // #nosec G104 -- draining a health check's body
+			resp.Body.Close()              // #nosec G104 -- draining a health check's body
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -239,7 +239,7 @@ func partner(ctx context.Context, kids []*child) error {
 		}
 		// Written whole, then renamed: the provider also re-reads the file
 		// on its own every 30 seconds.
-		if err := os.WriteFile(c.trustFile+".tmp", data, 0o644); err != nil {
+		if err := os.WriteFile(c.trustFile+".tmp", data, 0o600); err != nil {
 			return err
 		}
 		if err := os.Rename(c.trustFile+".tmp", c.trustFile); err != nil {

@@ -68,7 +68,7 @@ func decodeNotice(data []byte) (int64, []byte, error) {
 	if len(data) < 9 {
 		return 0, nil, fmt.Errorf("bus: notice of %d bytes is too short", len(data))
 	}
-	device := int64(binary.BigEndian.Uint64(data))
+	device := int64(binary.BigEndian.Uint64(data)) // #nosec G115 -- the bits of the device ID the sender wrote
 	notice := data[8:]
 	if device <= 0 {
 		return 0, nil, fmt.Errorf("bus: notice for device %d (IDs are positive)", device)

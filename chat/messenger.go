@@ -19,13 +19,13 @@ func OpenMessenger(ctx context.Context, c *client.Client, dir string, logger *sl
 	}
 	v, err := ms.Setting(ctx, SettingTyping)
 	if err != nil {
-		ms.Close()
+		ms.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, err
 	}
 	if v != "off" {
 		return ms, nil
 	}
-	ms.Close()
+	ms.Close() // #nosec G104 -- a first look at a setting, reopened below
 	opts.NoTyping = true
 	return conversations.Open(c, dir, opts)
 }

@@ -827,7 +827,7 @@ func (m *Model) promptKey(k tea.KeyPressMsg) tea.Cmd {
 	}
 	// A quick reaction's digit, typed into an empty prompt, is the whole
 	// answer: no enter needed.
-	if m.prompt == promptReact && m.input.Value() == "" && len(s) == 1 && s[0] >= '1' && s[0] <= '0'+byte(len(quickReactions)) {
+	if m.prompt == promptReact && m.input.Value() == "" && len(s) == 1 && s[0] >= '1' && s[0] <= '0'+byte(len(quickReactions)) { // #nosec G115 -- a handful of quick reactions
 		m.input.SetValue(s)
 		s = "enter"
 	}
@@ -882,7 +882,7 @@ func (m *Model) submit(kind promptKind, value string) tea.Cmd {
 			return nil
 		}
 		emoji := value
-		if len(value) == 1 && value[0] >= '1' && value[0] <= '0'+byte(len(quickReactions)) {
+		if len(value) == 1 && value[0] >= '1' && value[0] <= '0'+byte(len(quickReactions)) { // #nosec G115 -- a handful of quick reactions
 			emoji = quickReactions[value[0]-'1']
 		}
 		return toggleReaction(m.ms, m.room, e.ID, emoji, slices.Contains(e.Reactions[emoji], m.me))

@@ -51,7 +51,7 @@ func TestSkewed(t *testing.T) {
 	if d, err := Skew(); d != 0 || err != nil {
 		t.Skipf("%s is set in this environment (%v, %v)", EnvSkew, d, err)
 	}
-	if n := Now(); n.Sub(time.Now()) > time.Second || time.Since(n) > time.Minute {
+	if n := Now(); time.Until(n) > time.Second || time.Since(n) > time.Minute {
 		t.Errorf("without a skew Now read %v", n)
 	}
 }

@@ -60,7 +60,7 @@ func DecodeDerived(b []byte) (*Derived, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.SenderLeafIndex = uint32(leaf)
+	d.SenderLeafIndex = uint32(leaf) // #nosec G115 -- r.uint checked it is below 2^32
 	for _, f := range []struct {
 		name string
 		dst  *string

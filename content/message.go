@@ -99,11 +99,11 @@ func ExpiresAt(t time.Time) Expiration {
 func clampSeconds(s, lo int64) uint32 {
 	switch {
 	case s < lo:
-		return uint32(lo)
+		return uint32(lo) // #nosec G115 -- lo is 0 or a time in seconds, below 2^32
 	case s > 1<<32-1:
 		return 1<<32 - 1
 	}
-	return uint32(s)
+	return uint32(s) // #nosec G115 -- 0 <= s < 2^32 here
 }
 
 // Deadline is when the message expires: for a relative expiration, readAt

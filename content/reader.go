@@ -37,7 +37,7 @@ func (r *reader) array(field string, want int) error {
 	if err != nil {
 		return err
 	}
-	if n != uint64(want) {
+	if n != uint64(want) { // #nosec G115 -- want is a small positive field count
 		return r.fail(field, "array of %d items, not %d", n, want)
 	}
 	return nil
@@ -59,12 +59,12 @@ func (r *reader) bytes(field string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(len(r.b)-r.off) {
+	if n > uint64(len(r.b)-r.off) { // #nosec G115 -- r.off is at most len(r.b)
 		return nil, r.fail(field, "truncated")
 	}
 	v := make([]byte, n)
 	copy(v, r.b[r.off:])
-	r.off += int(n)
+	r.off += int(n) // #nosec G115 -- n fits: checked against the bytes left
 	return v, nil
 }
 
@@ -73,14 +73,14 @@ func (r *reader) text(field string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if n > uint64(len(r.b)-r.off) {
+	if n > uint64(len(r.b)-r.off) { // #nosec G115 -- r.off is at most len(r.b)
 		return "", r.fail(field, "truncated")
 	}
-	v := r.b[r.off : r.off+int(n)]
+	v := r.b[r.off : r.off+int(n)] // #nosec G115 -- n fits: checked against the bytes left
 	if !utf8.Valid(v) {
 		return "", r.fail(field, "not valid UTF-8")
 	}
-	r.off += int(n)
+	r.off += int(n) // #nosec G115 -- n fits: checked against the bytes left
 	return string(v), nil
 }
 
@@ -151,7 +151,7 @@ func (r *reader) message() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Time = uint32(t)
+		e.Time = uint32(t) // #nosec G115 -- r.uint checked it is below 2^32
 		m.Expires = &e
 	}
 	if m.InReplyTo, err = r.id("inReplyTo"); err != nil {
@@ -204,7 +204,7 @@ func (r *reader) part(p *Part, depth int) error {
 	if err != nil {
 		return err
 	}
-	p.Disposition = Disposition(d)
+	p.Disposition = Disposition(d) // #nosec G115 -- r.uint checked it is below 256
 	if p.Language, err = r.text(where + ": language"); err != nil {
 		return err
 	}
@@ -271,14 +271,14 @@ func (r *reader) external(p *Part, where string) error {
 	if err != nil {
 		return err
 	}
-	e.Expires = uint32(v)
+	e.Expires = uint32(v) // #nosec G115 -- r.uint checked it is below 2^32
 	if e.Size, err = r.uint(where+": size", 1<<64-1); err != nil {
 		return err
 	}
 	if v, err = r.uint(where+": encAlg", 1<<16-1); err != nil {
 		return err
 	}
-	e.EncAlg = uint16(v)
+	e.EncAlg = uint16(v) // #nosec G115 -- r.uint checked it is below 2^16
 	if e.Key, err = r.bytes(where + ": key"); err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (r *reader) external(p *Part, where string) error {
 	if v, err = r.uint(where+": hashAlg", 255); err != nil {
 		return err
 	}
-	e.HashAlg = uint8(v)
+	e.HashAlg = uint8(v) // #nosec G115 -- r.uint checked it is below 256
 	if e.ContentHash, err = r.bytes(where + ": contentHash"); err != nil {
 		return err
 	}

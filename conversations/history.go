@@ -190,7 +190,7 @@ func (h *history) evidence(ctx context.Context, room client.RoomID, id content.I
 		return "", nil, nil, err
 	}
 	if len(f) > 0 {
-		frank = &client.Frank{Frank: f, AcceptedTimestamp: uint64(accepted)}
+		frank = &client.Frank{Frank: f, AcceptedTimestamp: uint64(accepted)} // #nosec G115 -- a millisecond timestamp the provider gave, not negative
 	}
 	return sender, data, frank, nil
 }

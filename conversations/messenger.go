@@ -409,7 +409,7 @@ func (m *Messenger) send(ctx context.Context, room client.RoomID, msg *content.M
 	}
 	var seq int64
 	if i := strings.LastIndexByte(string(mid), '/'); i >= 0 {
-		fmt.Sscan(string(mid)[i+1:], &seq)
+		fmt.Sscan(string(mid)[i+1:], &seq) // #nosec G104 -- no number after the slash: the sequence is unknown (0)
 	}
 	return id, seq, nil
 }

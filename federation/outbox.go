@@ -353,7 +353,7 @@ func (o *Outbox) Enqueue(ctx context.Context, out []store.Outbound) error {
 		return err
 	}
 	for i, e := range out {
-		if i == 0 || out[i-1].Destination != e.Destination {
+		if i == 0 || out[i-1].Destination != e.Destination { // #nosec G602 -- i > 0 here, so i-1 is in out
 			o.Wake(e.Destination)
 		}
 	}
@@ -653,7 +653,7 @@ func (o *Outbox) deleteAll(ctx context.Context, log *slog.Logger, dest string, e
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			// It will be sent again; the receiver drops the repeat. Wait
 			// first, so a broken store does not turn into a resend loop.
-			log.Error("outbox: delivered but not deleted", "seq", es[i].Seq, "id", es[i].ID, "err", err)
+			log.Error("outbox: delivered but not deleted", "seq", es[i].Seq, "id", es[i].ID, "err", err) // #nosec G602 -- errs has one entry per entry of es
 			return sleep(ctx, o.backoff(1))
 		}
 	}
@@ -721,7 +721,7 @@ func fullJitter(ceiling time.Duration) time.Duration {
 	if ceiling <= 0 {
 		return 0
 	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+	return time.Duration(rand.Int64N(int64(ceiling) + 1)) // #nosec G404 -- jitter of a retry, not a secret
 }
 
 // sleep waits for d or until ctx ends, and reports whether it waited the

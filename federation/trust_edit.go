@@ -53,15 +53,15 @@ func SetPartnerSuspended(path, domain string, suspended bool) error {
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
 	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
+		tmp.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return fmt.Errorf("federation: writing %s: %w", path, err)
 	}
 	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
+		tmp.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		tmp.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return err
 	}
 	if err := tmp.Close(); err != nil {

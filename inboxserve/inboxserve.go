@@ -121,7 +121,7 @@ func Start(ctx context.Context, opts Options) (_ *Inbox, err error) {
 	in := &Inbox{log: opts.Log}
 	defer func() {
 		if err != nil {
-			in.Close()
+			in.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		}
 	}()
 	if in.Client, in.Registered, err = openDevice(ctx, opts); err != nil {
@@ -207,12 +207,12 @@ func openDevice(ctx context.Context, opts Options) (*client.Client, bool, error)
 	} else if err != nil {
 		return nil, false, fmt.Errorf("inbox: open the business device: %w", err)
 	} else if opts.Code != "" {
-		c.Close()
+		c.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, false, fmt.Errorf("inbox: %s already holds the business device; leave out --code (or use another --data)", opts.Dir)
 	}
 	if url != strings.TrimSpace(string(saved)) {
-		if err := os.WriteFile(filepath.Join(opts.Dir, serverFile), []byte(url+"\n"), 0o600); err != nil {
-			c.Close()
+		if err := os.WriteFile(filepath.Join(opts.Dir, serverFile), []byte(url+"\n"), 0o600); err != nil { // #nosec G703 -- the operator's data directory and a constant name
+			_ = c.Close() // on an error path: the first error is the one returned
 			return nil, false, fmt.Errorf("inbox: %w", err)
 		}
 	}
@@ -260,7 +260,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 func (in *Inbox) Close() error {
 	var errs []error
 	if in.ln != nil && in.srv != nil {
-		in.srv.Close()
+		in.srv.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 	} else if in.ln != nil {
 		in.ln.Close()
 	}
@@ -301,7 +301,7 @@ func boundBodies(h http.Handler, d time.Duration) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			rc := http.NewResponseController(w)
 			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
-				r.Body = &liftingBody{ReadCloser: r.Body, lift: func() { rc.SetReadDeadline(time.Time{}) }}
+				r.Body = &liftingBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }} // the deadline was set on this connection just above
 			}
 		}
 		h.ServeHTTP(w, r)

@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -37,14 +38,9 @@ func (w *Writer) Bytes() []byte { return w.buf }
 func (w *Writer) Len() int { return len(w.buf) }
 
 func (w *Writer) U8(v uint8)   { w.buf = append(w.buf, v) }
-func (w *Writer) U16(v uint16) { w.buf = append(w.buf, byte(v>>8), byte(v)) }
-func (w *Writer) U32(v uint32) {
-	w.buf = append(w.buf, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
-func (w *Writer) U64(v uint64) {
-	w.U32(uint32(v >> 32))
-	w.U32(uint32(v))
-}
+func (w *Writer) U16(v uint16) { w.buf = binary.BigEndian.AppendUint16(w.buf, v) }
+func (w *Writer) U32(v uint32) { w.buf = binary.BigEndian.AppendUint32(w.buf, v) }
+func (w *Writer) U64(v uint64) { w.buf = binary.BigEndian.AppendUint64(w.buf, v) }
 
 // Bool writes a boolean as one byte, 0 or 1.
 func (w *Writer) Bool(v bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -374,9 +375,8 @@ func sealPrivate(s *Suite, tree *SecretTree, senderDataSecret []byte, leaf LeafI
 	ciphertext := aead.Seal(pt[:0], nonce, pt, privateContentAAD(groupID, epoch, ct, authData))
 
 	var sd [senderDataSize]byte
-	sd[0], sd[1], sd[2], sd[3] = byte(leaf>>24), byte(leaf>>16), byte(leaf>>8), byte(leaf)
-	g := key.Generation
-	sd[4], sd[5], sd[6], sd[7] = byte(g>>24), byte(g>>16), byte(g>>8), byte(g)
+	binary.BigEndian.PutUint32(sd[0:4], uint32(leaf))
+	binary.BigEndian.PutUint32(sd[4:8], key.Generation)
 	copy(sd[8:], guard[:])
 	sdKey, sdNonce := SenderDataKeyNonce(s, senderDataSecret, ciphertext)
 	defer clear(sdKey)

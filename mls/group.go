@@ -369,7 +369,7 @@ func (g *Group) enterEpoch(secrets *EpochSecrets, confirmationTag []byte) error 
 		g.resumption = map[uint64][]byte{}
 	}
 	g.resumption[g.ctx.Epoch] = secrets.ResumptionPSK
-	keep := uint64(g.config.resumptionEpochs())
+	keep := uint64(g.config.resumptionEpochs()) // #nosec G115 -- a small positive count of epochs
 	for e := range g.resumption {
 		if e+keep <= g.ctx.Epoch {
 			delete(g.resumption, e)

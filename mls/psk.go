@@ -192,7 +192,7 @@ func PSKSecret(s *Suite, psks []PSKInput) ([]byte, error) {
 	zero := make([]byte, s.HashSize())
 	secret := make([]byte, s.HashSize())
 	for i := range psks {
-		label := PSKLabel{ID: psks[i].ID, Index: uint16(i), Count: uint16(len(psks))}
+		label := PSKLabel{ID: psks[i].ID, Index: uint16(i), Count: uint16(len(psks))} // #nosec G115 -- len(psks) is at most maxPSKs, checked above
 		extracted := s.Extract(zero, psks[i].PSK)
 		input := s.ExpandWithLabel(extracted, "derived psk", Marshal(&label), s.HashSize())
 		next := s.Extract(input, secret)

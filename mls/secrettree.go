@@ -242,7 +242,7 @@ func (t *SecretTree) startLeaf(leaf LeafIndex) (*leafRatchets, error) {
 // step derives the key and nonce of generation r.next and moves the ratchet
 // secret on by one, deleting the old secret.
 func (r *hashRatchet) step(s *Suite) RatchetKey {
-	g := uint32(r.next)
+	g := uint32(r.next) // #nosec G115 -- r.next < ratchetEnd (2^32), checked by the caller
 	k := RatchetKey{
 		Generation: g,
 		Key:        s.DeriveTreeSecret(r.secret, "key", g, s.AEADKeySize()),
@@ -273,9 +273,9 @@ func (r *hashRatchet) evict() {
 	limit := r.windowStart()
 	if len(r.keys) > 0 {
 		for g := r.low; g < limit; g++ {
-			if k, ok := r.keys[uint32(g)]; ok {
+			if k, ok := r.keys[uint32(g)]; ok { // #nosec G115 -- g < r.next <= ratchetEnd (2^32)
 				k.wipe()
-				delete(r.keys, uint32(g))
+				delete(r.keys, uint32(g)) // #nosec G115 -- g < r.next <= ratchetEnd (2^32)
 			}
 		}
 	}

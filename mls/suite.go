@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -168,7 +169,7 @@ const labelPrefix = "MLS 1.0 "
 // ExpandWithLabel derives length bytes from secret, bound to label and context.
 func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, length int) []byte {
 	w := NewWriter(len(label) + len(context) + 16)
-	w.U16(uint16(length))
+	w.U16(uint16(length)) // #nosec G115 -- a key, nonce or hash size
 	w.Opaque([]byte(labelPrefix + label))
 	w.Opaque(context)
 	return s.Expand(secret, w.Bytes(), length)
@@ -182,7 +183,7 @@ func (s *Suite) DeriveSecret(secret []byte, label string) []byte {
 // DeriveTreeSecret derives a ratchet secret for one generation (§9.1).
 func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) []byte {
 	var ctx [4]byte
-	ctx[0], ctx[1], ctx[2], ctx[3] = byte(generation>>24), byte(generation>>16), byte(generation>>8), byte(generation)
+	binary.BigEndian.PutUint32(ctx[:], generation)
 	return s.ExpandWithLabel(secret, label, ctx[:], length)
 }
 

@@ -527,7 +527,7 @@ func reinitProposal(groupID []byte, suite uint32, exts []*pb.Extension) (*mls.Pr
 	if err != nil {
 		return nil, err
 	}
-	return &mls.Proposal{Type: mls.ProposalReInit, ReInit: &mls.ReInit{GroupID: groupID, Version: mls.MLS10, CipherSuite: mls.CipherSuite(suite), Extensions: e}}, nil
+	return &mls.Proposal{Type: mls.ProposalReInit, ReInit: &mls.ReInit{GroupID: groupID, Version: mls.MLS10, CipherSuite: mls.CipherSuite(suite), Extensions: e}}, nil // #nosec G115 -- suiteOf above accepts only suites this library has
 }
 
 // describe turns a framework proposal description into a proposal. tree

@@ -82,7 +82,7 @@ func Dial(addrs []string) (*Runner, error) {
 	for i, addr := range addrs {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			r.Close()
+			r.Close() // #nosec G104 -- on an error path: the first error is the one returned
 			return nil, fmt.Errorf("mlsinterop: client %d (%s): %w", i, addr, err)
 		}
 		r.conns = append(r.conns, conn)
@@ -92,7 +92,7 @@ func Dial(addrs []string) (*Runner, error) {
 		cs, serr := c.SupportedCiphersuites(ctx, &pb.SupportedCiphersuitesRequest{})
 		cancel()
 		if err := errors.Join(nerr, serr); err != nil {
-			r.Close()
+			r.Close() // #nosec G104 -- on an error path: the first error is the one returned
 			return nil, fmt.Errorf("mlsinterop: client %d (%s): %w", i, addr, err)
 		}
 		r.clients = append(r.clients, c)
@@ -1423,7 +1423,7 @@ func (r *Runner) RunConfig(ctx context.Context, cfg Config, opts RunOptions) ([]
 	if limit <= 0 {
 		limit = 4096
 	}
-	rng := mathrand.New(mathrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	rng := mathrand.New(mathrand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)) // #nosec G404 -- a reproducible run from a seed, not a secret
 	var results []Result
 	for _, script := range cfg.Scripts {
 		if len(opts.Scripts) > 0 && !slices.Contains(opts.Scripts, script.Name) {

@@ -161,7 +161,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n = &Node{Domain: cfg.Domain, Store: st, CA: ca, log: log, cancel: cancel, drain: cfg.DrainTimeout}
 	defer func() {
 		if err != nil {
-			n.Close()
+			n.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		}
 	}()
 	pcfg := cfg.Provider
@@ -311,7 +311,9 @@ func (n *Node) startFederation(ctx context.Context, cfg Config) (net.Listener, e
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.Outbox.Run(ctx)
+		if err := n.Outbox.Run(ctx); err != nil {
+			n.log.Error("federation outbox stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -384,7 +386,7 @@ func (n *Node) Abort() {
 		}
 		for _, srv := range []*http.Server{n.fed, n.api} {
 			if srv != nil {
-				srv.Close()
+				srv.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 			}
 		}
 		// WebSockets are hijacked connections, which Close leaves open.
@@ -392,7 +394,7 @@ func (n *Node) Abort() {
 		n.cancel()
 		n.wg.Wait()
 		if n.Bus != nil {
-			n.Bus.Close()
+			n.Bus.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 		}
 		n.closeErr = n.Store.Close()
 	})

@@ -133,7 +133,7 @@ func (s *Server) downloadAttachment(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 		writeAttachmentHeader(w, int64(len(data)))
-		w.Write(data)
+		w.Write(data) // #nosec G705 -- opaque ciphertext served as application/octet-stream
 		return nil
 	}
 	domain, ok := s.attachmentPartner(u)
@@ -369,7 +369,7 @@ func (s *Server) fedProxyDownload(w http.ResponseWriter, r *http.Request) error 
 		status = http.StatusPartialContent
 	}
 	w.WriteHeader(status)
-	w.Write(data)
+	w.Write(data) // #nosec G705 -- opaque ciphertext served as application/octet-stream
 	return nil
 }
 

@@ -161,7 +161,7 @@ func (s *Server) fanoutOf(rs *roomState, sub store.Submission, o offer, next *ml
 			usersAfter[m.domain()] = append(usersAfter[m.domain()], m.uri.UserOf())
 		}
 	}
-	now := uint64(sub.Accepted)
+	now := uint64(sub.Accepted) // #nosec G115 -- a millisecond timestamp of this hub's clock, not negative
 	var frank *federation.Frank
 	if len(sub.Frank) > 0 {
 		frank, _ = federation.ParseFrank(sub.Frank) // made by frankOf just now
@@ -302,7 +302,7 @@ func (s *Server) fedUpdate(w http.ResponseWriter, r *http.Request) error {
 	resp := federation.UpdateRoomResponse{ResponseCode: federation.UpdateSuccess, ErrorDescription: hv.desc}
 	switch hv.v {
 	case verdictAccepted:
-		resp.AcceptedTimestamp = uint64(hv.accepted)
+		resp.AcceptedTimestamp = uint64(hv.accepted) // #nosec G115 -- a millisecond timestamp of this hub's clock, not negative
 	case verdictWrongEpoch:
 		resp.ResponseCode, resp.CurrentEpoch = federation.UpdateWrongEpoch, hv.epoch
 	default:
@@ -334,7 +334,7 @@ func (s *Server) fedSubmitMessage(w http.ResponseWriter, r *http.Request) error 
 	resp := federation.SubmitMessageResponse{Protocol: federation.ProtocolMLS10, StatusCode: federation.SubmitAccepted}
 	switch hv.v {
 	case verdictAccepted:
-		resp.AcceptedTimestamp = uint64(hv.accepted)
+		resp.AcceptedTimestamp = uint64(hv.accepted) // #nosec G115 -- a millisecond timestamp of this hub's clock, not negative
 		if len(hv.frank) > 0 {
 			if resp.Frank, err = federation.ParseFrank(hv.frank); err != nil {
 				return err
@@ -516,7 +516,7 @@ func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, acceptance,
 		}
 		switch resp.StatusCode {
 		case federation.SubmitAccepted:
-			acc.accepted = int64(resp.AcceptedTimestamp)
+			acc.accepted = int64(resp.AcceptedTimestamp) // #nosec G115 -- a hub's millisecond timestamp, stored as the same bits
 			if resp.Frank != nil {
 				acc.frank = mls.Marshal(resp.Frank)
 			}
@@ -532,7 +532,7 @@ func readVerdict(msg *mls.MLSMessage, body []byte) (verdict, string, acceptance,
 	}
 	switch resp.ResponseCode {
 	case federation.UpdateSuccess:
-		acc.accepted = int64(resp.AcceptedTimestamp)
+		acc.accepted = int64(resp.AcceptedTimestamp) // #nosec G115 -- a hub's millisecond timestamp, stored as the same bits
 		return verdictAccepted, "", acc, nil
 	case federation.UpdateWrongEpoch:
 		return verdictWrongEpoch, resp.ErrorDescription, acc, nil
@@ -591,7 +591,7 @@ func (s *Server) fedNotify(w http.ResponseWriter, r *http.Request) error {
 		return errTooLarge(s.cfg.MaxBodyBytes)
 	}
 	sub := store.Submission{RoomID: u.ID, ClientID: "hub:" + strconv.FormatInt(seq, 10), Seq: seq, Sender: sender.String(),
-		Epoch: epoch, Payload: mls.Marshal(&fm.Message), Accepted: int64(fm.Timestamp)}
+		Epoch: epoch, Payload: mls.Marshal(&fm.Message), Accepted: int64(fm.Timestamp)} // #nosec G115 -- a hub's millisecond timestamp, stored as the same bits
 	if fm.Frank != nil {
 		// Kept as the hub made it: a report names the message by it.
 		sub.Frank = mls.Marshal(fm.Frank)

@@ -258,7 +258,7 @@ func (s *Server) verifyReported(ctx context.Context, room store.Room, hub string
 	} else if err != nil {
 		return err
 	}
-	if entry.Accepted != int64(m.AcceptedTimestamp) {
+	if entry.Accepted != int64(m.AcceptedTimestamp) { // #nosec G115 -- compares the same bits stored from the timestamp
 		return errFrankInvalid("the message with this frank was accepted at %d, not %d", entry.Accepted, m.AcceptedTimestamp)
 	}
 	logged, err := mls.ParseMLSMessage(entry.Payload)

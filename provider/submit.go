@@ -529,7 +529,7 @@ func (s *Server) checkApplication(ctx context.Context, rs *roomState, o offer, s
 		return errWrongEpoch(err)
 	}
 	sub.Kind, sub.Epoch = store.KindApplication, pm.Epoch
-	frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted))
+	frank, err := s.frankOf(ctx, rs, pm, federation.IdentifierURI(o.sender.uri.UserOf().String()), uint64(sub.Accepted)) // #nosec G115 -- a millisecond timestamp of this hub's clock, not negative
 	if err != nil {
 		return err
 	}

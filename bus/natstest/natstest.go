@@ -39,7 +39,7 @@ func URL(t testing.TB) string {
 	p, err := url.Parse(u)
 	if err == nil {
 		var c net.Conn
-		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil {
+		if c, err = net.DialTimeout("tcp", p.Host, 2*time.Second); err == nil { // #nosec G704 -- the NATS address of the test's own configuration
 			c.Close()
 			return u
 		}
@@ -115,7 +115,7 @@ func (s *Server) Start() {
 		return
 	}
 	s.stderr.Reset()
-	cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir)
+	cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir) // #nosec G204 -- the nats-server found on PATH, with arguments of its own
 	cmd.Stdout, cmd.Stderr = &s.stderr, &s.stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting %s: %v", s.bin, err)

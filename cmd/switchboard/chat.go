@@ -103,7 +103,7 @@ func openChatDevice(ctx context.Context, server, dir, code, device string) (*cli
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	saved, err := os.ReadFile(filepath.Join(dir, chatServerFile))
+	saved, err := os.ReadFile(filepath.Join(dir, chatServerFile)) // #nosec G304 -- the user's own data directory
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -129,8 +129,8 @@ func openChatDevice(ctx context.Context, server, dir, code, device string) (*cli
 		return nil, err
 	}
 	if url != strings.TrimSpace(string(saved)) {
-		if err := os.WriteFile(filepath.Join(dir, chatServerFile), []byte(url+"\n"), 0o600); err != nil {
-			c.Close()
+		if err := os.WriteFile(filepath.Join(dir, chatServerFile), []byte(url+"\n"), 0o600); err != nil { // #nosec G703 -- the user's own data directory and a constant name
+			_ = c.Close() // on an error path: the first error is the one returned
 			return nil, err
 		}
 	}

@@ -167,32 +167,32 @@ func startProvider(ctx context.Context, dir string) (*localProvider, error) {
 	}
 	ca, err := identity.NewCA("localhost")
 	if err != nil {
-		st.Close()
+		st.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, err
 	}
 	p, err := provider.New(provider.Config{Domain: "localhost"}, st, ca, nil)
 	if err != nil {
-		st.Close()
+		st.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, err
 	}
 	codes := map[string]string{}
 	for _, handle := range []string{"alice", "bob"} {
 		if _, codes[handle], err = provider.AddUser(ctx, st, handle, "", 0); err != nil {
-			st.Close()
+			st.Close() // #nosec G104 -- on an error path: the first error is the one returned
 			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		st.Close()
+		st.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		return nil, err
 	}
-	srv := &http.Server{Handler: p.Handler()}
+	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	stop := func() {
 		p.Drain()
-		srv.Shutdown(context.Background())
-		st.Close()
+		srv.Shutdown(context.Background()) // #nosec G104 -- shutting down: nothing is left to do with a failed close
+		st.Close()                         // #nosec G104 -- shutting down: nothing is left to do with a failed close
 	}
 	return &localProvider{url: "http://" + ln.Addr().String(), codes: codes, stop: stop}, nil
 }

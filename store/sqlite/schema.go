@@ -65,7 +65,7 @@ func applyMigration(ctx context.Context, conn *sql.Conn, version int, ddl string
 	}
 	defer func() {
 		if err != nil {
-			conn.ExecContext(context.Background(), "ROLLBACK")
+			conn.ExecContext(context.Background(), "ROLLBACK") // #nosec G104 -- on an error path: the first error is the one returned
 		}
 	}()
 	if _, err := conn.ExecContext(ctx, ddl); err != nil {

@@ -152,12 +152,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	var mode string
 	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
-		conn.Close()
+		conn.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: %s: journal_mode is %q, want wal (%v)", path, mode, err)
 	}
 	if err := migrate(ctx, conn); err != nil {
-		conn.Close()
+		conn.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		wdb.Close()
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// writer for the lock.
 	rdb, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
-		conn.Close()
+		conn.Close() // #nosec G104 -- on an error path: the first error is the one returned
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

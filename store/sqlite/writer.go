@@ -174,7 +174,7 @@ func (w *writer) close() error {
 	w.mu.Unlock()
 	<-w.done
 	for _, st := range w.stmts {
-		st.Close()
+		st.Close() // #nosec G104 -- shutting down: nothing is left to do with a failed close
 	}
 	return w.conn.Close()
 }
@@ -338,5 +338,5 @@ func (w *writer) begin() error {
 // abort rolls back whatever is left of a failed group. The error is of no
 // use: either the rollback worked or SQLite had already rolled back.
 func (w *writer) abort() {
-	w.exec("ROLLBACK")
+	w.exec("ROLLBACK") // #nosec G104 -- either the rollback worked or SQLite had already rolled back (above)
 }

@@ -78,7 +78,7 @@ func scanReport(row Row) (store.Report, error) {
 		&r.From, &r.VerifiedBy, &r.State, &r.Action, &r.ActionNote, &handled, &r.DeliveryID); err != nil {
 		return store.Report{}, err
 	}
-	r.Reason = uint8(reason)
+	r.Reason = uint8(reason) // #nosec G115 -- written from a uint8
 	r.Created = fromNano(created)
 	if handled != 0 {
 		r.Handled = fromNano(handled)

@@ -71,7 +71,7 @@ func frankingKeys(t *testing.T, e *env) {
 		go func() {
 			defer wg.Done()
 			got[i], errs[i] = e.s.AddFrankingKey(e.ctx, store.FrankingKey{Scheme: "ed25519",
-				PrivateKey: []byte{byte(i), 1}, PublicKey: []byte{byte(i), 2}, HubKey: []byte{byte(i), 3}})
+				PrivateKey: []byte{byte(i), 1}, PublicKey: []byte{byte(i), 2}, HubKey: []byte{byte(i), 3}}) // #nosec G115 -- a loop index below 256
 		}()
 	}
 	wg.Wait()

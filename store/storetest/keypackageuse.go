@@ -29,7 +29,7 @@ func welcomeUsesAKeyPackageOnce(t *testing.T, e *env) {
 	e.ok(e.s.AddKeyPackages(e.ctx, append(fresh, last)))
 
 	adding := func(room, clientID string, prev int64, refs ...[]byte) store.Submission {
-		c := commit(room, clientID, a.ID, prev, uint64(prev+1))
+		c := commit(room, clientID, a.ID, prev, uint64(prev+1)) // #nosec G115 -- prev is a seq the test made, not negative
 		c.Welcome = &store.Welcome{Payload: []byte("welcome " + clientID), Recipients: []int64{b.ID}, KeyPackages: refs}
 		return c
 	}

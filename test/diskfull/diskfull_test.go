@@ -360,7 +360,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if out, err := exec.Command(bin, "admin", "user", "add", "carol", "--data", other, "--domain", "other.test").CombinedOutput(); err != nil {
 		t.Errorf("admin user add once there is room: %v\n%s", err, out)
 	}
-	checked := waitDelivered(t, everyone, members, sends, "once there is room")
+	waitDelivered(t, everyone, members, sends, "once there is room")
 	if proc.Exited() {
 		t.Fatal("the provider exited")
 	}
@@ -389,7 +389,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if s := sends.send(ctx, dave, daveRoom, dave.name+" after the restart"); s.err != nil {
 		t.Errorf("%s sends after green's restart: %v", dave.name, s.err)
 	}
-	checked = waitDelivered(t, everyone, members, sends, "after the restart")
+	waitDelivered(t, everyone, members, sends, "after the restart")
 
 	// Alice's phone has no space left: a message whose state (the
 	// ratchet's used key) cannot be saved is not sent, and says so; one
@@ -411,7 +411,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if s := sends.send(ctx, alice, room, "alice/phone on a full phone again"); s.err != nil {
 		t.Errorf("Alice sends again once her phone has room: %v", s.err)
 	}
-	checked = waitDelivered(t, everyone, members, sends, "once Alice's phone has room")
+	checked := waitDelivered(t, everyone, members, sends, "once Alice's phone has room")
 	all := sends.all()
 	acked := 0
 	for _, s := range all {

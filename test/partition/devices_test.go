@@ -325,9 +325,3 @@ func (l *countingLog) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
-
-func (l *countingLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Count(l.buf.Bytes(), []byte(s))
-}

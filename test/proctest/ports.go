@@ -15,7 +15,7 @@ import (
 func FreeAddr(t *testing.T) string {
 	t.Helper()
 	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000)) // #nosec G404 -- a test port, not a secret
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			ln.Close()
 			return addr

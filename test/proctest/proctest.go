@@ -30,7 +30,7 @@ func BuildBinary(t *testing.T) string {
 // Admin runs a `switchboard admin` command and returns its output.
 func Admin(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput()
+	out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput() // #nosec G204 -- the binary this package built
 	if err != nil {
 		t.Fatalf("switchboard admin %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -105,7 +105,7 @@ func ServeEnv(t *testing.T, bin, logDir, name string, env []string, args ...stri
 		}
 		logName = filepath.Join(logDir, fmt.Sprintf("%s.%d.log", name, i))
 	}
-	logFile, err := os.Create(logName)
+	logFile, err := os.Create(logName) // #nosec G304 -- a log file in the test's own directory
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func ServeEnv(t *testing.T, bin, logDir, name string, env []string, args ...stri
 		logOut = io.MultiWriter(logFile, PrefixWriter{name, os.Stderr})
 	}
 	p := &Proc{Name: name, exited: make(chan struct{}), log: logFile}
-	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...) // #nosec G204 -- the binary this package built
 	p.cmd.Stderr = logOut
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
@@ -221,7 +221,7 @@ func LogCount(dir, name, s string) int {
 	n := 0
 	files, _ := filepath.Glob(filepath.Join(dir, name+".*log"))
 	for _, f := range files {
-		data, _ := os.ReadFile(f)
+		data, _ := os.ReadFile(f) // #nosec G304 -- a log file this package wrote
 		n += bytes.Count(data, []byte(s))
 	}
 	return n
