@@ -231,7 +231,8 @@ func cleanRefusal(err error) bool {
 	return errors.Is(err, client.ErrUnavailable) || strings.Contains(err.Error(), "client: network:")
 }
 
-// countingLog is a device's log, kept to count what it says.
+// countingLog keeps a device's log in memory, out of the test's output
+// (SWITCHBOARD_TEST_LOG echoes it as well).
 type countingLog struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -241,12 +242,6 @@ func (l *countingLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
-}
-
-func (l *countingLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Count(l.buf.Bytes(), []byte(s))
 }
 
 func readFile(name string) (string, error) {
