@@ -230,17 +230,7 @@ func (s *Server) limitForwarded(r *http.Request) error {
 // the hub's Retry-After (one second if it gave none). Other answers are
 // left to the caller.
 func hubRateLimited(hub string, err error, now time.Time) error {
-	var pe *federation.PeerError
-	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != "rate_limited" {
-		return nil
-	}
-	wait := time.Second
-	if !pe.RetryAfter.IsZero() {
-		wait = pe.RetryAfter.Sub(now)
-	}
-	e := rateLimited(wait, fmt.Sprintf("the room's hub %s is limiting messages (%q)", hub, pe.Message))
-	e.cause = err
-	return e
+	return passRateLimited(err, now, "the room's hub "+hub+" is limiting messages")
 }
 
 // partnerRateLimited is hubRateLimited for a lookup at one partner: the
@@ -248,6 +238,12 @@ func hubRateLimited(hub string, err error, now time.Time) error {
 // (carried as seconds, so the two providers' clocks need not agree), not
 // as partner_unreachable, so that the app waits instead of giving up.
 func partnerRateLimited(partner string, err error, now time.Time) error {
+	return passRateLimited(err, now, partner+" is limiting lookups")
+}
+
+// passRateLimited turns another provider's 429 rate_limited into this
+// provider's, saying what limits; nil for any other error.
+func passRateLimited(err error, now time.Time, what string) error {
 	var pe *federation.PeerError
 	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != "rate_limited" {
 		return nil
@@ -256,7 +252,7 @@ func partnerRateLimited(partner string, err error, now time.Time) error {
 	if !pe.RetryAfter.IsZero() {
 		wait = pe.RetryAfter.Sub(now)
 	}
-	e := rateLimited(wait, fmt.Sprintf("%s is limiting lookups (%q)", partner, pe.Message))
+	e := rateLimited(wait, fmt.Sprintf("%s (%q)", what, pe.Message))
 	e.cause = err
 	return e
 }
