@@ -157,6 +157,8 @@ type VerifyOptions struct {
 	Sends   []Sent
 	// DrainBound is how long the devices get to receive what they lack.
 	DrainBound time.Duration
+	// Hint, when set, follows a failure to drain: what it may mean.
+	Hint string
 }
 
 // Result is what Verify found.
@@ -179,7 +181,7 @@ func Verify(t testing.TB, o VerifyOptions) Result {
 		if time.Since(began) > o.DrainBound {
 			for _, d := range o.Devices {
 				if list := m[d]; len(list) > 0 {
-					t.Errorf("%v after the load %s still lacks %d messages: %s", o.DrainBound, d.Name, len(list), strings.Join(list[:min(20, len(list))], ", "))
+					t.Errorf("%v after the load %s still lacks %d messages%s: %s", o.DrainBound, d.Name, len(list), o.Hint, strings.Join(list[:min(20, len(list))], ", "))
 				}
 			}
 			break
