@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -126,32 +127,32 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	everyone := []*device{alice, aliceLaptop, carol, bob, bobLaptop, dave}
 	laptop := map[*device]*device{alice: aliceLaptop, bob: bobLaptop}
 
-	members := map[client.RoomID][]*device{}
+	members := chatsim.Members{}
 	room := func(host *device, invitees ...*device) client.RoomID {
 		t.Helper()
-		id, err := host.client.CreateRoom(ctx)
+		id, err := host.Client().CreateRoom(ctx)
 		if err != nil {
-			t.Fatalf("%s creates a room: %v", host.name, err)
+			t.Fatalf("%s creates a room: %v", host.Name, err)
 		}
 		// A new room holds every device of its maker's user already.
 		for _, d := range invitees {
-			if err := host.client.Invite(ctx, id, d.address(host)); err != nil {
-				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
+			if err := host.Client().Invite(ctx, id, d.Address(host.Device)); err != nil {
+				t.Fatalf("%s invites %s: %v", host.Name, d.Name, err)
 			}
 		}
-		epoch, err := host.client.Epoch(id)
+		epoch, err := host.Client().Epoch(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Each user's devices: the host's other one too.
 		for _, d := range append([]*device{host}, invitees...) {
-			members[id] = append(members[id], d)
+			members[id] = append(members[id], d.Device)
 			if l := laptop[d]; l != nil {
-				members[id] = append(members[id], l)
+				members[id] = append(members[id], l.Device)
 			}
 		}
 		for _, d := range members[id] {
-			d.joined(t, id, epoch)
+			d.Joined(t, id, epoch)
 		}
 		return id
 	}
@@ -162,7 +163,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
 
 	// The load, until the crashes are over.
-	sends := &sendLog{}
+	sends := &chatsim.SendLog{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var senders sync.WaitGroup
 	t.Cleanup(func() { stopLoad(); senders.Wait() })
@@ -189,7 +190,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		away := everyone[rand.N(len(everyone))]
 		away.away.Store(true)
 		time.Sleep(minUp + rand.N(killWindow))
-		at, before := time.Since(loadBegan), sends.acked()
+		at, before := time.Since(loadBegan), sends.Acked()
 		for _, name := range names {
 			procs[name].Kill()
 		}
@@ -203,7 +204,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 		time.Sleep(rand.N(minUp))
 		away.away.Store(false)
 		t.Logf("crash %d: %s killed %v into the load at %d acknowledged messages; serving again %v later; %s's app closed meanwhile",
-			k+1, strings.Join(names, " and "), at.Round(time.Millisecond), before, down.Round(time.Millisecond), away.name)
+			k+1, strings.Join(names, " and "), at.Round(time.Millisecond), before, down.Round(time.Millisecond), away.Name)
 	}
 	// A last stretch of load with both up.
 	time.Sleep(time.Second)
@@ -211,22 +212,27 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	senders.Wait()
 	loadTook := time.Since(loadBegan)
 
-	checked, storedUnacked := verify(t, everyone, members, sends)
+	sims := make([]*chatsim.Device, len(everyone))
+	for i, d := range everyone {
+		sims[i] = d.Device
+	}
+	r := chatsim.Verify(t, chatsim.VerifyOptions{Devices: sims, Members: members, Sends: sends.All(), DrainBound: drainBound})
+	t.Logf("drained %v after the load ended", r.Drained.Round(time.Millisecond))
 	shown := 0
-	for _, s := range sends.all() {
-		if s.err != nil && shown < 5 {
-			t.Logf("for example, %s's %q in room %s failed: %v", s.from.name, s.text, s.room, s.err)
+	for _, s := range sends.All() {
+		if s.Err != nil && shown < 5 {
+			t.Logf("for example, %s's %q in room %s failed: %v", s.From.Name, s.Text, s.Room, s.Err)
 			shown++
 		}
 	}
 	disconnects, closed := 0, 0
 	for _, d := range everyone {
-		disconnects += d.log.count("stream disconnected")
+		disconnects += d.Log.Count("stream disconnected")
 		closed += int(d.awayTimes.Load())
 	}
-	all := sends.all()
+	all := sends.All()
 	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown, %d of them stored all the same) in %v; %d deliveries checked; %d stream reconnections; %d apps closed across a crash; %v in all",
-		kills, downFor.Round(time.Millisecond), len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, disconnects, closed, time.Since(began).Round(time.Millisecond))
+		kills, downFor.Round(time.Millisecond), len(all), sends.Acked(), len(all)-sends.Acked(), r.StoredUnacked, loadTook.Round(time.Millisecond), r.Checked, disconnects, closed, time.Since(began).Round(time.Millisecond))
 }
 
 // freeAddr returns a loopback address with a port free right now, below

@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-chat/switchboard/clock"
 	"github.com/switchboard-chat/switchboard/content"
 	"github.com/switchboard-chat/switchboard/provider"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -154,41 +155,41 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		{dave, "dave", "dave"},
 	} {
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		found, err := c.who.client.Lookup(lctx, c.query)
+		found, err := c.who.Client().Lookup(lctx, c.query)
 		cancel()
 		if err != nil {
-			t.Fatalf("%s looks up %q: %v", c.who.name, c.query, err)
+			t.Fatalf("%s looks up %q: %v", c.who.Name, c.query, err)
 		}
 		if !slices.ContainsFunc(found, func(s string) bool { return s == c.want || s == c.want+"@"+domainOf(c.who) }) {
-			t.Fatalf("%s looked up %q and found %v, not %s", c.who.name, c.query, found, c.want)
+			t.Fatalf("%s looked up %q and found %v, not %s", c.who.Name, c.query, found, c.want)
 		}
 	}
 
 	// Rooms on both hubs, each with members of both providers: adding
 	// them claims KeyPackages made by clocks up to 3N ahead of the
 	// provider and devices that check them.
-	members := map[client.RoomID][]*device{}
+	members := chatsim.Members{}
 	room := func(host *device, invitees ...*device) client.RoomID {
 		t.Helper()
 		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		id, err := host.client.CreateRoom(rctx)
+		id, err := host.Client().CreateRoom(rctx)
 		if err != nil {
-			t.Fatalf("%s creates a room: %v", host.name, err)
+			t.Fatalf("%s creates a room: %v", host.Name, err)
 		}
 		var addrs []string
 		if other[host] != nil {
-			addrs = append(addrs, strings.Split(host.user, "@")[0])
+			addrs = append(addrs, strings.Split(host.User, "@")[0])
 		}
 		for _, d := range invitees {
-			addrs = append(addrs, d.address(host))
+			addrs = append(addrs, d.Address(host))
 		}
 		for _, a := range addrs {
-			if err := host.client.Invite(rctx, id, a); err != nil {
-				t.Fatalf("%s invites %s to room %s: %v", host.name, a, id, err)
+			if err := host.Client().Invite(rctx, id, a); err != nil {
+				t.Fatalf("%s invites %s to room %s: %v", host.Name, a, id, err)
 			}
 		}
-		epoch, err := host.client.Epoch(id)
+		epoch, err := host.Client().Epoch(id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,8 +200,8 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 			}
 		}
 		for _, d := range members[id] {
-			waitFor(t, 30*time.Second, fmt.Sprintf("%s to join room %s at epoch %d", d.name, id, epoch), func() bool {
-				e, err := d.client.Epoch(id)
+			waitFor(t, 30*time.Second, fmt.Sprintf("%s to join room %s at epoch %d", d.Name, id, epoch), func() bool {
+				e, err := d.Client().Epoch(id)
 				return err == nil && e == epoch
 			})
 		}
@@ -214,8 +215,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	t.Logf("four rooms made after %v", time.Since(began).Round(time.Millisecond))
 
 	// Everyone sends to each of their rooms at once, perSender each.
-	var mu sync.Mutex
-	sentAt := map[string]int64{} // text -> seq its sender was told
+	sends := &chatsim.SendLog{}
 	var senders sync.WaitGroup
 	for _, d := range everyone {
 		var mine []client.RoomID
@@ -227,21 +227,12 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		senders.Go(func() {
 			for i := range perSender {
 				for _, r := range mine {
-					text := fmt.Sprintf("%s #%d in %s", d.name, i, r)
-					sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-					id, err := d.client.Send(sctx, r, []byte(text))
-					cancel()
-					if err != nil {
-						t.Errorf("%s sends %q: %v", d.name, text, err)
+					s := chatsim.Send(ctx, d, r, fmt.Sprintf("%s #%d in %s", d.Name, i, r), 60*time.Second)
+					if s.Err != nil {
+						t.Errorf("%s sends %q: %v", d.Name, s.Text, s.Err)
 						continue
 					}
-					var seq int64
-					if _, s, ok := strings.Cut(string(id), string(r)+"/"); ok {
-						fmt.Sscan(s, &seq)
-					}
-					mu.Lock()
-					sentAt[text] = seq
-					mu.Unlock()
+					sends.Add(s)
 				}
 			}
 		})
@@ -250,8 +241,10 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	sent := len(sentAt)
-	checked := verifyDelivery(t, everyone, members, sentAt)
+	// Every device gets every message of its rooms sent by another, once,
+	// at the seq its sender was told, in seq order, and reads them all.
+	sent := len(sends.All())
+	checked := chatsim.Verify(t, chatsim.VerifyOptions{Devices: everyone, Members: members, Sends: sends.All(), DrainBound: 60 * time.Second}).Checked
 	t.Logf("%d messages sent, %d deliveries checked: each once, in the hub's order, after %v", sent, checked, time.Since(began).Round(time.Millisecond))
 
 	// A message is dated by the reader's own provider, which stored it
@@ -261,12 +254,12 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		d    *device
 		skew time.Duration
 	}{{alice, n}, {dave, -n}} {
-		for _, m := range c.d.received() {
+		for _, m := range c.d.Received() {
 			if m.Room != blueGroup {
 				continue
 			}
 			if off := time.Until(m.Time); off > c.skew+time.Minute || off < c.skew-5*time.Minute {
-				t.Errorf("a message of blue's room read by %s is dated %v, %v from the real time; its provider's clock is %v off", c.d.name, m.Time, off, c.skew)
+				t.Errorf("a message of blue's room read by %s is dated %v, %v from the real time; its provider's clock is %v off", c.d.Name, m.Time, off, c.skew)
 			}
 			break
 		}
@@ -276,19 +269,19 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	// hosts, and Alice (on green, her phone's clock N behind green's)
 	// reports it: green checks blue's frank, which carries blue's
 	// acceptance time, and passes the report on.
-	abusive, err := content.Text("a message to report").WithSender(bob.client.UserURI()).WithRoom(bob.client.RoomURI(blueGroup)).Encode()
+	abusive, err := content.Text("a message to report").WithSender(bob.Client().UserURI()).WithRoom(bob.Client().RoomURI(blueGroup)).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = bob.client.Send(sctx, blueGroup, abusive)
+	_, err = bob.Client().Send(sctx, blueGroup, abusive)
 	cancel()
 	if err != nil {
 		t.Fatalf("Bob sends a MIMI text message: %v", err)
 	}
 	var reported *client.Message
 	waitFor(t, 30*time.Second, "Alice to receive Bob's MIMI message", func() bool {
-		for _, m := range alice.received() {
+		for _, m := range alice.Received() {
 			if bytes.Equal(m.Body, abusive) {
 				reported = m
 				return true
@@ -300,7 +293,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 		t.Fatal("Bob's MIMI message reached Alice without a frank")
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	reportID, err := alice.client.Report(rctx, blueGroup, client.AbuseReport{AllegedAbuser: "bob@blue.test", Note: "clock skew test",
+	reportID, err := alice.Client().Report(rctx, blueGroup, client.AbuseReport{AllegedAbuser: "bob@blue.test", Note: "clock skew test",
 		Messages: []client.ReportedMessage{{Content: reported.Body, Frank: *reported.Frank}}})
 	cancel()
 	if err != nil {
@@ -323,8 +316,8 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	}
 	for _, d := range everyone {
 		for _, s := range []string{"does not contain now", "not valid until", "expired"} {
-			if l := d.log.lines(s); len(l) > 0 {
-				t.Errorf("%s's log: %s", d.name, l[0])
+			if l := d.Log.Lines(s); len(l) > 0 {
+				t.Errorf("%s's log: %s", d.Name, l[0])
 			}
 		}
 	}
@@ -340,7 +333,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	t.Setenv(clock.EnvSkew, (-2 * time.Hour).String())
 	procs["blue"] = proctest.Serve(t, bin, dir, "blue", "--config", path("blue.json"))
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = alice.client.Lookup(lctx, "dave@blue.test")
+	_, err = alice.Client().Lookup(lctx, "dave@blue.test")
 	cancel()
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) || apiErr.Code != "partner_unreachable" {
@@ -353,69 +346,6 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	t.Logf("N = %v; %v in all", n, time.Since(began).Round(time.Millisecond))
 }
 
-// verifyDelivery waits until every device has every message of its rooms
-// sent by another device, then checks that each came once, at the seq its
-// sender was told, in seq order, and that no device failed to read one.
-func verifyDelivery(t *testing.T, devices []*device, members map[client.RoomID][]*device, sentAt map[string]int64) int {
-	t.Helper()
-	want := map[*device]int{}
-	for text := range sentAt {
-		sender, room := senderOf(text)
-		for _, d := range members[client.RoomID(room)] {
-			if d.name != sender {
-				want[d]++
-			}
-		}
-	}
-	waitFor(t, 60*time.Second, "every device to receive every message", func() bool {
-		for _, d := range devices {
-			if len(d.received()) < want[d] {
-				return false
-			}
-		}
-		return true
-	})
-	checked := 0
-	for _, d := range devices {
-		for _, b := range d.failures() {
-			t.Errorf("%s could not read a message: %s", d.name, b)
-		}
-		seen := map[string]bool{}
-		last := map[client.RoomID]int64{}
-		for _, m := range d.received() {
-			text := string(m.Body)
-			seq, ok := sentAt[text]
-			switch {
-			case !ok:
-				t.Errorf("%s read %q at seq %d in room %s, which nobody sent", d.name, text, m.Seq, m.Room)
-			case seen[text]:
-				t.Errorf("%s read %q twice", d.name, text)
-			case m.Seq != seq:
-				t.Errorf("%s read %q at seq %d; its sender was told %d", d.name, text, m.Seq, seq)
-			case m.Seq <= last[m.Room]:
-				t.Errorf("%s read seq %d (%q) after seq %d in room %s", d.name, m.Seq, text, last[m.Room], m.Room)
-			}
-			if s, _ := senderOf(text); s == d.name {
-				t.Errorf("%s read its own %q", d.name, text)
-			}
-			seen[text] = true
-			last[m.Room] = max(last[m.Room], m.Seq)
-			checked++
-		}
-		if len(seen) != want[d] {
-			t.Errorf("%s read %d different messages, want %d", d.name, len(seen), want[d])
-		}
-	}
-	return checked
-}
-
-// senderOf reads a message's text, "USER/DEVICE #I in ROOM".
-func senderOf(text string) (sender, room string) {
-	sender, rest, _ := strings.Cut(text, " #")
-	_, room, _ = strings.Cut(rest, " in ")
-	return sender, room
-}
-
 // attachments: from uploads a file to its provider, to downloads it
 // through its own (the partner fetches it over federation), and the
 // file's expiry is dated by the uploader's provider's clock.
@@ -424,16 +354,16 @@ func attachments(t *testing.T, ctx context.Context, from, to *device, uploaderSk
 	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	file := bytes.Repeat([]byte("a photo of the whiteboard "), 2000)
-	a, err := from.client.Upload(actx, bytes.NewReader(file), "image/png", "board.png")
+	a, err := from.Client().Upload(actx, bytes.NewReader(file), "image/png", "board.png")
 	if err != nil {
-		t.Fatalf("%s uploads a file: %v", from.name, err)
+		t.Fatalf("%s uploads a file: %v", from.Name, err)
 	}
-	got, err := to.client.Download(actx, a)
+	got, err := to.Client().Download(actx, a)
 	if err != nil {
-		t.Fatalf("%s downloads %s's file: %v", to.name, from.name, err)
+		t.Fatalf("%s downloads %s's file: %v", to.Name, from.Name, err)
 	}
 	if !bytes.Equal(got, file) {
-		t.Fatalf("%s downloaded %d bytes that are not the %d %s uploaded", to.name, len(got), len(file), from.name)
+		t.Fatalf("%s downloaded %d bytes that are not the %d %s uploaded", to.Name, len(got), len(file), from.Name)
 	}
 	// Kept 30 days (the default retention) by the uploader's provider's
 	// clock.
@@ -441,7 +371,7 @@ func attachments(t *testing.T, ctx context.Context, from, to *device, uploaderSk
 	if off := a.Expires.Sub(want); off > time.Minute || off < -5*time.Minute {
 		t.Errorf("the file expires at %v, %v from 30 days on the uploader's provider's clock", a.Expires, off)
 	}
-	t.Logf("%s downloaded %s's %d-byte file through the partner; it expires %v", to.name, from.name, len(file), a.Expires.UTC().Format(time.RFC3339))
+	t.Logf("%s downloaded %s's %d-byte file through the partner; it expires %v", to.Name, from.Name, len(file), a.Expires.UTC().Format(time.RFC3339))
 }
 
 // sessions: a device of a user on each provider signs in, by the API as
@@ -498,27 +428,27 @@ func rateLimits(t *testing.T, ctx context.Context, carol, dave *device) {
 		tries := 0
 		for tries = 1; tries <= 50 && refused == nil; tries++ {
 			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err := c.who.client.Lookup(lctx, c.query)
+			_, err := c.who.Client().Lookup(lctx, c.query)
 			cancel()
 			if err != nil && !errors.As(err, &refused) {
-				t.Fatalf("%s looks up %q: %v", c.who.name, c.query, err)
+				t.Fatalf("%s looks up %q: %v", c.who.Name, c.query, err)
 			}
 		}
 		if refused == nil {
-			t.Fatalf("%s looked up %q 50 times and no limit stopped it", c.who.name, c.query)
+			t.Fatalf("%s looked up %q 50 times and no limit stopped it", c.who.Name, c.query)
 		}
 		if !errors.Is(refused, client.ErrRateLimited) || refused.RetryAfter <= 0 || refused.RetryAfter > time.Minute {
-			t.Fatalf("%s's lookup %d was refused with %v (Retry-After %v), not rate_limited with a short Retry-After", c.who.name, tries, refused, refused.RetryAfter)
+			t.Fatalf("%s's lookup %d was refused with %v (Retry-After %v), not rate_limited with a short Retry-After", c.who.Name, tries, refused, refused.RetryAfter)
 		}
 		time.Sleep(refused.RetryAfter)
 		var err error
-		waitFor(t, 30*time.Second, fmt.Sprintf("%s's lookups to be let through again", c.who.name), func() bool {
+		waitFor(t, 30*time.Second, fmt.Sprintf("%s's lookups to be let through again", c.who.Name), func() bool {
 			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err = c.who.client.Lookup(lctx, c.query)
+			_, err = c.who.Client().Lookup(lctx, c.query)
 			cancel()
 			return err == nil
 		})
-		t.Logf("%s was stopped at lookup %d (Retry-After %v: %v) and let through again after waiting", c.who.name, tries-1, refused.RetryAfter, refused.Message)
+		t.Logf("%s was stopped at lookup %d (Retry-After %v: %v) and let through again after waiting", c.who.Name, tries-1, refused.RetryAfter, refused.Message)
 	}
 }
 
@@ -555,7 +485,7 @@ func do(req *http.Request, token string, out any) (int, error) {
 }
 
 func domainOf(d *device) string {
-	_, domain, _ := strings.Cut(d.user, "@")
+	_, domain, _ := strings.Cut(d.User, "@")
 	return domain
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/crashpoint"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -63,7 +64,7 @@ func TestCrashAtChosenPoints(t *testing.T) {
 				t.Errorf("%s reached %s in step %q, not in %q", c.victim, c.point, s.steps[s.crashStep], c.step)
 			}
 			t.Logf("%s crashed at %s in step %q (%s); %d messages sent (%d acknowledged), %d deliveries checked, in %v",
-				c.victim, c.point, c.step, c.when, len(s.sends.all()), s.acked(), s.checked, time.Since(s.began).Round(time.Millisecond))
+				c.victim, c.point, c.step, c.when, len(s.sends.All()), s.sends.Acked(), s.checked, time.Since(s.began).Round(time.Millisecond))
 		})
 	}
 }
@@ -82,12 +83,12 @@ type script struct {
 	alice, bob, dave *device
 	bobLaptop        *device // registered half-way
 	room             client.RoomID
-	sends            *sendLog
+	sends            *chatsim.SendLog
 	checked          int
 }
 
 func newScript(t *testing.T, victim, point string) *script {
-	s := &script{t: t, victim: victim, point: point, began: time.Now(), ctx: context.Background(), sends: &sendLog{}}
+	s := &script{t: t, victim: victim, point: point, began: time.Now(), ctx: context.Background(), sends: &chatsim.SendLog{}}
 	s.pair = proctest.NewPair(t, bin, []string{"alice@green.test/phone", "bob@blue.test/phone", "bob@blue.test/laptop", "dave@blue.test/phone"}, nil)
 	for _, name := range []string{"green", "blue"} {
 		var env []string
@@ -160,37 +161,27 @@ func (s *script) retry(what string, op func() error) {
 	}
 }
 
-func (s *script) acked() int {
-	n := 0
-	for _, m := range s.sends.all() {
-		if m.err == nil {
-			n++
-		}
-	}
-	return n
-}
-
 func (s *script) run() {
 	t := s.t
 	// Alice makes a room (hosted by green) and adds Bob, on blue: a
 	// commit and a Welcome that goes to blue.
 	s.step("add Bob")
-	s.retry("Alice creates a room", func() (err error) { s.room, err = s.alice.client.CreateRoom(s.ctx); return err })
-	s.retry("Alice adds Bob", func() error { return s.alice.client.Invite(s.ctx, s.room, "bob@blue.test") })
+	s.retry("Alice creates a room", func() (err error) { s.room, err = s.alice.Client().CreateRoom(s.ctx); return err })
+	s.retry("Alice adds Bob", func() error { return s.alice.Client().Invite(s.ctx, s.room, "bob@blue.test") })
 	s.inStep(s.alice, s.bob)
 	s.step("round 1")
 	s.exchange("1", s.dave)
 
 	// Dave joins, hears a round, and is removed.
 	s.step("add Dave")
-	s.retry("Alice adds Dave", func() error { return s.alice.client.Invite(s.ctx, s.room, "dave@blue.test") })
+	s.retry("Alice adds Dave", func() error { return s.alice.Client().Invite(s.ctx, s.room, "dave@blue.test") })
 	s.inStep(s.alice, s.bob, s.dave)
 	s.step("round 2")
 	s.exchange("2", nil)
 	s.step("remove Dave")
 	first := true
 	s.retry("Alice removes Dave", func() error {
-		err := s.alice.client.Remove(s.ctx, s.room, "dave@blue.test")
+		err := s.alice.Client().Remove(s.ctx, s.room, "dave@blue.test")
 		if !first && errors.Is(err, client.ErrNotMember) {
 			// The try the crash cut off removed him: the wish is met.
 			return nil
@@ -198,7 +189,7 @@ func (s *script) run() {
 		first = false
 		return err
 	})
-	s.until("Dave to hear he was removed", func() bool { _, r := s.dave.counts(s.room); return r > 0 })
+	s.until("Dave to hear he was removed", func() bool { _, r := s.dave.Counts(s.room); return r > 0 })
 	s.inStep(s.alice, s.bob)
 	s.step("round 3")
 	s.exchange("3", s.dave)
@@ -256,11 +247,11 @@ func (s *script) outage() {
 func (s *script) inStep(ds ...*device) {
 	s.t.Helper()
 	s.until("the room's members to reach the same epoch", func() bool {
-		e0, err0 := ds[0].client.Epoch(s.room)
-		m0, _ := ds[0].client.Members(s.room)
+		e0, err0 := ds[0].Client().Epoch(s.room)
+		m0, _ := ds[0].Client().Members(s.room)
 		for _, d := range ds[1:] {
-			e, err := d.client.Epoch(s.room)
-			m, _ := d.client.Members(s.room)
+			e, err := d.Client().Epoch(s.room)
+			m, _ := d.Client().Members(s.room)
 			if err0 != nil || err != nil || e != e0 || len(m) != len(m0) {
 				return false
 			}
@@ -284,7 +275,7 @@ func (s *script) exchange(tag string, outside *device) {
 	}
 	send(s.ctx, s.sends, s.alice, s.room, "alice: "+tag, to(s.bob, s.bobLaptop, s.dave)...)
 	send(s.ctx, s.sends, s.bob, s.room, "bob: "+tag, to(s.alice, s.bobLaptop, s.dave)...)
-	s.until("round "+tag+" to arrive", func() bool { return len(missing(s.everyone(), s.sends.all())) == 0 })
+	s.until("round "+tag+" to arrive", func() bool { return len(missing(s.everyone(), s.sends.All())) == 0 })
 }
 
 func (s *script) everyone() []*device {
@@ -302,10 +293,10 @@ func (s *script) verify() {
 	if !s.crashed {
 		t.Fatalf("%s never reached %s", s.victim, s.point)
 	}
-	ea, _ := s.alice.client.Epoch(s.room)
-	eb, _ := s.bob.client.Epoch(s.room)
-	ma, _ := s.alice.client.Members(s.room)
-	mb, _ := s.bob.client.Members(s.room)
+	ea, _ := s.alice.Client().Epoch(s.room)
+	eb, _ := s.bob.Client().Epoch(s.room)
+	ma, _ := s.alice.Client().Members(s.room)
+	mb, _ := s.bob.Client().Members(s.room)
 	slices.Sort(ma)
 	slices.Sort(mb)
 	if ea != eb {
@@ -313,7 +304,7 @@ func (s *script) verify() {
 	}
 	// Four commits: Bob added, Dave added, Dave removed, Bob's laptop
 	// added.
-	if el, _ := s.bobLaptop.client.Epoch(s.room); ea != 4 || el != ea {
+	if el, _ := s.bobLaptop.Client().Epoch(s.room); ea != 4 || el != ea {
 		t.Errorf("the room is at epoch %d (Bob's laptop: %d) after four commits", ea, el)
 	}
 	// Each names the users of its own provider by handle.
@@ -324,22 +315,22 @@ func (s *script) verify() {
 		t.Errorf("Bob sees the room's members as %v, want %v", mb, want)
 	}
 	for _, d := range []*device{s.bob, s.bobLaptop, s.dave} {
-		if j, _ := d.counts(s.room); j != 1 {
-			t.Errorf("%s joined the room %d times", d.name, j)
+		if j, _ := d.Counts(s.room); j != 1 {
+			t.Errorf("%s joined the room %d times", d.Name, j)
 		}
 	}
-	if _, r := s.dave.counts(s.room); r != 1 {
+	if _, r := s.dave.Counts(s.room); r != 1 {
 		t.Errorf("Dave was told %d times that he was removed", r)
 	}
-	if m := missing(s.everyone(), s.sends.all()); len(m) > 0 {
+	if m := missing(s.everyone(), s.sends.All()); len(m) > 0 {
 		for d, list := range m {
-			t.Errorf("%s lacks %s", d.name, strings.Join(list, ", "))
+			t.Errorf("%s lacks %s", d.Name, strings.Join(list, ", "))
 		}
 	}
-	s.checked = checkDeliveries(t, s.everyone(), s.sends.all())
-	for _, m := range s.sends.all() {
-		if m.err != nil {
-			t.Logf("%s's %q failed (outcome unknown to her or him): %v", m.from.name, m.text, m.err)
+	s.checked = checkDeliveries(t, s.everyone(), s.sends.All())
+	for _, m := range s.sends.All() {
+		if m.Err != nil {
+			t.Logf("%s's %q failed (outcome unknown to her or him): %v", m.From.Name, m.Text, m.Err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -42,19 +43,19 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	room := func(host *device, others ...string) client.RoomID {
 		t.Helper()
-		id, err := host.client.CreateRoom(ctx)
+		id, err := host.Client().CreateRoom(ctx)
 		if err != nil {
-			t.Fatalf("%s creates a room: %v", host.name, err)
+			t.Fatalf("%s creates a room: %v", host.Name, err)
 		}
-		if err := host.client.InviteAll(ctx, id, others); err != nil {
-			t.Fatalf("%s invites %v: %v", host.name, others, err)
+		if err := host.Client().InviteAll(ctx, id, others); err != nil {
+			t.Fatalf("%s invites %v: %v", host.Name, others, err)
 		}
-		epoch, _ := host.client.Epoch(id)
+		epoch, _ := host.Client().Epoch(id)
 		deadline := time.Now().Add(bound)
 		for _, d := range everyone {
-			for e, err := d.client.Epoch(id); err != nil || e != epoch; e, err = d.client.Epoch(id) {
+			for e, err := d.Client().Epoch(id); err != nil || e != epoch; e, err = d.Client().Epoch(id) {
 				if time.Now().After(deadline) {
-					t.Fatalf("%s never joined room %s at epoch %d", d.name, id, epoch)
+					t.Fatalf("%s never joined room %s at epoch %d", d.Name, id, epoch)
 				}
 				time.Sleep(25 * time.Millisecond)
 			}
@@ -65,7 +66,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	blueRoom := room(bob, "dave", "alice@green.test", "carol@green.test")
 	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
 
-	sends := &sendLog{}
+	sends := &chatsim.SendLog{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var senders sync.WaitGroup
 	t.Cleanup(func() { stopLoad(); senders.Wait() })
@@ -79,8 +80,8 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		senders.Go(func() {
 			for i := 0; loadCtx.Err() == nil; i++ {
 				r := []client.RoomID{greenRoom, blueRoom}[i%2]
-				s := send(loadCtx, sends, d, r, fmt.Sprintf("%s #%d", d.name, i), others...)
-				if s.err != nil && loadCtx.Err() == nil {
+				s := send(loadCtx, sends, d, r, fmt.Sprintf("%s #%d", d.Name, i), others...)
+				if s.Err != nil && loadCtx.Err() == nil {
 					// The SDK tried for about 1.5 s: the provider is
 					// still down. Try the next message a little later.
 					time.Sleep(100 * time.Millisecond)
@@ -98,7 +99,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	var drains []string
 	for _, name := range []string{"green", "blue"} {
 		time.Sleep(1500 * time.Millisecond)
-		before := len(sends.all())
+		before := len(sends.All())
 		p := pair.Proc(name)
 		// The process gets its drain timeout and a few seconds more to
 		// stop the outbox and close the store; past that it is killed.
@@ -118,42 +119,28 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	stopLoad()
 	senders.Wait()
 
-	all := sends.all()
+	all := sends.All()
 	acked, refused := 0, 0
 	kinds := map[string]int{} // the refusals, by what the device was told
 	for _, s := range all {
 		switch {
-		case s.err == nil:
+		case s.Err == nil:
 			acked++
-		case strings.Contains(s.err.Error(), "context canceled"):
+		case strings.Contains(s.Err.Error(), "context canceled"):
 			// Cut off by the end of the load, not by a provider.
-		case !cleanRefusal(s.err):
-			t.Errorf("%s's %q was refused uncleanly during a drain: %v", s.from.name, s.text, s.err)
+		case !cleanRefusal(s.Err):
+			t.Errorf("%s's %q was refused uncleanly during a drain: %v", s.From.Name, s.Text, s.Err)
 		default:
 			refused++
 			var ae *client.APIError
-			if errors.As(s.err, &ae) {
+			if errors.As(s.Err, &ae) {
 				kinds[ae.Code]++
 			} else {
 				kinds["unreachable"]++
 			}
 		}
 	}
-	deadline := time.Now().Add(bound)
-	for {
-		m := missing(everyone, all)
-		if len(m) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			for d, list := range m {
-				t.Errorf("%v after the load %s still lacks %d messages: %s", bound, d.name, len(list), strings.Join(list[:min(10, len(list))], ", "))
-			}
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	checked := checkDeliveries(t, everyone, all)
+	checked := chatsim.Verify(t, chatsim.VerifyOptions{Devices: everyone, Sends: all, DrainBound: bound}).Checked
 	t.Logf("stopped with SIGTERM and exited: %s; %d messages sent, %d acknowledged, %d refused as retryable %v, %d deliveries checked; %v in all",
 		strings.Join(drains, "; "), len(all), acked, refused, kinds, checked, time.Since(began).Round(time.Millisecond))
 }

@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -32,41 +33,11 @@ import (
 // WAL, fits in it with room to spare until the test fills the rest.
 const diskSize = "8m"
 
-// sent is one message a device tried to send: its text names it; seq is
-// where the provider put it, 0 when the send was refused.
-type sent struct {
-	from *device
-	room client.RoomID
-	text string
-	seq  int64
-	err  error
-}
-
-type sendLog struct {
-	mu   sync.Mutex
-	list []sent
-}
-
-func (l *sendLog) send(ctx context.Context, d *device, room client.RoomID, text string) sent {
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s := sent{from: d, room: room, text: text}
-	id, err := d.client.Send(sctx, room, []byte(text))
-	if err == nil {
-		_, seq, _ := strings.Cut(string(id), string(room)+"/")
-		fmt.Sscan(seq, &s.seq)
-	}
-	s.err = err
-	l.mu.Lock()
-	l.list = append(l.list, s)
-	l.mu.Unlock()
+// send sends text once (30 s at most) and records what d was told.
+func send(ctx context.Context, log *chatsim.SendLog, d *device, room client.RoomID, text string) chatsim.Sent {
+	s := chatsim.Send(ctx, d, room, text, 30*time.Second)
+	log.Add(s)
 	return s
-}
-
-func (l *sendLog) all() []sent {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]sent(nil), l.list...)
 }
 
 // TestDiskFillsUpUnderChat: Alice (phone) and Bob (phone and laptop)
@@ -131,68 +102,68 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	dave := register(t, "dave/phone", blue.Client, daveCode, "phone")
 	everyone := []*device{alice, bob, laptop, dave}
 	for _, d := range []*device{alice, dave} {
-		if err := d.client.SetReachability(ctx, client.ReachAll, nil); err != nil {
+		if err := d.Client().SetReachability(ctx, client.ReachAll, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	room, err := alice.client.CreateRoom(ctx)
+	room, err := alice.Client().CreateRoom(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.client.Invite(ctx, room, "bob"); err != nil {
+	if err := alice.Client().Invite(ctx, room, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	epoch, err := alice.client.Epoch(room)
+	epoch, err := alice.Client().Epoch(room)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []*device{alice, bob, laptop} {
-		d.joined(t, room, epoch)
+		d.Joined(t, room, epoch)
 	}
 	// Dave, on blue, has a room with Alice: blue hosts it, and green
 	// follows it for Alice.
-	daveRoom, err := dave.client.CreateRoom(ctx)
+	daveRoom, err := dave.Client().CreateRoom(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dave.client.Invite(ctx, daveRoom, "alice@green.test"); err != nil {
+	if err := dave.Client().Invite(ctx, daveRoom, "alice@green.test"); err != nil {
 		t.Fatal(err)
 	}
-	daveEpoch, err := dave.client.Epoch(daveRoom)
+	daveEpoch, err := dave.Client().Epoch(daveRoom)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.joined(t, daveRoom, daveEpoch)
+	alice.Joined(t, daveRoom, daveEpoch)
 	members := map[client.RoomID][]*device{room: {alice, bob, laptop}, daveRoom: {alice, dave}}
 	greenRoom := map[client.RoomID][]*device{room: members[room]}
 	photo := make([]byte, 48<<10)
 	crand.Read(photo)
-	att, err := alice.client.Upload(ctx, bytes.NewReader(photo), "image/jpeg", "photo.jpg")
+	att, err := alice.Client().Upload(ctx, bytes.NewReader(photo), "image/jpeg", "photo.jpg")
 	if err != nil {
 		t.Fatalf("uploading a photo: %v", err)
 	}
 
 	// Chat while there is room: every send is stored.
-	sends := &sendLog{}
+	sends := &chatsim.SendLog{}
 	for i := range 6 {
 		for _, d := range []*device{alice, bob} {
-			if s := sends.send(ctx, d, room, fmt.Sprintf("%s %d", d.name, i)); s.err != nil {
-				t.Fatalf("%s sends %q before the disk is full: %v", d.name, s.text, s.err)
+			if s := send(ctx, sends, d, room, fmt.Sprintf("%s %d", d.Name, i)); s.Err != nil {
+				t.Fatalf("%s sends %q before the disk is full: %v", d.Name, s.Text, s.Err)
 			}
 		}
-		if s := sends.send(ctx, dave, daveRoom, fmt.Sprintf("%s %d", dave.name, i)); s.err != nil {
-			t.Fatalf("%s sends %q: %v", dave.name, s.text, s.err)
+		if s := send(ctx, sends, dave, daveRoom, fmt.Sprintf("%s %d", dave.Name, i)); s.Err != nil {
+			t.Fatalf("%s sends %q: %v", dave.Name, s.Text, s.Err)
 		}
 	}
 	// Bob closes his laptop's app: he opens it again while the disk is
 	// full. His phone's stream is closed (the app open, signed in) while
 	// Alice writes a little more: it opens again once the disk is full,
 	// to read what was stored.
-	laptop.close()
-	bob.pauseStream()
+	laptop.Close()
+	bob.PauseStream()
 	for i := range 3 {
-		if s := sends.send(ctx, alice, room, fmt.Sprintf("%s %d for later", alice.name, i)); s.err != nil {
-			t.Fatalf("%s sends %q: %v", alice.name, s.text, s.err)
+		if s := send(ctx, sends, alice, room, fmt.Sprintf("%s %d for later", alice.Name, i)); s.Err != nil {
+			t.Fatalf("%s sends %q: %v", alice.Name, s.Text, s.Err)
 		}
 	}
 
@@ -202,25 +173,25 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 
 	// Bob's phone opens its stream again, signed in as it was, and reads
 	// what Alice wrote before the disk filled up.
-	bob.resumeStream()
+	bob.ResumeStream()
 	waitDelivered(t, []*device{bob}, greenRoom, sends, "on the full disk, the stream opened again")
 
 	// Alice and Bob keep sending, each in turn, until several sends have
 	// been refused (or a bound passes).
 	var refused atomic.Int32
-	before := len(sends.all())
+	before := len(sends.All())
 	fullCtx, stopFull := context.WithTimeout(ctx, 25*time.Second)
 	var senders sync.WaitGroup
 	for _, d := range []*device{alice, bob} {
 		senders.Go(func() {
 			for i := 100; fullCtx.Err() == nil && refused.Load() < 4; i++ {
-				s := sends.send(ctx, d, room, fmt.Sprintf("%s %d", d.name, i))
-				if s.err == nil {
+				s := send(ctx, sends, d, room, fmt.Sprintf("%s %d", d.Name, i))
+				if s.Err == nil {
 					continue
 				}
 				var ae *client.APIError
-				if !errors.Is(s.err, client.ErrStorageFull) || !errors.As(s.err, &ae) || ae.Status != http.StatusInsufficientStorage || ae.RetryAfter <= 0 {
-					t.Errorf("%s's %q on a full disk: %v; want storage_full (507) with a Retry-After", d.name, s.text, s.err)
+				if !errors.Is(s.Err, client.ErrStorageFull) || !errors.As(s.Err, &ae) || ae.Status != http.StatusInsufficientStorage || ae.RetryAfter <= 0 {
+					t.Errorf("%s's %q on a full disk: %v; want storage_full (507) with a Retry-After", d.Name, s.Text, s.Err)
 					return
 				}
 				refused.Add(1)
@@ -230,9 +201,9 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	senders.Wait()
 	stopFull()
 	fullSends, fullAcked := 0, 0
-	for _, s := range sends.all()[before:] {
+	for _, s := range sends.All()[before:] {
 		fullSends++
-		if s.err == nil {
+		if s.Err == nil {
 			fullAcked++
 		}
 	}
@@ -245,8 +216,8 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	// copy blue's outbox hands it with storage_full, which blue retries
 	// later.
 	for i := range 2 {
-		if s := sends.send(ctx, dave, daveRoom, fmt.Sprintf("%s %d", dave.name, 100+i)); s.err != nil {
-			t.Errorf("%s sends %q to a room his provider hosts while green is full: %v", dave.name, s.text, s.err)
+		if s := send(ctx, sends, dave, daveRoom, fmt.Sprintf("%s %d", dave.Name, 100+i)); s.Err != nil {
+			t.Errorf("%s sends %q to a room his provider hosts while green is full: %v", dave.Name, s.Text, s.Err)
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -268,13 +239,13 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if resp != nil {
 		resp.Body.Close()
 	}
-	if _, _, err := alice.client.Reachability(ctx); err != nil {
+	if _, _, err := alice.Client().Reachability(ctx); err != nil {
 		t.Errorf("Alice reads her reachability on a full disk: %v", err)
 	}
-	if _, err := bob.client.Blocked(ctx); err != nil {
+	if _, err := bob.Client().Blocked(ctx); err != nil {
 		t.Errorf("Bob reads whom he blocked on a full disk: %v", err)
 	}
-	if got, err := bob.client.Download(ctx, att); err != nil || !bytes.Equal(got, photo) {
+	if got, err := bob.Client().Download(ctx, att); err != nil || !bytes.Equal(got, photo) {
 		t.Errorf("Bob downloads Alice's photo on a full disk: %d bytes, %v", len(got), err)
 	}
 	// The streams deliver every message that was stored, the disk still
@@ -285,7 +256,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	var uploaded []client.Attachment
 	uploadRefused := false
 	for range 5 {
-		a, err := alice.client.Upload(ctx, bytes.NewReader(photo), "image/jpeg", "again.jpg")
+		a, err := alice.Client().Upload(ctx, bytes.NewReader(photo), "image/jpeg", "again.jpg")
 		if err == nil {
 			uploaded = append(uploaded, a)
 			continue
@@ -303,7 +274,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	// may be refused; then he opens it once there is room.
 	laptopOpen := false
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if err := laptop.open(octx, proc.Client); err == nil {
+	if err := laptop.Open(octx, proc.Client); err == nil {
 		laptopOpen = true
 		t.Logf("Bob's laptop signed in on the full disk")
 	} else if !errors.Is(err, client.ErrStorageFull) {
@@ -329,31 +300,31 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range sends.all() {
-		if s.err != nil {
-			again := sends.send(ctx, s.from, s.room, s.text+" again")
-			if again.err != nil {
-				t.Errorf("%s sends %q again once there is room: %v", s.from.name, again.text, again.err)
+	for _, s := range sends.All() {
+		if s.Err != nil {
+			again := send(ctx, sends, s.From, s.Room, s.Text+" again")
+			if again.Err != nil {
+				t.Errorf("%s sends %q again once there is room: %v", s.From.Name, again.Text, again.Err)
 			}
 		}
 	}
 	for _, d := range []*device{alice, bob} {
-		if s := sends.send(ctx, d, room, d.name+" after"); s.err != nil {
-			t.Errorf("%s sends once there is room: %v", d.name, s.err)
+		if s := send(ctx, sends, d, room, d.Name+" after"); s.Err != nil {
+			t.Errorf("%s sends once there is room: %v", d.Name, s.Err)
 		}
 	}
 	if !laptopOpen {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := laptop.open(octx, proc.Client); err != nil {
+		if err := laptop.Open(octx, proc.Client); err != nil {
 			t.Fatalf("Bob's laptop opens once there is room: %v", err)
 		}
 		cancel()
 	}
-	if _, err := alice.client.Upload(ctx, bytes.NewReader(photo), "image/jpeg", "third.jpg"); err != nil {
+	if _, err := alice.Client().Upload(ctx, bytes.NewReader(photo), "image/jpeg", "third.jpg"); err != nil {
 		t.Errorf("an upload once there is room: %v", err)
 	}
 	for _, a := range uploaded {
-		if got, err := bob.client.Download(ctx, a); err != nil || !bytes.Equal(got, photo) {
+		if got, err := bob.Client().Download(ctx, a); err != nil || !bytes.Equal(got, photo) {
 			t.Errorf("an upload acknowledged on the full disk downloads as %d bytes, %v", len(got), err)
 		}
 	}
@@ -367,7 +338,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 
 	// Stopped, the database is sound and holds what was acknowledged.
 	for _, d := range []*device{alice, bob, laptop} {
-		d.close()
+		d.Close()
 	}
 	proc.Stop()
 	checkDatabase(t, filepath.Join(data, "provider.db"), room, sends)
@@ -376,46 +347,46 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	proc = proctest.Serve(t, bin, logs, "green", "--config", cfgFile)
 	for _, d := range []*device{alice, bob, laptop} {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := d.open(octx, proc.Client); err != nil {
-			t.Fatalf("%s opens after the restart: %v", d.name, err)
+		if err := d.Open(octx, proc.Client); err != nil {
+			t.Fatalf("%s opens after the restart: %v", d.Name, err)
 		}
 		cancel()
 	}
 	for _, d := range []*device{alice, bob} {
-		if s := sends.send(ctx, d, room, d.name+" after the restart"); s.err != nil {
-			t.Errorf("%s sends after the restart: %v", d.name, s.err)
+		if s := send(ctx, sends, d, room, d.Name+" after the restart"); s.Err != nil {
+			t.Errorf("%s sends after the restart: %v", d.Name, s.Err)
 		}
 	}
-	if s := sends.send(ctx, dave, daveRoom, dave.name+" after the restart"); s.err != nil {
-		t.Errorf("%s sends after green's restart: %v", dave.name, s.err)
+	if s := send(ctx, sends, dave, daveRoom, dave.Name+" after the restart"); s.Err != nil {
+		t.Errorf("%s sends after green's restart: %v", dave.Name, s.Err)
 	}
 	waitDelivered(t, everyone, members, sends, "after the restart")
 
 	// Alice's phone has no space left: a message whose state (the
 	// ratchet's used key) cannot be saved is not sent, and says so; one
 	// Bob sends her meanwhile is not lost.
-	phoneFiller, _ := fill(t, alice.dir)
-	if s := sends.send(ctx, alice, room, "alice/phone on a full phone"); s.err == nil {
-		t.Errorf("Alice's full phone reported %q sent at seq %d, though it could not save its state", s.text, s.seq)
-	} else if !errors.Is(s.err, syscall.ENOSPC) {
-		t.Errorf("Alice's full phone: %v; want an error that matches ENOSPC, for the app to say so", s.err)
+	phoneFiller, _ := fill(t, alice.Dir)
+	if s := send(ctx, sends, alice, room, "alice/phone on a full phone"); s.Err == nil {
+		t.Errorf("Alice's full phone reported %q sent at seq %d, though it could not save its state", s.Text, s.Seq)
+	} else if !errors.Is(s.Err, syscall.ENOSPC) {
+		t.Errorf("Alice's full phone: %v; want an error that matches ENOSPC, for the app to say so", s.Err)
 	}
-	if s := sends.send(ctx, bob, room, "bob/phone to a full phone"); s.err != nil {
-		t.Errorf("Bob sends to Alice's full phone: %v", s.err)
+	if s := send(ctx, sends, bob, room, "bob/phone to a full phone"); s.Err != nil {
+		t.Errorf("Bob sends to Alice's full phone: %v", s.Err)
 	}
 	waitDelivered(t, []*device{laptop}, greenRoom, sends, "with Alice's phone full")
-	checkNoHalfFiles(t, alice.dir)
+	checkNoHalfFiles(t, alice.Dir)
 	if err := os.Remove(phoneFiller); err != nil {
 		t.Fatal(err)
 	}
-	if s := sends.send(ctx, alice, room, "alice/phone on a full phone again"); s.err != nil {
-		t.Errorf("Alice sends again once her phone has room: %v", s.err)
+	if s := send(ctx, sends, alice, room, "alice/phone on a full phone again"); s.Err != nil {
+		t.Errorf("Alice sends again once her phone has room: %v", s.Err)
 	}
 	checked := waitDelivered(t, everyone, members, sends, "once Alice's phone has room")
-	all := sends.all()
+	all := sends.All()
 	acked := 0
 	for _, s := range all {
-		if s.err == nil {
+		if s.Err == nil {
 			acked++
 		}
 	}
@@ -428,24 +399,24 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 // acknowledged message once, at the seq its sender was told, in seq order,
 // and no message whose send was refused. It returns the deliveries
 // checked.
-func waitDelivered(t *testing.T, devices []*device, members map[client.RoomID][]*device, sends *sendLog, when string) int {
+func waitDelivered(t *testing.T, devices []*device, members map[client.RoomID][]*device, sends *chatsim.SendLog, when string) int {
 	t.Helper()
-	var all []sent
-	for _, s := range sends.all() {
-		if members[s.room] != nil {
+	var all []chatsim.Sent
+	for _, s := range sends.All() {
+		if members[s.Room] != nil {
 			all = append(all, s)
 		}
 	}
 	in := func(d *device, room client.RoomID) bool { return slices.Contains(members[room], d) }
 	missing := func(d *device) []string {
 		have := map[string]bool{}
-		for _, m := range d.received() {
+		for _, m := range d.Received() {
 			have[string(m.Body)] = true
 		}
 		var out []string
 		for _, s := range all {
-			if s.err == nil && s.from != d && in(d, s.room) && !have[s.text] {
-				out = append(out, s.text)
+			if s.Err == nil && s.From != d && in(d, s.Room) && !have[s.Text] {
+				out = append(out, s.Text)
 			}
 		}
 		return out
@@ -456,18 +427,18 @@ func waitDelivered(t *testing.T, devices []*device, members map[client.RoomID][]
 			time.Sleep(50 * time.Millisecond)
 		}
 		if m := missing(d); len(m) > 0 {
-			t.Errorf("%s: %s, %d acknowledged messages never arrived, such as %q", when, d.name, len(m), m[0])
+			t.Errorf("%s: %s, %d acknowledged messages never arrived, such as %q", when, d.Name, len(m), m[0])
 		}
 	}
-	byText := map[string]sent{}
+	byText := map[string]chatsim.Sent{}
 	for _, s := range all {
-		byText[s.text] = s
+		byText[s.Text] = s
 	}
 	checked := 0
 	for _, d := range devices {
 		seen := map[string]bool{}
 		last := map[client.RoomID]int64{}
-		for _, m := range d.received() {
+		for _, m := range d.Received() {
 			if members[m.Room] == nil {
 				continue
 			}
@@ -475,28 +446,26 @@ func waitDelivered(t *testing.T, devices []*device, members map[client.RoomID][]
 			s, ok := byText[text]
 			switch {
 			case !ok:
-				t.Errorf("%s: %s read %q, which nobody sent", when, d.name, text)
-			case s.err != nil:
-				t.Errorf("%s: %s read %q at seq %d, whose send was refused (%v): a refusal must mean not stored", when, d.name, text, m.Seq, s.err)
-			case s.from == d:
-				t.Errorf("%s: %s read its own %q", when, d.name, text)
+				t.Errorf("%s: %s read %q, which nobody sent", when, d.Name, text)
+			case s.Err != nil:
+				t.Errorf("%s: %s read %q at seq %d, whose send was refused (%v): a refusal must mean not stored", when, d.Name, text, m.Seq, s.Err)
+			case s.From == d:
+				t.Errorf("%s: %s read its own %q", when, d.Name, text)
 			case seen[text]:
-				t.Errorf("%s: %s read %q twice", when, d.name, text)
-			case m.Seq != s.seq:
-				t.Errorf("%s: %s read %q at seq %d; its sender was told %d", when, d.name, text, m.Seq, s.seq)
-			case s.room != m.Room:
-				t.Errorf("%s: %s read %q in room %s; it was sent to %s", when, d.name, text, m.Room, s.room)
+				t.Errorf("%s: %s read %q twice", when, d.Name, text)
+			case m.Seq != s.Seq:
+				t.Errorf("%s: %s read %q at seq %d; its sender was told %d", when, d.Name, text, m.Seq, s.Seq)
+			case s.Room != m.Room:
+				t.Errorf("%s: %s read %q in room %s; it was sent to %s", when, d.Name, text, m.Room, s.Room)
 			case m.Seq <= last[m.Room]:
-				t.Errorf("%s: %s read %q at seq %d after seq %d", when, d.name, text, m.Seq, last[m.Room])
+				t.Errorf("%s: %s read %q at seq %d after seq %d", when, d.Name, text, m.Seq, last[m.Room])
 			}
 			seen[text], last[m.Room] = true, max(last[m.Room], m.Seq)
 			checked++
 		}
-		d.mu.Lock()
-		if len(d.bad) > 0 {
-			t.Errorf("%s: %s failed to read %d messages, such as: %s", when, d.name, len(d.bad), d.bad[0])
+		if bad := d.Failures(); len(bad) > 0 {
+			t.Errorf("%s: %s failed to read %d messages, such as: %s", when, d.Name, len(bad), bad[0])
 		}
-		d.mu.Unlock()
 	}
 	return checked
 }
@@ -516,7 +485,7 @@ func checkNoHalfFiles(t *testing.T, disk string) {
 // checkDatabase opens the stopped provider's database: PRAGMA
 // integrity_check is ok, and the room's log holds exactly the messages
 // that were acknowledged, at their seqs.
-func checkDatabase(t *testing.T, path string, room client.RoomID, sends *sendLog) {
+func checkDatabase(t *testing.T, path string, room client.RoomID, sends *chatsim.SendLog) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -528,9 +497,9 @@ func checkDatabase(t *testing.T, path string, room client.RoomID, sends *sendLog
 		t.Errorf("integrity_check of the database after the disk was full: %q %v", ok, err)
 	}
 	want := map[int64]bool{}
-	for _, s := range sends.all() {
-		if s.err == nil && s.room == room {
-			want[s.seq] = true
+	for _, s := range sends.All() {
+		if s.Err == nil && s.Room == room {
+			want[s.Seq] = true
 		}
 	}
 	rows, err := db.Query(`SELECT seq FROM room_messages WHERE room_id = ? AND kind = 'application'`, string(room))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/faultproxy"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
@@ -197,12 +198,12 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 	everyone := []*device{alice, aliceLaptop, carol, bob, bobLaptop, rita}
 	laptop := map[*device]*device{alice: aliceLaptop, bob: bobLaptop}
 
-	members := map[client.RoomID][]*device{}
+	members := chatsim.Members{}
 	room := func(host *device, invitees ...*device) client.RoomID {
 		t.Helper()
-		id, err := host.client.CreateRoom(ctx)
+		id, err := host.Client().CreateRoom(ctx)
 		if err != nil {
-			t.Fatalf("%s creates a room: %v", host.name, err)
+			t.Fatalf("%s creates a room: %v", host.Name, err)
 		}
 		// A new room holds only the device that made it: the host's
 		// user is invited too, for their other device.
@@ -210,11 +211,11 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 			if d == host && laptop[host] == nil {
 				continue
 			}
-			if err := host.client.Invite(ctx, id, d.address(host)); err != nil {
-				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
+			if err := host.Client().Invite(ctx, id, d.Address(host)); err != nil {
+				t.Fatalf("%s invites %s: %v", host.Name, d.Name, err)
 			}
 		}
-		epoch, err := host.client.Epoch(id)
+		epoch, err := host.Client().Epoch(id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +226,7 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 			}
 		}
 		for _, d := range members[id] {
-			d.joined(t, id, epoch)
+			d.Joined(t, id, epoch)
 		}
 		return id
 	}
@@ -235,7 +236,7 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 	t.Logf("rooms ready after %v", time.Since(began).Round(time.Millisecond))
 
 	// The load, until the last heal.
-	sends := &sendLog{}
+	sends := &chatsim.SendLog{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var senders sync.WaitGroup
 	t.Cleanup(func() { stopLoad(); senders.Wait() })
@@ -243,7 +244,7 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 		alice: {aliceBob, group}, aliceLaptop: {group}, carol: {carolRita},
 		bob: {aliceBob, group}, bobLaptop: {aliceBob}, rita: {carolRita, group, carolRita},
 	} {
-		senders.Go(func() { d.sendLoop(loadCtx, rooms, sends) })
+		senders.Go(func() { sendLoop(loadCtx, d, rooms, sends) })
 	}
 	loadBegan := time.Now()
 	windows := []window{{name: "no fault", start: loadBegan}}
@@ -262,7 +263,7 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 			}
 			faults++
 			mark(ph.name, true)
-			at := sends.acked()
+			at := sends.Acked()
 			time.Sleep(faultFor)
 			for _, p := range proxies {
 				p.Heal()
@@ -277,19 +278,19 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 	windows[len(windows)-1].end = time.Now()
 	loadTook := time.Since(loadBegan)
 
-	checked, storedUnacked, drained := verify(t, everyone, members, sends)
-	all := sends.all()
+	all := sends.All()
+	r := chatsim.Verify(t, chatsim.VerifyOptions{Devices: everyone, Members: members, Sends: all, DrainBound: drainBound})
 	failed, stopped := map[string]int{}, 0
 	for _, s := range all {
 		switch {
-		case s.stopped:
+		case s.Stopped:
 			stopped++
-		case s.err != nil:
-			failed[s.from.name]++
+		case s.Err != nil:
+			failed[s.From.Name]++
 		}
 	}
 	t.Logf("%d rounds, %d faults; %d messages sent (%d acknowledged, %d failed with their outcome unknown, %d of them stored all the same) in %v; %d deliveries checked; all delivered %v after the load; %v in all",
-		rounds, faults, len(all), sends.acked(), len(all)-sends.acked(), storedUnacked, loadTook.Round(time.Millisecond), checked, drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		rounds, faults, len(all), sends.Acked(), len(all)-sends.Acked(), r.StoredUnacked, loadTook.Round(time.Millisecond), r.Checked, r.Drained.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	t.Logf("failed sends by device, besides the %d cut off when the load stopped: %v", stopped, failed)
 	for i, p := range proxies {
 		s := p.Stats()
@@ -304,16 +305,16 @@ func TestPartitionsAndSlowPartners(t *testing.T) {
 // caughtUp reports, after each heal, how long blue's devices took to
 // receive the messages acknowledged before it: how soon a partner that
 // comes back catches up by itself.
-func caughtUp(t *testing.T, windows []window, log *sendLog, members map[client.RoomID][]*device, devices ...*device) {
+func caughtUp(t *testing.T, windows []window, log *chatsim.SendLog, members chatsim.Members, devices ...*device) {
 	t.Helper()
 	at := map[*device]map[key]time.Time{}
 	for _, d := range devices {
 		at[d] = map[key]time.Time{}
-		for _, m := range d.received() {
-			at[d][key{m.Room, string(m.Body)}] = m.at
+		for _, m := range d.Deliveries() {
+			at[d][key{m.Room, string(m.Body)}] = m.At
 		}
 	}
-	sends := log.all()
+	sends := log.All()
 	var names []string
 	lasts := map[string][]time.Duration{}
 	count := map[string]int{}
@@ -323,14 +324,14 @@ func caughtUp(t *testing.T, windows []window, log *sendLog, members map[client.R
 		}
 		heal, waiting, last := w.start, 0, time.Duration(0)
 		for _, s := range sends {
-			if s.err != nil || !s.ended.Before(heal) {
+			if s.Err != nil || !s.Ended.Before(heal) {
 				continue
 			}
 			for _, d := range devices {
-				if d == s.from || !slices.Contains(members[s.room], d) {
+				if d == s.From || !slices.Contains(members[s.Room], d) {
 					continue
 				}
-				if got, ok := at[d][key{s.room, s.text}]; ok && got.After(heal) {
+				if got, ok := at[d][key{s.Room, s.Text}]; ok && got.After(heal) {
 					waiting++
 					last = max(last, got.Sub(heal))
 				}
@@ -356,17 +357,17 @@ func caughtUp(t *testing.T, windows []window, log *sendLog, members map[client.R
 // green–red messages delivered in it (from the sender's Send to the
 // receiver's event), and fails if a fault window delivered fewer than
 // minHealthy of them: traffic to a healthy partner must go on.
-func healthy(t *testing.T, windows []window, log *sendLog, room client.RoomID, devices ...*device) {
+func healthy(t *testing.T, windows []window, log *chatsim.SendLog, room client.RoomID, devices ...*device) {
 	t.Helper()
 	began := map[key]time.Time{}
-	for _, s := range log.all() {
-		if s.room == room {
-			began[key{s.room, s.text}] = s.began
+	for _, s := range log.All() {
+		if s.Room == room {
+			began[key{s.Room, s.Text}] = s.Began
 		}
 	}
 	lat := make([][]time.Duration, len(windows))
 	for _, d := range devices {
-		for _, m := range d.received() {
+		for _, m := range d.Deliveries() {
 			if m.Room != room {
 				continue
 			}
@@ -375,8 +376,8 @@ func healthy(t *testing.T, windows []window, log *sendLog, room client.RoomID, d
 				continue
 			}
 			for i, w := range windows {
-				if !m.at.Before(w.start) && m.at.Before(w.end) {
-					lat[i] = append(lat[i], m.at.Sub(b))
+				if !m.At.Before(w.start) && m.At.Before(w.end) {
+					lat[i] = append(lat[i], m.At.Sub(b))
 					break
 				}
 			}

@@ -1,16 +1,11 @@
 package scaleout_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +15,7 @@ import (
 	"github.com/switchboard-chat/switchboard/bus/natstest"
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/store/postgres/pgtest"
+	"github.com/switchboard-chat/switchboard/test/chatsim"
 	"github.com/switchboard-chat/switchboard/test/proctest"
 )
 
@@ -130,26 +126,29 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	erin := register(t, "erin@blue.test", blue.Client, codes)
 	everyone := []*device{alice, carol, dave, bob, erin}
 
-	members := map[client.RoomID][]*device{}
+	members := chatsim.Members{}
 	room := func(host *device, invitees ...*device) client.RoomID {
 		t.Helper()
-		id, err := host.client().CreateRoom(ctx)
+		id, err := host.Client().CreateRoom(ctx)
 		if err != nil {
-			t.Fatalf("%s creates a room: %v", host.name, err)
+			t.Fatalf("%s creates a room: %v", host.Name, err)
 		}
 		for _, d := range invitees {
-			if err := host.client().Invite(ctx, id, d.address(host)); err != nil {
-				t.Fatalf("%s invites %s: %v", host.name, d.name, err)
+			if err := host.Client().Invite(ctx, id, d.Address(host.Device)); err != nil {
+				t.Fatalf("%s invites %s: %v", host.Name, d.Name, err)
 			}
 		}
-		epoch, err := host.client().Epoch(id)
+		epoch, err := host.Client().Epoch(id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range invitees {
-			d.joined(t, id, epoch)
+			d.Joined(t, id, epoch)
 		}
-		members[id] = append([]*device{host}, invitees...)
+		members[id] = []*chatsim.Device{host.Device}
+		for _, d := range invitees {
+			members[id] = append(members[id], d.Device)
+		}
 		return id
 	}
 	dm := room(alice, bob)                            // hosted by green, 1:1 across providers
@@ -160,7 +159,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	// The load: everyone sends, in turn to each of their rooms, until
 	// totalMessages are acknowledged.
 	var acked atomic.Int64
-	sends := &sendLog{}
+	sends := &chatsim.SendLog{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var senders sync.WaitGroup
 	t.Cleanup(func() { stopLoad(); senders.Wait() })
@@ -176,7 +175,7 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
 		for acked.Load() < n {
 			if time.Now().After(deadline) {
-				t.Fatalf("the load stalled at %d acknowledged messages (waiting for %d, before %s); %d sends failed", acked.Load(), n, next, sends.failures())
+				t.Fatalf("the load stalled at %d acknowledged messages (waiting for %d, before %s); %d sends failed", acked.Load(), n, next, sends.Failed())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -235,7 +234,17 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 	}
 
 	// Every device gets what it should, exactly once, in order.
-	checked := verify(t, everyone, members, sends)
+	sims := make([]*chatsim.Device, len(everyone))
+	for i, d := range everyone {
+		sims[i] = d.Device
+	}
+	// Bounded below the streams' 30 s re-read of their queues: the last
+	// messages, sent well after NATS restarted, must come by wake-ups
+	// over it.
+	r := chatsim.Verify(t, chatsim.VerifyOptions{Devices: sims, Members: members, Sends: sends.All(), DrainBound: 20 * time.Second,
+		Hint: " (wake-ups between replicas lost?)"})
+	t.Logf("every device had every message %v after the load ended", r.Drained.Round(time.Millisecond))
+	checked := r.Checked
 	disconnects := 0
 	for _, d := range everyone {
 		disconnects += d.disconnects()
@@ -248,160 +257,37 @@ func TestScaledOutProviderSurvivesAKilledReplica(t *testing.T) {
 		wrongEpoch += proctest.LogCount(dir, name, `"code":"wrong_epoch"`)
 	}
 	t.Logf("%d messages sent (%d acknowledged, %d failed) in %v; %d deliveries checked; %d stream reconnections; %d submits refused as wrong_epoch by green; %v in all",
-		len(sends.all()), acked.Load(), sends.failures(), loadTook.Round(time.Millisecond), checked, disconnects, wrongEpoch, time.Since(began).Round(time.Millisecond))
+		len(sends.All()), acked.Load(), sends.Failed(), loadTook.Round(time.Millisecond), checked, disconnects, wrongEpoch, time.Since(began).Round(time.Millisecond))
 }
 
-// device is a person's app on one device, its stream open (client.Run).
+// device is a person's app on one device (chatsim.Device) whose sender
+// may be asked to close and reopen it.
 type device struct {
-	name string // handle@domain
-	url  string // the client API it connects to
-	dir  string
+	*chatsim.Device
 	// reopen asks the sender to close the app and open it again before
 	// its next message; reopened counts the times it has.
 	reopen   atomic.Bool
 	reopened atomic.Int32
-	log      *countingLog
-
-	mu   sync.Mutex
-	c    *client.Client
-	stop func() // ends Run, closes the client, waits for its last events
-	got  []*client.Message
-	bad  []string // DeliveryFailed events
 }
 
 func register(t *testing.T, name, url string, codes map[string]string) *device {
 	t.Helper()
-	d := &device{name: name, url: url, dir: t.TempDir(), log: &countingLog{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.Register(ctx, url, codes[name], "phone", d.dir, d.options())
-	if err != nil {
-		t.Fatalf("registering %s: %v", name, err)
-	}
 	// Reachable from the partner provider (a new user is not).
-	if err := c.SetReachability(ctx, client.ReachAll, nil); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	d.run(c)
-	t.Cleanup(func() { d.stop() })
-	return d
+	return &device{Device: chatsim.Register(t, chatsim.Config{URL: url, Code: codes[name], User: name, Device: "phone", Name: name, Reachable: true})}
 }
 
-func (d *device) options() client.Options {
-	var w io.Writer = d.log
-	if os.Getenv("SWITCHBOARD_TEST_LOG") != "" {
-		w = io.MultiWriter(d.log, proctest.PrefixWriter{Name: d.name, W: os.Stderr})
-	}
-	return client.Options{Logger: slog.New(slog.NewTextHandler(w, nil))}
-}
-
-// run opens c's stream and collects what it brings.
-func (d *device) run(c *client.Client) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ran, collected := make(chan struct{}), make(chan struct{})
-	go func() { defer close(ran); c.Run(ctx) }()
-	go func() {
-		// Until Close closes the channel: what the device saved as
-		// processed is delivered even after Run has stopped.
-		defer close(collected)
-		for e := range c.Events() {
-			d.mu.Lock()
-			switch e := e.(type) {
-			case *client.Message:
-				d.got = append(d.got, e)
-			case *client.DeliveryFailed:
-				d.bad = append(d.bad, fmt.Sprintf("room %s seq %d: %v", e.Room, e.Seq, e.Err))
-			}
-			d.mu.Unlock()
-		}
-	}()
-	d.mu.Lock()
-	d.c = c
-	d.stop = func() { cancel(); <-ran; c.Close(); <-collected }
-	d.mu.Unlock()
-}
-
-func (d *device) client() *client.Client {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.c
-}
-
-// address is how host invites d: by handle on its own provider.
-func (d *device) address(host *device) string {
-	handle, domain, _ := strings.Cut(d.name, "@")
-	if _, hostDomain, _ := strings.Cut(host.name, "@"); hostDomain == domain {
-		return handle
-	}
-	return d.name
-}
-
-// joined waits until d's device has joined room and caught up with its
-// commits to epoch, so that its first message is in the room's epoch.
-func (d *device) joined(t *testing.T, room client.RoomID, epoch uint64) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if e, err := d.client().Epoch(room); err == nil && e == epoch {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never joined room %s at epoch %d", d.name, room, epoch)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (d *device) disconnects() int { return d.log.count("stream disconnected") }
-
-// sent is one message a device tried to send; seq is where the hub put it
-// (0 when the send failed).
-type sent struct {
-	from *device
-	room client.RoomID
-	text string
-	seq  int64
-	err  error
-}
-
-type sendLog struct {
-	mu   sync.Mutex
-	list []sent
-}
-
-func (l *sendLog) add(s sent) {
-	l.mu.Lock()
-	l.list = append(l.list, s)
-	l.mu.Unlock()
-}
-
-func (l *sendLog) all() []sent {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.list)
-}
-
-func (l *sendLog) failures() int {
-	n := 0
-	for _, s := range l.all() {
-		if s.err != nil {
-			n++
-		}
-	}
-	return n
-}
+func (d *device) disconnects() int { return d.Log.Count("stream disconnected") }
 
 // reopenApp closes the app and opens it again, through the balancer.
 func (d *device) reopenApp(t *testing.T, ctx context.Context) bool {
-	d.stop()
+	d.Close()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, err := client.Open(octx, d.url, d.dir, d.options())
+	err := d.Open(octx, d.URL)
 	cancel()
 	if err != nil {
-		t.Errorf("%s: reopening the app: %v", d.name, err)
+		t.Errorf("%s: reopening the app: %v", d.Name, err)
 		return false
 	}
-	d.run(c)
 	d.reopened.Add(1)
 	return true
 }
@@ -410,152 +296,21 @@ func (d *device) reopenApp(t *testing.T, ctx context.Context) bool {
 // provider acknowledges them, until ctx ends or totalMessages are
 // acknowledged. A send is one client.Send: whatever it retries (a
 // request cut off by a dying replica), it does as it would in an app.
-func (d *device) sendLoop(t *testing.T, ctx context.Context, rooms []client.RoomID, acked *atomic.Int64, log *sendLog) {
+func (d *device) sendLoop(t *testing.T, ctx context.Context, rooms []client.RoomID, acked *atomic.Int64, log *chatsim.SendLog) {
 	// A reopen asked for near the end is still carried out.
 	for i := 0; ctx.Err() == nil && (acked.Load() < totalMessages || d.reopen.Load()); i++ {
 		if d.reopen.Swap(false) && !d.reopenApp(t, ctx) {
 			return
 		}
-		room := rooms[i%len(rooms)]
-		text := fmt.Sprintf("%s #%d", d.name, i)
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		id, err := d.client().Send(sctx, room, []byte(text))
-		cancel()
+		s := chatsim.Send(ctx, d.Device, rooms[i%len(rooms)], fmt.Sprintf("%s #%d", d.Name, i), 30*time.Second)
 		if ctx.Err() != nil {
 			return // the load ended during this send: it counts for nothing
 		}
-		s := sent{from: d, room: room, text: text, err: err}
-		if err == nil {
-			_, seq, _ := strings.Cut(string(id), string(room)+"/")
-			if s.seq, err = strconv.ParseInt(seq, 10, 64); err != nil {
-				t.Errorf("%s: message ID %q is not %s/SEQ", d.name, id, room)
-				return
-			}
+		if s.Err == nil {
 			acked.Add(1)
 		} else {
-			t.Errorf("%s: sending %q failed: %v", d.name, text, err)
+			t.Errorf("%s: sending %q failed: %v", d.Name, s.Text, s.Err)
 		}
-		log.add(s)
+		log.Add(s)
 	}
-}
-
-// verify waits until every device has received every acknowledged
-// message of its rooms sent by others, then checks that each came exactly
-// once, at its acknowledged seq, and that every device read each room in
-// seq order. It returns the number of deliveries checked.
-func verify(t *testing.T, devices []*device, members map[client.RoomID][]*device, log *sendLog) int {
-	t.Helper()
-	type key struct {
-		room client.RoomID
-		text string
-	}
-	sends := log.all()
-	want := map[*device]map[key]int64{}
-	for _, d := range devices {
-		want[d] = map[key]int64{}
-	}
-	for _, s := range sends {
-		if s.err != nil {
-			continue
-		}
-		for _, d := range members[s.room] {
-			if d != s.from {
-				want[d][key{s.room, s.text}] = s.seq
-			}
-		}
-	}
-	received := func(d *device) []*client.Message {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return slices.Clone(d.got)
-	}
-	missing := func(d *device) []string {
-		have := map[key]bool{}
-		for _, m := range received(d) {
-			have[key{m.Room, string(m.Body)}] = true
-		}
-		var out []string
-		for k := range want[d] {
-			if !have[k] {
-				out = append(out, k.text)
-			}
-		}
-		slices.Sort(out)
-		return out
-	}
-	began := time.Now()
-	for _, d := range devices {
-		told := false
-		for {
-			m := missing(d)
-			if len(m) == 0 {
-				break
-			}
-			if !told && time.Since(began) > 2*time.Second {
-				t.Logf("%s still lacks %d messages 2s after the load, e.g. %q", d.name, len(m), m[:min(5, len(m))])
-				told = true
-			}
-			// Bounded below the streams' 30 s re-read of their queues:
-			// the last messages, sent well after NATS restarted, must come
-			// by wake-ups over it.
-			if time.Since(began) > 20*time.Second {
-				t.Fatalf("20s after the load %s still lacks %d of the %d messages it should have (wake-ups between replicas lost?), e.g. %q", d.name, len(m), len(want[d]), m[:min(5, len(m))])
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	t.Logf("every device had every message %v after the load ended", time.Since(began).Round(time.Millisecond))
-
-	checked := 0
-	seqOf := map[key]int64{} // for messages whose send failed: the same seq everywhere
-	for _, d := range devices {
-		d.mu.Lock()
-		bad := slices.Clone(d.bad)
-		d.mu.Unlock()
-		for _, b := range bad {
-			t.Errorf("%s could not read a message: %s", d.name, b)
-		}
-		seen := map[key]bool{}
-		last := map[client.RoomID]int64{}
-		for _, m := range received(d) {
-			k := key{m.Room, string(m.Body)}
-			if seen[k] {
-				t.Errorf("%s received %q twice in room %s", d.name, k.text, m.Room)
-			}
-			seen[k] = true
-			if m.Seq <= last[m.Room] {
-				t.Errorf("%s read seq %d after seq %d in room %s", d.name, m.Seq, last[m.Room], m.Room)
-			}
-			last[m.Room] = m.Seq
-			if seq, ok := want[d][k]; ok {
-				checked++
-				if m.Seq != seq {
-					t.Errorf("%s read %q at seq %d; its sender was told %d", d.name, k.text, m.Seq, seq)
-				}
-			} else if seq, ok := seqOf[k]; ok && seq != m.Seq {
-				t.Errorf("%s read %q at seq %d, another device at %d", d.name, k.text, m.Seq, seq)
-			} else {
-				seqOf[k] = m.Seq
-			}
-		}
-	}
-	return checked
-}
-
-// countingLog is a device's log, kept to count what it says.
-type countingLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *countingLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *countingLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Count(l.buf.Bytes(), []byte(s))
 }
