@@ -107,6 +107,34 @@ func LoadCA(dir, domain string) (ca *identity.CA, found bool, err error) {
 	return ca, true, nil
 }
 
+// keyFiles are the private keys a provider keeps in its data directory
+// (tls-key.pem is serve's self-signed client API key, when it made one).
+var keyFiles = []string{"ca-key.pem", "federation-tls-key.pem", "tls-key.pem"}
+
+// TightenKeyFiles makes the data directory's private keys 0600 again
+// where something widened them (a copy of the directory made with
+// os.CopyFS or cp without -p, a hand edit). They were written 0600; a key
+// other accounts can read is one they can use to speak for the provider,
+// so the fix is made rather than only reported. It returns a warning for
+// each key it found readable by others, made private again or not (a
+// read-only mount, such as a secret store's, cannot be changed: the
+// provider still starts, and the warning says what to fix).
+func TightenKeyFiles(dir string) (warnings []string) {
+	for _, name := range keyFiles {
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue // absent, or private; a file that cannot be read fails where it is loaded
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s is readable by other accounts (%v) and could not be made 0600: %v", path, fi.Mode().Perm(), err))
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("%s was readable by other accounts (%v): made 0600 again", path, fi.Mode().Perm()))
+	}
+	return warnings
+}
+
 // LoadOrCreateCA reads the data directory's CA, making one on first use.
 func LoadOrCreateCA(dir, domain string) (*identity.CA, error) {
 	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")

@@ -1,9 +1,12 @@
 package node_test
 
 import (
+	"bytes"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +42,50 @@ func TestKeysAreWrittenForTheOperatorOnly(t *testing.T) {
 		}
 		if got := fi.Mode() & (fs.ModePerm | fs.ModeDir); got != want {
 			t.Errorf("%s has mode %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestWidenedKeyFilesAreMadePrivateAgain: the operator copies a data
+// directory for a second replica with a tool that does not keep modes, so
+// its keys come out readable by every account. Started on it, the
+// provider makes them 0600 again and says so in its log.
+func TestWidenedKeyFilesAreMadePrivateAgain(t *testing.T) {
+	first := filepath.Join(t.TempDir(), "green")
+	st, ca, err := node.OpenDataDir(first, "green.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := node.LoadOrIssueProviderCert(first, ca, "green.test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "green-2")
+	if err := os.CopyFS(copied, os.DirFS(first)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ca-key.pem", "federation-tls-key.pem"} {
+		if err := os.Chmod(filepath.Join(copied, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log bytes.Buffer
+	n, err := node.Start(node.Config{Domain: "green.test", DataDir: copied, Listen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	for _, name := range []string{"ca-key.pem", "federation-tls-key.pem"} {
+		fi, err := os.Stat(filepath.Join(copied, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s is %v after the start, want 0600", name, got)
+		}
+		if !strings.Contains(log.String(), filepath.Join(copied, name)) {
+			t.Errorf("the log does not name %s:\n%s", name, log.String())
 		}
 	}
 }

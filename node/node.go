@@ -157,6 +157,9 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range TightenKeyFiles(cfg.DataDir) {
+		log.Warn("key file permissions: " + w)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{Domain: cfg.Domain, Store: st, CA: ca, log: log, cancel: cancel, drain: cfg.DrainTimeout}
 	defer func() {
