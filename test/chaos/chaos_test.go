@@ -3,9 +3,7 @@ package chaos_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,7 +86,7 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	// its partner look for it.
 	ports := map[string]string{}
 	for _, name := range []string{"green", "green-fed", "blue", "blue-fed"} {
-		ports[name] = freeAddr(t)
+		ports[name] = proctest.FreeAddr(t)
 	}
 	config := func(domain, self, partnerDomain, partner string) string {
 		ca, err := os.ReadFile(filepath.Join(path(partner), "ca.pem"))
@@ -233,21 +231,4 @@ func TestProvidersKilledUnderLoad(t *testing.T) {
 	all := sends.All()
 	t.Logf("%d crashes (providers down %v in all); %d messages sent (%d acknowledged, %d failed with their outcome unknown, %d of them stored all the same) in %v; %d deliveries checked; %d stream reconnections; %d apps closed across a crash; %v in all",
 		kills, downFor.Round(time.Millisecond), len(all), sends.Acked(), len(all)-sends.Acked(), r.StoredUnacked, loadTook.Round(time.Millisecond), r.Checked, disconnects, closed, time.Since(began).Round(time.Millisecond))
-}
-
-// freeAddr returns a loopback address with a port free right now, below
-// the ephemeral range (32768 and up on Linux): while a provider is down,
-// a connection's local port (ours, or another program's) could otherwise
-// take its port, and its restart would fail.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000 on 127.0.0.1")
-	return ""
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -99,7 +98,7 @@ func TestProvidersAndDevicesWithSkewedClocks(t *testing.T) {
 	}
 	ports := map[string]string{}
 	for _, name := range []string{"green", "green-fed", "blue", "blue-fed"} {
-		ports[name] = freeAddr(t)
+		ports[name] = proctest.FreeAddr(t)
 	}
 	config := func(self, partner string) string {
 		ca, err := os.ReadFile(filepath.Join(path(partner), "ca.pem"))
@@ -499,21 +498,4 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a loopback address with a port free right now, below
-// the ephemeral range.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		var b [2]byte
-		rand.Read(b[:])
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+(int(b[0])<<8|int(b[1]))%12000)
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000 on 127.0.0.1")
-	return ""
 }

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,7 +65,7 @@ func TestDiskFillsUpUnderChat(t *testing.T) {
 	// Blue, green's partner, has room enough.
 	blueData := filepath.Join(logs, "blue")
 	daveCode := proctest.AddUser(t, bin, "dave", "--data", blueData, "--domain", "blue.test")
-	fedAddr := map[string]string{"green": freeAddr(t), "blue": freeAddr(t)}
+	fedAddr := map[string]string{"green": proctest.FreeAddr(t), "blue": proctest.FreeAddr(t)}
 	config := func(name, dataDir, partner, partnerData string) string {
 		ca, err := os.ReadFile(filepath.Join(partnerData, "ca.pem"))
 		if err != nil {
@@ -519,20 +517,4 @@ func checkDatabase(t *testing.T, path string, room client.RoomID, sends *chatsim
 	if n != len(want) {
 		t.Errorf("the room's log holds %d messages; %d were acknowledged", n, len(want))
 	}
-}
-
-// freeAddr returns a loopback address with a port free now, below the
-// ephemeral range, so that the restarted provider's federation listener
-// finds it free again (test/chaos does the same).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.N(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below 32000 on 127.0.0.1")
-	return ""
 }
