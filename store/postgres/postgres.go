@@ -127,6 +127,14 @@ func (c *conns) Write(ctx context.Context, fn func(sqlstore.Conn) error) error {
 		if attempt < 5 && errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01") {
 			continue
 		}
+		if err != nil && c.closed.Load() && ctx.Err() == nil {
+			// Close cut this call off on its way (the pool cancels the
+			// connections it is still making, "failed to connect ...
+			// context canceled"): whatever pgx says, the store is closed.
+			// As with any failure on the way, the caller retries with the
+			// same client ID on the next start, which finds a stored one.
+			return fmt.Errorf("%w (%v)", store.ErrClosed, err)
+		}
 		return mapErr(err)
 	}
 }
